@@ -1,0 +1,31 @@
+"""Datasets for reprogramming tasks: one registry, file-free metadata, and seeded stratified splits."""
+from __future__ import annotations
+
+from .registry import (
+    DATASETS,
+    DatasetEntry,
+    dataset_available,
+    dataset_info,
+    list_datasets,
+    load_task,
+    prepare,
+    register_subset,
+)
+from .roots import default_data_root
+from .types import DatasetInfo, DatasetMissing, ImageSet, TaskData
+
+__all__ = [
+    "DATASETS",
+    "DatasetEntry",
+    "DatasetInfo",
+    "DatasetMissing",
+    "ImageSet",
+    "TaskData",
+    "dataset_available",
+    "dataset_info",
+    "default_data_root",
+    "list_datasets",
+    "load_task",
+    "prepare",
+    "register_subset",
+]

@@ -1,0 +1,172 @@
+"""The dataset registry: one entry per dataset, class subsets in one line each, and the honest split."""
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from bench.registry import Registry
+
+from . import synthetic
+from . import torchvision_sets as tv
+from .roots import resolve_root
+from .splits import stratified_split, stratified_subsample
+from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData, TaskData
+
+
+def _always(root: Path) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    info: DatasetInfo
+    load: Callable[[Path], SourceData]  # reads what it needs under the data root
+    available: Callable[[Path], bool] = _always  # cheap file check, never reads data
+    prepare: Callable[[Path], Path] | None = None  # None: nothing to fetch
+
+
+DATASETS: Registry[DatasetEntry] = Registry(kind="dataset")
+
+
+def _register(entry: DatasetEntry) -> DatasetEntry:
+    return DATASETS.register(entry.info.name, entry)
+
+
+def _from_torchvision(src: tv.TorchvisionSource, num_classes: int, channels: int, size: int, source: str) -> None:
+    info = DatasetInfo(src.name, num_classes, channels, size, source)
+    _register(DatasetEntry(info, src.load, src.available, src.prepare))
+
+
+def _load_subset(name: str, base: DatasetEntry, classes: tuple[int, ...], root: Path) -> SourceData:
+    try:
+        data = base.load(root)
+    except DatasetMissing as e:  # name what was asked for, keep the base's folders and fix
+        raise DatasetMissing(f"{name} (classes of {base.info.name})", e.looked_in, e.fix) from None
+    relabel = torch.full((base.info.num_classes,), -1, dtype=torch.int64)
+    relabel[list(classes)] = torch.arange(len(classes))
+
+    def keep(part: ImageSet | None) -> ImageSet | None:
+        if part is None:
+            return None
+        picked = part.take(torch.isin(part.labels, torch.tensor(classes)).nonzero().flatten())
+        picked.labels = relabel[picked.labels]
+        return picked
+
+    return SourceData(train=keep(data.train), test=keep(data.test))
+
+
+def register_subset(name: str, base: str, classes: Sequence[int]) -> DatasetEntry:
+    """Register `name`: the samples of `base` in `classes`, re-labelled 0..k-1 in the order given."""
+    parent, classes = DATASETS.get(base), tuple(classes)
+    if len(set(classes)) != len(classes) or not all(0 <= c < parent.info.num_classes for c in classes):
+        last = parent.info.num_classes - 1
+        raise ValueError(f"{name}: classes {classes} must be distinct labels of {base} (0..{last})")
+    info = replace(
+        parent.info, name=name, num_classes=len(classes),
+        source=f"{parent.info.source}, classes {list(classes)} re-labelled 0..{len(classes) - 1}",
+    )
+    return _register(DatasetEntry(info, partial(_load_subset, name, parent, classes), parent.available, parent.prepare))
+
+
+_from_torchvision(tv.MNIST, 10, 1, 28, "torchvision MNIST (IDX files)")
+_from_torchvision(tv.FASHION_MNIST, 10, 1, 28, "torchvision FashionMNIST (IDX files; Debian dataset-fashion-mnist)")
+_from_torchvision(tv.CIFAR10, 10, 3, 32, "torchvision CIFAR10 (python pickle batches)")
+_from_torchvision(tv.CIFAR100, 100, 3, 32, "torchvision CIFAR100 (python pickle, fine labels)")
+_register(DatasetEntry(
+    DatasetInfo("digits", 10, 1, 8, "sklearn load_digits (bundled), 0..16 scaled to 0..255"), synthetic.load_digits
+))
+_register(DatasetEntry(
+    DatasetInfo("squares", synthetic.SQUARES_MAX, 1, synthetic.SQUARES_GRID * synthetic.SQUARES_CELL,
+                "generated counting squares (Elsayed et al. 2018), fixed seed"),
+    synthetic.load_squares,
+))
+register_subset("mnist_01", "mnist", (0, 1))
+register_subset("fashion_mnist_01", "fashion_mnist", (0, 1))
+register_subset("digits_01", "digits", (0, 1))
+register_subset("cifar10_01", "cifar10", (0, 1))
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def list_datasets() -> list[str]:
+    return DATASETS.names()
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Metadata only, no file read: grids are validated with this before any data exists."""
+    return DATASETS.get(name).info
+
+
+def dataset_available(name: str, data_root: str | Path | None = None) -> bool:
+    """Whether `load_task(name, data_root=...)` would find its files (checks paths only)."""
+    return DATASETS.get(name).available(resolve_root(data_root))
+
+
+def prepare(name: str, data_root: str | Path) -> Path:
+    """Login-node step: fetch `name` into `data_root` (needs internet unless already there); returns its folder."""
+    entry, root = DATASETS.get(name), resolve_root(data_root)
+    if entry.prepare is None:
+        print(f"{name}: nothing to prepare ({entry.info.source})", file=sys.stderr)
+        return root
+    return entry.prepare(root)
+
+
+def _fingerprint(*parts: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.to(torch.int64).numpy().astype("<i8").tobytes() + b"|")
+    return h.hexdigest()[:16]
+
+
+def load_task(
+    name: str,
+    *,
+    data_root: str | Path | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    max_train: int | None = None,
+) -> TaskData:
+    """Train/val/test for `name`.
+
+    With an official test split, test is that set and val is a stratified `val_fraction` of the official train
+    set, so the test set is never touched by model selection. Without one, test is a stratified `test_fraction`
+    of everything and val a stratified `val_fraction` (of everything) from the rest. `max_train` subsamples
+    train only, so val/test numbers stay comparable across demo and full runs.
+    """
+    entry = DATASETS.get(name)
+    if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"need 0 <= val_fraction < 1, 0 < test_fraction < 1 and their sum < 1; got {val_fraction}, {test_fraction}"
+        )
+    if max_train is not None and max_train < 1:
+        raise ValueError(f"max_train must be >= 1 or None, got {max_train}")
+    data = entry.load(resolve_root(data_root))
+    pool = data.train
+    if data.test is None:
+        test_at, val_at, train_at = stratified_split(pool.labels, [test_fraction, val_fraction], split_seed)
+        test = pool.take(test_at)
+    else:
+        val_at, train_at = stratified_split(pool.labels, [val_fraction], split_seed)
+        test = data.test
+    if max_train is not None:
+        train_at = train_at[stratified_subsample(pool.labels[train_at], max_train, split_seed)]
+    train, val = pool.take(train_at), pool.take(val_at)
+    split = {
+        "seed": split_seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction if data.test is None else None,
+        "max_train": max_train,
+        "sizes": {"train": len(train), "val": len(val), "test": len(test)},
+        "source": entry.info.source,
+        # Same fingerprint <=> same samples in each split: lets results from different machines be compared.
+        "fingerprint": _fingerprint(train.source_index, val.source_index, test.source_index),
+    }
+    return TaskData(entry.info, train, val, test, split)
