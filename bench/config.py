@@ -1,0 +1,343 @@
+"""Grids and cells: a grid YAML -> validated, expanded cells, each keyed by a stable `cell_id`.
+
+A grid names original models, new tasks, methods with their parameters, hyperparameters and seeds. Any list
+value expands as a cartesian product; keys joined by commas zip their values, as benchopt does:
+`"lr, lam": [[0.05, 1.0e-4], [0.001, 0.0]]` gives two cells, not four.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.data import dataset_available, dataset_info, list_datasets
+from bench.methods import METHODS, list_methods
+from bench.models import backbone_info, list_backbones
+
+GRIDS_DIR = Path(__file__).parent / "grids"
+IMAGENET = "imagenet"
+
+
+class GridError(ValueError):
+    """A grid that cannot run. The message is one line: file, key, problem, what is allowed."""
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HParams(_Strict):
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(default=1.0e-3, gt=0)
+    batch_size: int = Field(default=128, ge=1)
+    epochs: int = Field(default=10, ge=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)  # sgd only
+
+
+class SplitSpec(_Strict):
+    seed: int = 0
+    val_fraction: float = Field(default=0.1, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)  # only for datasets without a test split
+    max_train: Optional[int] = Field(default=None, ge=1)  # stratified subsample of train, for small runs
+
+
+class OriginalSpec(_Strict):
+    backbone: str
+    trained_on: Optional[str] = None  # a dataset: a `pretrain` cell makes the model
+    weights: Optional[Literal["imagenet"]] = None  # or ready-made weights
+    fallback: Optional[str] = None  # dataset to pretrain on when `trained_on` is not on disk
+    input_size: Optional[int] = Field(default=None, ge=4)
+    seed: int = 0
+    hparams: dict[str, Any] = {}
+    split: dict[str, Any] = {}
+
+
+class GridFile(_Strict):
+    name: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    originals: list[OriginalSpec] = Field(min_length=1)
+    tasks: list[str] = Field(min_length=1)
+    methods: list[dict[str, Any]] = Field(min_length=1)
+    hparams: dict[str, Any] = {}
+    split: dict[str, Any] = {}
+    seeds: list[int] = Field(default=[0], min_length=1)
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def make_cell_id(spec: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of the spec: the same on every machine and Python version."""
+    return hashlib.sha256(canonical_json(spec).encode("ascii")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Cell:
+    grid: str
+    spec: dict[str, Any]  # canonical: every default resolved, JSON-serialisable
+    cell_id: str
+    depends_on: tuple[str, ...] = ()
+    skip_reason: Optional[str] = None  # set for combinations a method's `skip` rejects
+
+    @property
+    def method(self) -> str:
+        return self.spec["method"]["name"]
+
+    @property
+    def task(self) -> str:
+        return self.spec["task"]
+
+    @property
+    def backbone(self) -> str:
+        return self.spec["backbone"]["name"]
+
+    @property
+    def seed(self) -> int:
+        return self.spec["seed"]
+
+    @property
+    def trained_on(self) -> Optional[str]:
+        original = self.spec["original"]
+        return original["trained_on"] if original else None
+
+    @property
+    def name(self) -> str:
+        """A readable run name, e.g. `ar fashion_mnist/smallcnn -> digits seed0`."""
+        method = self.method + _non_default(self.spec["method"], self.spec["hparams"])
+        if self.method == "pretrain":
+            return f"pretrain {self.backbone} on {self.task} seed{self.seed}"
+        if self.spec["original"] is None:
+            return f"{method} {self.backbone} -> {self.task} seed{self.seed}"
+        return f"{method} {self.trained_on}/{self.backbone} -> {self.task} seed{self.seed}"
+
+    def matches(self, filters: Mapping[str, str]) -> bool:
+        fields = {
+            "method": self.method, "task": self.task, "backbone": self.backbone, "seed": str(self.seed),
+            "original": self.trained_on or "", "id": self.cell_id,
+        }
+        return all(fields[k] == v for k, v in filters.items())
+
+
+def _non_default(method_spec: Mapping[str, Any], hparams: Mapping[str, Any]) -> str:
+    """`[input_size=16,lr=0.05]`: what sets a cell apart from its method's defaults and the thesis recipe."""
+    defaults = {**METHODS.get(method_spec["name"]).Params().model_dump(), **HParams().model_dump(), "name": None}
+    changed = [f"{k}={v}" for k, v in sorted({**method_spec, **hparams}.items())
+               if k != "name" and defaults.get(k) != v]
+    return f"[{','.join(changed)}]" if changed else ""
+
+
+FILTER_KEYS = ("method", "task", "backbone", "seed", "original", "id")
+
+
+def parse_filters(items: list[str]) -> dict[str, str]:
+    """`["method=ar", "task=digits"]` -> dict; a bad item is a GridError naming the allowed keys."""
+    filters = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise GridError(f"--filter {item!r}: expected KEY=VALUE with KEY one of {', '.join(FILTER_KEYS)}")
+        filters[key] = value
+    return filters
+
+
+@dataclass
+class Grid:
+    name: str
+    path: Path
+    cells: list[Cell]  # dependency order: pretrain cells first
+    skipped: list[Cell] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. a fallback that was taken
+
+    def by_id(self) -> dict[str, Cell]:
+        return {c.cell_id: c for c in self.cells}
+
+    def select(self, filters: Mapping[str, str]) -> list[Cell]:
+        """Cells matching every filter, plus what they depend on, in dependency order."""
+        chosen = {c.cell_id for c in self.cells if c.matches(filters)}
+        chosen |= {dep for c in self.cells if c.cell_id in chosen for dep in c.depends_on}
+        return [c for c in self.cells if c.cell_id in chosen]
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+def expand(mapping: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """Cartesian product over list values; `"a, b": [[1, 2], [3, 4]]` zips a and b."""
+    axes: list[list[dict[str, Any]]] = []
+    for key, value in mapping.items():
+        if "," in key:
+            names = [k.strip() for k in key.split(",")]
+            rows_ok = isinstance(value, list) and value and all(
+                isinstance(v, list) and len(v) == len(names) for v in value
+            )
+            if not rows_ok:
+                raise GridError(f"{where}.{key}: zipped keys take a non-empty list of [{', '.join(names)}] lists")
+            axes.append([dict(zip(names, v, strict=True)) for v in value])
+        elif isinstance(value, list):
+            if not value:
+                raise GridError(f"{where}.{key}: an empty list expands to no cells")
+            axes.append([{key: v} for v in value])
+        else:
+            axes.append([{key: value}])
+    return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes)]
+
+
+def _validated(model: type[BaseModel], values: Mapping[str, Any], where: str) -> BaseModel:
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise GridError(_one_line(exc, model, where)) from None
+
+
+def _one_line(exc: ValidationError, model: type[BaseModel], where: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    key = f"{where}.{loc}" if where and loc else (where or loc)
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(model.model_fields) or "none"
+        return f"{key}: unknown key; allowed: {allowed}"
+    if err["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {err['msg']} (got {err.get('input')!r})"
+
+
+def _check_known(kind: str, name: str, known: list[str], where: str) -> None:
+    if name not in known:
+        raise GridError(f"{where}: unknown {kind} {name!r}; known: {', '.join(known)}")
+
+
+def _base_spec(backbone: str, input_size: Optional[int]) -> dict[str, Any]:
+    return {"name": backbone, "input_size": input_size or backbone_info(backbone).input_size}
+
+
+def _resolve_original(orig: OriginalSpec, i: int, grid: GridFile, data_root: Optional[Path], notes: list[str]):
+    """-> (original spec for the cell, backbone spec, num source classes, pretrain Cell or None)."""
+    where = f"originals[{i}]"
+    _check_known("backbone", orig.backbone, list_backbones(), f"{where}.backbone")
+    info = backbone_info(orig.backbone)
+    backbone = _base_spec(orig.backbone, orig.input_size)
+    if orig.weights is not None:
+        if orig.trained_on not in (None, IMAGENET):
+            raise GridError(f"{where}: weights: imagenet means trained_on: imagenet, not {orig.trained_on!r}")
+        if orig.weights not in info.weights:
+            raise GridError(f"{where}.weights: backbone {orig.backbone!r} has no {orig.weights} weights")
+        original = {"trained_on": IMAGENET, "weights": orig.weights, "pretrain_cell": None}
+        return original, backbone, info.num_classes, None
+    if orig.trained_on is None:
+        raise GridError(f"{where}: give trained_on: DATASET (a pretrain cell makes the model) or weights: imagenet")
+    for key in ("trained_on", "fallback"):
+        if getattr(orig, key) is not None:
+            _check_known("dataset", getattr(orig, key), list_datasets(), f"{where}.{key}")
+    trained_on = orig.trained_on
+    if orig.fallback and not dataset_available(trained_on, data_root):
+        notes.append(f"{trained_on} is not on disk: the {orig.backbone} original is pretrained on "
+                     f"{orig.fallback} instead")
+        trained_on = orig.fallback
+    hparams = [_validated(HParams, {**grid.hparams, **orig.hparams}, f"{where}.hparams")]
+    split = _validated(SplitSpec, {**grid.split, **orig.split}, f"{where}.split")
+    pretrain_spec = {
+        "method": {"name": "pretrain"}, "backbone": backbone, "original": None, "task": trained_on,
+        "hparams": hparams[0].model_dump(), "split": split.model_dump(), "seed": orig.seed,
+    }
+    pretrain = Cell(grid="", spec=pretrain_spec, cell_id=make_cell_id(pretrain_spec))
+    original = {"trained_on": trained_on, "weights": None, "pretrain_cell": pretrain.cell_id}
+    return original, backbone, dataset_info(trained_on).num_classes, pretrain
+
+
+def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None) -> Grid:
+    if not isinstance(raw, dict):
+        raise GridError("the file must be a YAML mapping with originals, tasks, methods, hparams, seeds")
+    for key in ("hparams", "split"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise GridError(f"{key}: must be a mapping of key: value")
+    grid = _validated(GridFile, raw, "")
+    name = grid.name or name
+    for i, task in enumerate(grid.tasks):
+        _check_known("dataset", task, list_datasets(), f"tasks[{i}]")
+    # lists in the grid-wide hparams expand like method parameters; validate every combination up front
+    hparam_sets = [_validated(HParams, h, "hparams").model_dump() for h in expand(grid.hparams, "hparams")]
+    split = _validated(SplitSpec, grid.split, "split").model_dump()
+
+    notes: list[str] = []
+    cells: dict[str, Cell] = {}
+    skipped: dict[str, Cell] = {}
+    originals = [_resolve_original(o, i, grid, data_root, notes) for i, o in enumerate(grid.originals)]
+    for *_, pretrain in originals:
+        if pretrain is not None:
+            cells.setdefault(pretrain.cell_id, Cell(name, pretrain.spec, pretrain.cell_id))
+
+    for m, entry in enumerate(grid.methods):
+        where = f"methods[{m}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise GridError(f"{where}: a method entry needs name: one of {', '.join(list_methods())}")
+        _check_known("method", entry["name"], [n for n in list_methods() if n != "pretrain"], f"{where}.name")
+        method = METHODS.get(entry["name"])
+        hparams_override = entry.get("hparams", {})
+        if not isinstance(hparams_override, dict):
+            raise GridError(f"{where}.hparams: must be a mapping of key: value")
+        params_raw = {k: v for k, v in entry.items() if k not in ("name", "hparams")}
+        param_sets = [_validated(method.Params, p, where) for p in expand(params_raw, where)]
+        override_sets = expand(hparams_override, f"{where}.hparams")
+        for (original, backbone, num_source, pretrain), task, params, base_h, over_h, seed in itertools.product(
+            originals, grid.tasks, param_sets, hparam_sets, override_sets, grid.seeds
+        ):
+            hparams = _validated(HParams, {**base_h, **over_h}, f"{where}.hparams").model_dump()
+            spec = {
+                "method": {"name": method.name, **params.model_dump()},
+                "backbone": backbone,
+                "original": original if method.uses_original else None,
+                "task": task, "hparams": hparams, "split": split, "seed": seed,
+            }
+            depends = (pretrain.cell_id,) if (pretrain is not None and method.uses_original) else ()
+            cell_id = make_cell_id(spec)
+            skip, reason = method.skip(params, backbone_info(backbone["name"]), num_source, dataset_info(task))
+            if skip:
+                skipped.setdefault(cell_id, Cell(name, spec, cell_id, depends, reason))
+            else:
+                cells.setdefault(cell_id, Cell(name, spec, cell_id, depends))
+    ordered = sorted(cells.values(), key=lambda c: c.method != "pretrain")  # stable: pretrain first
+    return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes)
+
+
+def resolve_grid_path(grid: str | Path) -> Path:
+    """A path to a YAML file, or the name of a grid shipped in bench/grids (e.g. `demo`)."""
+    path = Path(grid)
+    if path.is_file():
+        return path
+    shipped = GRIDS_DIR / f"{grid}.yaml"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in GRIDS_DIR.glob("*.yaml")))
+    raise GridError(f"{grid}: no such grid file, and not a shipped grid ({known})")
+
+
+def load_grid(grid: str | Path, data_root: Optional[Path] = None) -> Grid:
+    """Load, validate and expand a grid. Raises GridError with one line that names the file."""
+    path = resolve_grid_path(grid)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise GridError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    default_name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)
+    try:
+        return build_grid(raw, default_name, path, data_root)
+    except GridError as exc:
+        raise GridError(f"{path}: {exc}") from None
