@@ -1,0 +1,45 @@
+"""Result records -> text tables (for `ls` and the end of `run`). Reads records only; never trains."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.config import Cell, Grid
+from bench.track import cell_dir, read_record
+
+
+def _status(record: dict | None) -> str:
+    return record["status"] if record else "pending"
+
+
+def _original(cell: Cell) -> str:
+    if cell.method == "pretrain":
+        return "-"
+    return f"{cell.trained_on}/{cell.backbone}" if cell.trained_on else f"{cell.backbone} (random init)"
+
+
+def cells_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
+    rows = []
+    for cell in cells:
+        record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
+        rows.append([cell.cell_id, _status(record), cell.method, _original(cell), cell.task, cell.seed,
+                     ",".join(cell.depends_on) or "-"])
+    counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed")}
+    summary = f"{grid.name}: {len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    return tabulate(rows, headers=["cell_id", "status", "method", "original", "task", "seed", "depends on"]) + \
+        "\n" + summary
+
+
+def results_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
+    rows = []
+    for cell in cells:
+        record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
+        if record and record["status"] == "done":
+            m, t = record["metrics"], record["timing"]
+            rows.append([cell.cell_id, cell.name, m["val_acc"], m["test_acc"], t["train_s"], t["total_s"],
+                         record["parameters"]["trainable"]])
+        else:
+            rows.append([cell.cell_id, cell.name, None, None, None, None, _status(record)])
+    return tabulate(rows, headers=["cell_id", "cell", "val acc %", "test acc %", "train s", "total s",
+                                   "trainable params"], floatfmt=".2f", missingval="-")

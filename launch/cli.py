@@ -1,0 +1,171 @@
+"""`reprogbench`: run a grid, list its cells, run one cell, prepare data and weights.
+
+Exit status: 0 all good; 1 some cell failed; 2 bad input (a malformed grid, an unknown name, a missing file).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench.config import Grid, GridError, load_grid, parse_filters
+from bench.registry import UnknownName
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+def _results_root(args) -> Path:
+    return Path(args.results or os.environ.get("REPROGBENCH_RESULTS", "results"))
+
+
+def _tracking_uri(args) -> str | None:
+    from bench.track import default_tracking_uri
+
+    if args.no_tracking:
+        return None
+    return args.tracking_uri or default_tracking_uri(_results_root(args))
+
+
+def _load(args) -> tuple[Grid, list]:
+    grid = load_grid(args.grid, data_root=args.data_root)
+    for note in grid.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return grid, grid.select(parse_filters(args.filter or []))
+
+
+def cmd_ls(args) -> int:
+    from analysis.table import cells_table
+
+    grid, cells = _load(args)
+    print(cells_table(grid, cells, _results_root(args)))
+    for cell in grid.skipped:
+        print(f"skipped {cell.cell_id}  {cell.name}: {cell.skip_reason}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from analysis.table import results_table
+    from launch.local import RunSettings, distributed_rank, run_cells
+
+    start = time.perf_counter()
+    grid, cells = _load(args)
+    main = distributed_rank() == 0
+    settings = RunSettings(_results_root(args), args.data_root, _tracking_uri(args))
+    workers = 1 if "WORLD_SIZE" in os.environ else args.workers  # under torchrun, ranks share each cell
+    summary = run_cells(grid, cells, settings, workers=workers)
+    if not main:
+        return EXIT_FAILED if summary.failed else 0
+    ran = len(summary.outcomes)
+    print(f"{grid.name}: {ran} cell(s) run, {summary.already_done} already done, {len(summary.failed)} failed "
+          f"({time.perf_counter() - start:.1f}s)")
+    print(results_table(grid, cells, settings.results_root))
+    if settings.tracking_uri:
+        uri = settings.tracking_uri
+        ui = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"open {uri}"
+        print(f"MLflow: {ui}   (experiment {grid.name!r})")
+    for outcome in summary.failed:
+        print(f"{outcome.status}: {outcome.cell.cell_id} {outcome.cell.name}: {outcome.message}", file=sys.stderr)
+    return EXIT_FAILED if summary.failed else 0
+
+
+def cmd_cell(args) -> int:
+    """One cell, in the foreground: what torchrun (and later schedulers) launch."""
+    from launch.local import RunSettings, execute_cell
+
+    grid = load_grid(args.grid, data_root=args.data_root)
+    cells = grid.by_id()
+    if args.cell_id not in cells:
+        raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
+    settings = RunSettings(_results_root(args), args.data_root, _tracking_uri(args))
+    outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
+    if outcome.status != "done":
+        print(f"failed: {args.cell_id}: {outcome.message}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    """Login-node step: fetch datasets and weights so compute nodes can run offline."""
+    from bench.data import default_data_root, prepare
+    from bench.models.torchvision_nets import TORCHVISION_MODELS, imagenet_weights_path
+
+    root = Path(args.data_root or default_data_root())
+    for name in args.datasets:
+        print(f"{name}: {prepare(name, root)}")
+    for name in args.weights:
+        if name not in TORCHVISION_MODELS:
+            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(TORCHVISION_MODELS)}")
+        import torch
+
+        from bench.models.torchvision_nets import _weights_enum
+
+        url = _weights_enum(TORCHVISION_MODELS[name][1]).url
+        path = imagenet_weights_path(name)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(path), progress=True)
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reprogbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def grid_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("grid", help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
+        p.add_argument("--results", help="results folder (default $REPROGBENCH_RESULTS or ./results)")
+        p.add_argument("--data-root", type=Path, help="dataset folder (default $REPROGBENCH_DATA or "
+                       "~/.cache/reprogbench/data; Debian's dataset-fashion-mnist is found on its own)")
+        return p
+
+    run = grid_command("run", "run the grid's pending cells (finished ones are skipped)")
+    run.add_argument("--workers", type=int, default=1, help="cells run at once in worker processes (default 1)")
+    run.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                     help="only matching cells (and their dependencies); KEY: method, task, backbone, seed, "
+                          "original, id; repeatable")
+    for p in (run,):
+        p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
+                       "file mlflow.db in the results folder)")
+        p.add_argument("--no-tracking", action="store_true", help="local records only, no MLflow")
+    run.set_defaults(func=cmd_run)
+
+    ls = grid_command("ls", "list the grid's cells with id and status (done, pending, failed)")
+    ls.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for run")
+    ls.set_defaults(func=cmd_ls)
+
+    cell = grid_command("cell", "run one cell by id in the foreground (e.g. under torchrun)")
+    cell.add_argument("cell_id")
+    cell.add_argument("--tracking-uri", help="as for run")
+    cell.add_argument("--no-tracking", action="store_true", help="as for run")
+    cell.set_defaults(func=cmd_cell)
+
+    prep = sub.add_parser("prepare", help="download datasets / ImageNet weights (on a login node with internet)")
+    prep.add_argument("datasets", nargs="*", help="dataset names, e.g. mnist cifar10")
+    prep.add_argument("--weights", action="append", default=[], metavar="BACKBONE",
+                      help="torchvision ImageNet weights into the torch hub cache; repeatable")
+    prep.add_argument("--data-root", type=Path)
+    prep.set_defaults(func=cmd_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bench.data import DatasetMissing
+    from bench.models import WeightsMissing
+
+    try:
+        return args.func(args)
+    except (GridError, UnknownName, DatasetMissing, WeightsMissing) as exc:
+        print(f"reprogbench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("reprogbench: interrupted; finished cells are kept, rerun the same command to go on", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

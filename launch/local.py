@@ -1,0 +1,162 @@
+"""Run a grid's pending cells on this machine: in-process, or a pool of worker processes.
+
+Dependencies run first (pretrain cells are a wave of their own); finished cells are skipped; a failing cell is
+recorded as failed with its error and the others go on.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Optional
+
+from tqdm import tqdm
+
+from bench.config import Cell, Grid
+from bench.track import ERROR, RESULT, cell_dir, cell_status, write_json
+
+
+@dataclass
+class Outcome:
+    cell: Cell
+    status: str  # done | failed | blocked
+    message: str = ""
+    record: Optional[dict] = None
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    already_done: int = 0
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status != "done"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    results_root: Path
+    data_root: Optional[Path]
+    tracking_uri: Optional[str]  # None: no MLflow
+    threads: int = 0  # torch threads per worker; 0 leaves torch's default
+
+
+def distributed_rank() -> int:
+    """This process's rank under torchrun (0 otherwise): only rank 0 prints and writes."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def execute_cell(cell: Cell, settings: RunSettings, log_epochs: bool = False) -> Outcome:
+    """Run one cell and record its outcome; never raises for a cell's own failure."""
+    import torch
+
+    from bench.track import Tracker
+    from bench.train import run_cell
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
+    deps = {dep: cell_dir(settings.results_root, cell.grid, dep) for dep in cell.depends_on}
+    tracker = Tracker(settings.tracking_uri, cell.grid) if settings.tracking_uri else None
+    log = (lambda line: tqdm.write(line)) if log_epochs else (lambda line: None)
+    try:
+        record = run_cell(cell, directory, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
+                          log=log)
+        return Outcome(cell, "done", record=record)
+    except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the grid
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if distributed_rank() == 0:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / ERROR).write_text(traceback.format_exc())
+            write_json(directory / RESULT, {"cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name,
+                                            "status": "failed", "error": message, "spec": cell.spec,
+                                            "depends_on": list(cell.depends_on)})
+        return Outcome(cell, "failed", message=message)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def waves(cells: list[Cell]) -> list[list[Cell]]:
+    """Group cells so every cell's dependencies sit in an earlier wave."""
+    remaining, placed, result = list(cells), set(), []
+    while remaining:
+        wave = [c for c in remaining if all(d in placed or d not in {x.cell_id for x in cells} for d in c.depends_on)]
+        if not wave:
+            raise ValueError("dependency cycle among cells: " + ", ".join(c.cell_id for c in remaining))
+        result.append(wave)
+        placed |= {c.cell_id for c in wave}
+        remaining = [c for c in remaining if c.cell_id not in placed]
+    return result
+
+
+def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int = 1) -> RunSummary:
+    summary = RunSummary()
+    pending = []
+    for cell in cells:
+        if cell_status(cell_dir(settings.results_root, grid.name, cell.cell_id)) == "done":
+            summary.already_done += 1
+        else:
+            pending.append(cell)
+    if not pending:
+        return summary
+    main = distributed_rank() == 0
+    if settings.tracking_uri and main:
+        from bench.track import Tracker
+
+        Tracker(settings.tracking_uri, grid.name).ensure_experiment()  # once, before cells fan out
+
+    failed: set[str] = set()
+    bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)
+    pool = None
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        settings = RunSettings(settings.results_root, settings.data_root, settings.tracking_uri, threads)
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                   initargs=(threads,))
+    try:
+        for wave in waves(pending):
+            runnable = []
+            for cell in wave:
+                blocked_by = [d for d in cell.depends_on if d in failed]
+                if blocked_by:
+                    outcome = Outcome(cell, "blocked", message=f"its dependency {blocked_by[0]} failed")
+                    failed.add(cell.cell_id)
+                    _report(bar, outcome, summary)
+                else:
+                    runnable.append(cell)
+            if pool is None:
+                outcomes = (execute_cell(cell, settings, log_epochs=main) for cell in runnable)
+            else:
+                futures = [pool.submit(execute_cell, cell, settings) for cell in runnable]
+                outcomes = (f.result() for f in as_completed(futures))
+            for outcome in outcomes:
+                if outcome.status != "done":
+                    failed.add(outcome.cell.cell_id)
+                _report(bar, outcome, summary)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return summary
+
+
+def _report(bar: tqdm, outcome: Outcome, summary: RunSummary) -> None:
+    summary.outcomes.append(outcome)
+    cell = outcome.cell
+    if outcome.status == "done":
+        rec = outcome.record
+        line = (f"done    {cell.cell_id}  {cell.name}: test {rec['metrics']['test_acc']:.2f}%  "
+                f"({rec['timing']['total_s']:.1f}s)")
+    else:
+        line = f"{outcome.status:<7} {cell.cell_id}  {cell.name}: {outcome.message}"
+    if not bar.disable:
+        tqdm.write(line)
+    bar.update(1)
