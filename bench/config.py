@@ -311,7 +311,10 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
                 skipped.setdefault(cell_id, Cell(name, spec, cell_id, depends, reason))
             else:
                 cells.setdefault(cell_id, Cell(name, spec, cell_id, depends))
-    ordered = sorted(cells.values(), key=lambda c: c.method != "pretrain")  # stable: pretrain first
+    needed = {dep for c in cells.values() for dep in c.depends_on}
+    # a pretrain cell nobody reprograms (e.g. a grid of scratch baselines) would be wasted compute
+    kept = [c for c in cells.values() if c.method != "pretrain" or c.cell_id in needed]
+    ordered = sorted(kept, key=lambda c: c.method != "pretrain")  # stable: pretrain first
     return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes)
 
 
