@@ -47,12 +47,16 @@ def cmd_ls(args) -> int:
 
 def cmd_run(args) -> int:
     from analysis.table import results_table
+    from bench.track import cell_dir, cell_status
     from launch.local import RunSettings, distributed_rank, run_cells
+    from launch.preflight import check_inputs
 
     start = time.perf_counter()
     grid, cells = _load(args)
     main = distributed_rank() == 0
     settings = RunSettings(_results_root(args), args.data_root, _tracking_uri(args))
+    check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
+                 args.data_root)
     workers = 1 if "WORLD_SIZE" in os.environ else args.workers  # under torchrun, ranks share each cell
     summary = run_cells(grid, cells, settings, workers=workers)
     if not main:
@@ -73,11 +77,13 @@ def cmd_run(args) -> int:
 def cmd_cell(args) -> int:
     """One cell, in the foreground: what torchrun (and later schedulers) launch."""
     from launch.local import RunSettings, execute_cell
+    from launch.preflight import check_inputs
 
     grid = load_grid(args.grid, data_root=args.data_root)
     cells = grid.by_id()
     if args.cell_id not in cells:
         raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
+    check_inputs([cells[args.cell_id]], args.data_root)
     settings = RunSettings(_results_root(args), args.data_root, _tracking_uri(args))
     outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
     if outcome.status != "done":

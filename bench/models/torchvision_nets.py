@@ -35,7 +35,8 @@ def imagenet_weights_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
-def _load_local_state_dict(name: str) -> dict:
+def require_imagenet_weights(name: str) -> Path:
+    """The local weights file for `name`, or WeightsMissing naming the command that fetches it."""
     path = imagenet_weights_path(name)
     if not path.is_file():
         raise WeightsMissing(
@@ -43,7 +44,11 @@ def _load_local_state_dict(name: str) -> dict:
             f"run `reprogbench prepare --weights {name}` on a machine with internet "
             "(or set TORCH_HOME to where they are)"
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return path
+
+
+def _load_local_state_dict(name: str) -> dict:
+    return torch.load(require_imagenet_weights(name), map_location="cpu", weights_only=True)
 
 
 def _split_head(model: nn.Module, head_path: str) -> tuple[nn.Module, nn.Linear]:
