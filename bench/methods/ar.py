@@ -31,11 +31,6 @@ class Reprogrammed(MethodModel):
         self.label_map = label_map
         self.lam = lam
 
-    def train(self, mode: bool = True) -> Reprogrammed:
-        super().train(mode)
-        self.backbone.eval()  # BatchNorm statistics of the original model never move
-        return self
-
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         x = resize(match_channels(x01, self.backbone.info.channels), self.learned.input_size)
         return self.label_map(self.backbone(self.learned(x)))

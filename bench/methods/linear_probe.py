@@ -16,11 +16,6 @@ class LinearProbe(MethodModel):
         self.backbone = backbone.freeze()
         self.learned = nn.Linear(backbone.feature_dim, num_classes)
 
-    def train(self, mode: bool = True) -> LinearProbe:
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         info = self.backbone.info
         with torch.no_grad():  # nothing upstream of the head learns: skip the backbone's autograd entirely

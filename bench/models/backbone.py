@@ -61,5 +61,10 @@ class Backbone(nn.Module):
     def freeze(self) -> Backbone:
         """Frozen means frozen: no weight gradients, BatchNorm/Dropout in eval mode for good."""
         self.requires_grad_(False)
+        self._frozen = True
         self.eval()
         return self
+
+    def train(self, mode: bool = True) -> Backbone:
+        # a wrapper's .train() must not move a frozen original's BatchNorm statistics
+        return super().train(mode and not getattr(self, "_frozen", False))
