@@ -2,7 +2,7 @@
 
 A grid names original models, new tasks, methods with their parameters, hyperparameters and seeds. Any list
 value expands as a cartesian product; keys joined by commas zip their values, as benchopt does:
-`"lr, lam": [[0.05, 1.0e-4], [0.001, 0.0]]` gives two cells, not four.
+`"mask, combine": [[centre, add], [ones, multiply]]` gives two cells, not four.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import itertools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from bench.data import dataset_available, dataset_info, list_datasets
 from bench.methods import METHODS, list_methods
@@ -40,17 +40,17 @@ class _Strict(BaseModel):
 class HParams(_Strict):
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(default=1.0e-3, gt=0)
-    batch_size: int = Field(default=128, ge=1)
-    epochs: int = Field(default=10, ge=1)
+    batch_size: StrictInt = Field(default=128, ge=1)
+    epochs: StrictInt = Field(default=10, ge=1)
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)  # sgd only
 
 
 class SplitSpec(_Strict):
-    seed: int = 0
+    seed: StrictInt = 0
     val_fraction: float = Field(default=0.1, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)  # only for datasets without a test split
-    max_train: Optional[int] = Field(default=None, ge=1)  # stratified subsample of train, for small runs
+    max_train: Optional[StrictInt] = Field(default=None, ge=1)  # stratified subsample of train, for small runs
 
 
 class OriginalSpec(_Strict):
@@ -58,8 +58,8 @@ class OriginalSpec(_Strict):
     trained_on: Optional[str] = None  # a dataset: a `pretrain` cell makes the model
     weights: Optional[Literal["imagenet"]] = None  # or ready-made weights
     fallback: Optional[str] = None  # dataset to pretrain on when `trained_on` is not on disk
-    input_size: Optional[int] = Field(default=None, ge=4)
-    seed: int = 0
+    input_size: Optional[StrictInt] = Field(default=None, ge=4)
+    seed: StrictInt = 0
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}
 
@@ -72,7 +72,7 @@ class GridFile(_Strict):
     methods: list[dict[str, Any]] = Field(min_length=1)
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}
-    seeds: list[int] = Field(default=[0], min_length=1)
+    seeds: list[StrictInt] = Field(default=[0], min_length=1)
 
 
 # --------------------------------------------------------------------------- cells
@@ -94,6 +94,8 @@ class Cell:
     cell_id: str
     depends_on: tuple[str, ...] = ()
     skip_reason: Optional[str] = None  # set for combinations a method's `skip` rejects
+    # set only when two originals share backbone and dataset: e.g. `fashion_mnist[epochs=2]` tells them apart
+    original_label: Optional[str] = None
 
     @property
     def method(self) -> str:
@@ -121,10 +123,10 @@ class Cell:
         """A readable run name, e.g. `ar fashion_mnist/smallcnn -> digits seed0`."""
         method = self.method + _non_default(self.spec["method"], self.spec["hparams"])
         if self.method == "pretrain":
-            return f"pretrain {self.backbone} on {self.task} seed{self.seed}"
+            return f"pretrain {self.backbone} on {self.original_label or self.task} seed{self.seed}"
         if self.spec["original"] is None:
             return f"{method} {self.backbone} -> {self.task} seed{self.seed}"
-        return f"{method} {self.trained_on}/{self.backbone} -> {self.task} seed{self.seed}"
+        return f"{method} {self.original_label or self.trained_on}/{self.backbone} -> {self.task} seed{self.seed}"
 
     def matches(self, filters: Mapping[str, str]) -> bool:
         fields = {
@@ -198,19 +200,19 @@ def expand(mapping: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes)]
 
 
-def _validated(model: type[BaseModel], values: Mapping[str, Any], where: str) -> BaseModel:
+def _validated(model: type[BaseModel], values: Mapping[str, Any], where: str, also_allowed: tuple = ()) -> BaseModel:
     try:
         return model.model_validate(dict(values))
     except ValidationError as exc:
-        raise GridError(_one_line(exc, model, where)) from None
+        raise GridError(_one_line(exc, model, where, also_allowed)) from None
 
 
-def _one_line(exc: ValidationError, model: type[BaseModel], where: str) -> str:
+def _one_line(exc: ValidationError, model: type[BaseModel], where: str, also_allowed: tuple = ()) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     key = f"{where}.{loc}" if where and loc else (where or loc)
     if err["type"] == "extra_forbidden":
-        allowed = ", ".join(model.model_fields) or "none"
+        allowed = ", ".join([*also_allowed, *model.model_fields])
         return f"{key}: unknown key; allowed: {allowed}"
     if err["type"] == "missing":
         return f"{key}: required key is missing"
@@ -238,7 +240,7 @@ def _resolve_original(orig: OriginalSpec, i: int, grid: GridFile, data_root: Opt
         if orig.weights not in info.weights:
             raise GridError(f"{where}.weights: backbone {orig.backbone!r} has no {orig.weights} weights")
         original = {"trained_on": IMAGENET, "weights": orig.weights, "pretrain_cell": None}
-        return original, backbone, info.num_classes, None
+        return original, backbone, info.num_classes, None, None
     if orig.trained_on is None:
         raise GridError(f"{where}: give trained_on: DATASET (a pretrain cell makes the model) or weights: imagenet")
     for key in ("trained_on", "fallback"):
@@ -249,15 +251,19 @@ def _resolve_original(orig: OriginalSpec, i: int, grid: GridFile, data_root: Opt
         notes.append(f"{trained_on} is not on disk: the {orig.backbone} original is pretrained on "
                      f"{orig.fallback} instead")
         trained_on = orig.fallback
-    hparams = [_validated(HParams, {**grid.hparams, **orig.hparams}, f"{where}.hparams")]
+    # one recipe per original: lists in the grid-wide hparams sweep the reprogramming cells, not the original
+    grid_scalars = {k: v for k, v in grid.hparams.items() if "," not in k and not isinstance(v, list)}
+    hparams = _validated(HParams, {**grid_scalars, **orig.hparams}, f"{where}.hparams")
     split = _validated(SplitSpec, {**grid.split, **orig.split}, f"{where}.split")
     pretrain_spec = {
         "method": {"name": "pretrain"}, "backbone": backbone, "original": None, "task": trained_on,
-        "hparams": hparams[0].model_dump(), "split": split.model_dump(), "seed": orig.seed,
+        "hparams": hparams.model_dump(), "split": split.model_dump(), "seed": orig.seed,
     }
     pretrain = Cell(grid="", spec=pretrain_spec, cell_id=make_cell_id(pretrain_spec))
     original = {"trained_on": trained_on, "weights": None, "pretrain_cell": pretrain.cell_id}
-    return original, backbone, dataset_info(trained_on).num_classes, pretrain
+    label = trained_on + _non_default(pretrain_spec["method"], pretrain_spec["hparams"])
+    label += f"[seed={orig.seed}]" if orig.seed else ""
+    return original, backbone, dataset_info(trained_on).num_classes, pretrain, label
 
 
 def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None) -> Grid:
@@ -278,9 +284,12 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     cells: dict[str, Cell] = {}
     skipped: dict[str, Cell] = {}
     originals = [_resolve_original(o, i, grid, data_root, notes) for i, o in enumerate(grid.originals)]
-    for *_, pretrain in originals:
+    # readable names stay short; only originals that would share one carry what sets them apart
+    plain = [(o[1]["name"], o[0]["trained_on"]) for o in originals]
+    originals = [(*o[:4], o[4] if plain.count(key) > 1 else None) for o, key in zip(originals, plain, strict=True)]
+    for *_, pretrain, label in originals:
         if pretrain is not None:
-            cells.setdefault(pretrain.cell_id, Cell(name, pretrain.spec, pretrain.cell_id))
+            cells.setdefault(pretrain.cell_id, Cell(name, pretrain.spec, pretrain.cell_id, original_label=label))
 
     for m, entry in enumerate(grid.methods):
         where = f"methods[{m}]"
@@ -292,9 +301,9 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
         if not isinstance(hparams_override, dict):
             raise GridError(f"{where}.hparams: must be a mapping of key: value")
         params_raw = {k: v for k, v in entry.items() if k not in ("name", "hparams")}
-        param_sets = [_validated(method.Params, p, where) for p in expand(params_raw, where)]
+        param_sets = [_validated(method.Params, p, where, ("name", "hparams")) for p in expand(params_raw, where)]
         override_sets = expand(hparams_override, f"{where}.hparams")
-        for (original, backbone, num_source, pretrain), task, params, base_h, over_h, seed in itertools.product(
+        for (original, backbone, num_source, pretrain, label), task, params, base_h, over_h, seed in itertools.product(
             originals, grid.tasks, param_sets, hparam_sets, override_sets, grid.seeds
         ):
             hparams = _validated(HParams, {**base_h, **over_h}, f"{where}.hparams").model_dump()
@@ -306,11 +315,13 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
             }
             depends = (pretrain.cell_id,) if (pretrain is not None and method.uses_original) else ()
             cell_id = make_cell_id(spec)
-            skip, reason = method.skip(params, backbone_info(backbone["name"]), num_source, dataset_info(task))
+            info = replace(backbone_info(backbone["name"]), input_size=backbone["input_size"])
+            skip, reason = method.skip(params, info, num_source, dataset_info(task))
+            label = label if method.uses_original else None
             if skip:
-                skipped.setdefault(cell_id, Cell(name, spec, cell_id, depends, reason))
+                skipped.setdefault(cell_id, Cell(name, spec, cell_id, depends, reason, label))
             else:
-                cells.setdefault(cell_id, Cell(name, spec, cell_id, depends))
+                cells.setdefault(cell_id, Cell(name, spec, cell_id, depends, None, label))
     needed = {dep for c in cells.values() for dep in c.depends_on}
     # a pretrain cell nobody reprograms (e.g. a grid of scratch baselines) would be wasted compute
     kept = [c for c in cells.values() if c.method != "pretrain" or c.cell_id in needed]
