@@ -86,9 +86,10 @@ def _init_worker(threads: int) -> None:
 
 def waves(cells: list[Cell]) -> list[list[Cell]]:
     """Group cells so every cell's dependencies sit in an earlier wave."""
+    present = {c.cell_id for c in cells}  # a dependency outside `cells` is already done
     remaining, placed, result = list(cells), set(), []
     while remaining:
-        wave = [c for c in remaining if all(d in placed or d not in {x.cell_id for x in cells} for d in c.depends_on)]
+        wave = [c for c in remaining if all(d in placed or d not in present for d in c.depends_on)]
         if not wave:
             raise ValueError("dependency cycle among cells: " + ", ".join(c.cell_id for c in remaining))
         result.append(wave)

@@ -233,7 +233,7 @@ methods:
 hparams: {epochs: 2, batch_size: 64}
 """, "fails")
     results = tmp_path / "results"
-    proc = cli("run", grid_path, "--results", results, "--no-tracking")
+    proc = cli("run", grid_path, "--results", results, "--no-tracking", "--workers", "2")  # the process pool
     assert proc.returncode == 1
     grid = load_grid(grid_path)
     by_lr = {c.spec["hparams"]["lr"]: read_record(cell_dir(results, "fails", c.cell_id)) for c in grid.cells}
