@@ -115,6 +115,12 @@ def _as_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(255)
 
 
+def _counts(loss_sum: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(loss sum, correct, count) as float64 on the batch's device, to be summed across batches and ranks."""
+    correct = (logits.argmax(1) == y).sum()
+    return torch.stack([loss_sum.double(), correct.double(), y.new_tensor(len(y), dtype=torch.float64)])
+
+
 def evaluate(model, data: ImageSet, accelerator: Accelerator) -> tuple[float, float]:
     """-> (mean loss, accuracy in %) over the whole split, each rank taking every world_size-th sample."""
     model.eval()
@@ -127,8 +133,7 @@ def evaluate(model, data: ImageSet, accelerator: Accelerator) -> tuple[float, fl
             y = data.labels[idx]
             with accelerator.autocast():
                 logits = model(_as_float(data.images[idx])).float()
-            totals += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
-                                   (logits.argmax(1) == y).sum().double(), torch.tensor(len(idx)).double()])
+            totals += _counts(F.cross_entropy(logits, y, reduction="sum"), logits, y)
     loss_sum, correct, count = accelerator.reduce(totals, reduction="sum").tolist()
     return loss_sum / count, 100.0 * correct / count
 
@@ -160,8 +165,7 @@ def train_epoch(model, optimizer, data: ImageSet, hp: dict, seed: int, epoch: in
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        totals += torch.stack([ce_sum.detach().double(), (logits.argmax(1) == y).sum().double(),
-                               torch.tensor(len(local)).double()])
+        totals += _counts(ce_sum.detach(), logits, y)
     loss_sum, correct, count = accelerator.reduce(totals, reduction="sum").tolist()
     return loss_sum / count, 100.0 * correct / count, int(count)
 
