@@ -6,6 +6,7 @@ Layout: `results/<grid>/<cell_id>/` holds `result.json` (done or failed), `check
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -84,6 +85,7 @@ def iter_records(results_root: Path, grid: str) -> Iterator[dict]:
 # --------------------------------------------------------------------------- provenance
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """The commit of the code that produced a result ("+dirty" if it had local changes), or "unknown"."""
     here = Path(__file__).resolve().parent

@@ -95,24 +95,16 @@ def cmd_cell(args) -> int:
 def cmd_prepare(args) -> int:
     """Login-node step: fetch datasets and weights so compute nodes can run offline."""
     from bench.data import default_data_root, prepare
-    from bench.models.torchvision_nets import TORCHVISION_MODELS, imagenet_weights_path
+    from bench.models.torchvision_nets import TORCHVISION_MODELS, download_imagenet_weights
 
     root = Path(args.data_root or default_data_root())
+    for name in args.weights:  # checked before any download starts
+        if name not in TORCHVISION_MODELS:
+            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(TORCHVISION_MODELS)}")
     for name in args.datasets:
         print(f"{name}: {prepare(name, root)}")
     for name in args.weights:
-        if name not in TORCHVISION_MODELS:
-            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(TORCHVISION_MODELS)}")
-        import torch
-
-        from bench.models.torchvision_nets import _weights_enum
-
-        url = _weights_enum(TORCHVISION_MODELS[name][1]).url
-        path = imagenet_weights_path(name)
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(url, str(path), progress=True)
-        print(f"{name}: {path}")
+        print(f"{name}: {download_imagenet_weights(name)}")
     return 0
 
 

@@ -47,6 +47,15 @@ def require_imagenet_weights(name: str) -> Path:
     return path
 
 
+def download_imagenet_weights(name: str) -> Path:
+    """Login-node step (`reprogbench prepare --weights NAME`): fetch into the hub cache unless already there."""
+    path = imagenet_weights_path(name)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(_weights_enum(TORCHVISION_MODELS[name][1]).url, str(path), progress=True)
+    return path
+
+
 def _load_local_state_dict(name: str) -> dict:
     return torch.load(require_imagenet_weights(name), map_location="cpu", weights_only=True)
 
