@@ -27,6 +27,7 @@ ERROR = "error.txt"
 MLFLOW_RUN = "mlflow_run_id"
 
 STATUSES = ("done", "failed", "pending")
+EXPERIMENT_KIND = "mlflow.experimentKind"
 
 
 # --------------------------------------------------------------------------- local records
@@ -152,7 +153,10 @@ class Tracker:
         """Create the grid's experiment once, before cells fan out (concurrent creation races)."""
         def get_or_create():
             found = self.client.get_experiment_by_name(self.experiment)
-            return found.experiment_id if found else self.client.create_experiment(self.experiment)
+            if found:
+                return found.experiment_id
+            # MLflow 3 tells GenAI experiments from model-training ones by this tag; ours are training runs
+            return self.client.create_experiment(self.experiment, tags={EXPERIMENT_KIND: "custom_model_development"})
 
         self.experiment_id = self._safe("create experiment", get_or_create)
         return self.experiment_id

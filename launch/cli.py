@@ -66,12 +66,19 @@ def cmd_run(args) -> int:
           f"({time.perf_counter() - start:.1f}s)")
     print(results_table(grid, cells, settings.results_root))
     if settings.tracking_uri:
-        uri = settings.tracking_uri
-        ui = f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite") else f"open {uri}"
-        print(f"MLflow: {ui}   (experiment {grid.name!r})")
+        print(mlflow_hint(settings.tracking_uri, grid.name, summary.experiment_id))
     for outcome in summary.failed:
         print(f"{outcome.status}: {outcome.cell.cell_id} {outcome.cell.name}: {outcome.message}", file=sys.stderr)
     return EXIT_FAILED if summary.failed else 0
+
+
+def mlflow_hint(uri: str, experiment: str, experiment_id: str | None) -> str:
+    """The command that shows these runs, and the page that lists them (MLflow 3 opens on GenAI pages)."""
+    page = f"#/experiments/{experiment_id}/runs" if experiment_id else "#/experiments"
+    if uri.startswith("sqlite"):
+        return (f"MLflow: mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{page} "
+                f"(experiment {experiment!r})")
+    return f"MLflow: open {uri.rstrip('/')}/{page} (experiment {experiment!r})"
 
 
 def cmd_cell(args) -> int:

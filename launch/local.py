@@ -31,6 +31,7 @@ class Outcome:
 class RunSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     already_done: int = 0
+    experiment_id: Optional[str] = None  # the grid's MLflow experiment, when cells were tracked
 
     @property
     def failed(self) -> list[Outcome]:
@@ -112,7 +113,8 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
     if settings.tracking_uri and main:
         from bench.track import Tracker
 
-        Tracker(settings.tracking_uri, grid.name).ensure_experiment()  # once, before cells fan out
+        # once, before cells fan out: concurrent creation races
+        summary.experiment_id = Tracker(settings.tracking_uri, grid.name).ensure_experiment()
 
     failed: set[str] = set()
     bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)

@@ -91,6 +91,7 @@ def test_tiny_grid_runs_every_cell_and_writes_complete_records(tiny_run):
     ar = recs[cell_of(tiny_run, "ar").cell_id]
     assert ar["parameters"]["trainable"] == 16 * 16 * 1
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+    assert "http://127.0.0.1:5000/#/experiments/" in proc.stdout and "/runs" in proc.stdout
     for cell in tiny_run["grid"].cells:
         assert cell.cell_id in proc.stdout  # the results table lists every cell
 
@@ -101,6 +102,7 @@ def test_mlflow_runs_mirror_the_records(tiny_run):
     client = MlflowClient(tracking_uri=f"sqlite:///{tiny_run['results'].resolve() / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")
     assert experiment is not None
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens its runs table
     runs = client.search_runs([experiment.experiment_id])
     recs = records(tiny_run)
     assert sorted(r.data.tags["cell_id"] for r in runs) == sorted(recs)
