@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +26,6 @@ MODEL = "model.pt"
 ERROR = "error.txt"
 MLFLOW_RUN = "mlflow_run_id"
 
-STATUSES = ("done", "failed", "pending")
 EXPERIMENT_KIND = "mlflow.experimentKind"
 
 
@@ -73,14 +72,6 @@ def read_record(directory: Path) -> Optional[dict]:
 def cell_status(directory: Path) -> str:
     record = read_record(directory)
     return record["status"] if record else "pending"
-
-
-def iter_records(results_root: Path, grid: str) -> Iterator[dict]:
-    root = Path(results_root) / grid
-    for directory in sorted(p for p in root.glob("*") if p.is_dir()):
-        record = read_record(directory)
-        if record:
-            yield record
 
 
 # --------------------------------------------------------------------------- provenance

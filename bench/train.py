@@ -287,7 +287,7 @@ def run_cell(
         write_json(directory / RESULT, record)
         if tracker is not None:
             final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": best["val_acc"],
-                     **{k: v for k, v in record["timing"].items()}, "trainable_params": parameters["trainable"],
+                     **record["timing"], "trainable_params": parameters["trainable"],
                      "images_per_s": record["throughput"]["images_per_s"] or 0.0}
             tracker.log_metrics(run_id, final, step=hp["epochs"])
             tracker.finish(run_id, "done")
