@@ -1,9 +1,15 @@
-"""The Accelerate trainer: one cell -> its result record.
+"""The Accelerate trainer: a cell, or a pack of cells sharing one frozen backbone -> their result records.
 
-One process, or DDP under `torchrun` (gloo on CPU, NCCL on GPU); bf16 autocast on GPU. Data lives as uint8
-tensors on the training device and is batched by index with a permutation seeded by (seed, epoch), so an
-interrupted cell resumes on exactly the batches it would have seen. The global batch is split across ranks
-and the loss is scaled so DDP's gradient average equals the single-process gradient.
+One process, or DDP under `torchrun` (gloo on CPU, NCCL on GPU). Data lives as uint8 tensors on the training
+device and is batched by index with a permutation seeded by (seed, epoch), so an interrupted cell resumes on
+exactly the batches it would have seen. The global batch is split across ranks and the loss is scaled so
+DDP's gradient average equals the single-process gradient.
+
+Fast paths (each measured against the naive path by `reprogbench bench`):
+- a frozen backbone has no parameter that requires a gradient: backward computes only input gradients;
+- head-only methods (`linear_probe`) train on features computed once instead of once per epoch;
+- packed cells (`bench.pack`) share each backbone pass;
+- on GPU: bf16 autocast, channels_last, TF32, fused Adam; `compile=True` adds torch.compile, timed apart.
 
 Model selection uses validation accuracy only; the test split is read once, with the chosen weights.
 """
@@ -26,55 +32,104 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from bench.config import Cell
-from bench.data import ImageSet, dataset_info, load_task
+from bench.data import dataset_info, load_task
 from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
+from bench.pack import Pack, compute_features, pack_key
 from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, git_commit, save_torch, write_json
 
 EVAL_BATCH = 512
+PHASES = ("setup_s", "features_s", "compile_s", "train_s", "eval_s")
 
 
 class Diverged(RuntimeError):
-    """The loss became NaN or infinite; the cell stops at once."""
+    """The loss became NaN or infinite; the cell stops at once (packed cells: only that cell)."""
+
+    def __init__(self, message: str, cell_id: str):
+        super().__init__(message)
+        self.cell_id = cell_id
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.args[0], self.cell_id))
 
 
 class MissingOriginal(FileNotFoundError):
     """A cell's original model (made by its pretrain cell) is not on disk."""
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    cache_features: bool = True  # head-only methods: backbone features computed once, not every epoch
+    compile: bool = False  # torch.compile the backbone's body; compile time is reported apart
+
+
 @dataclass
 class Clock:
-    """Wall-clock split into setup / train / eval, carried across resumes so cost is counted once."""
+    """One cell's wall-clock by phase, carried across resumes so cost is counted once.
+
+    A packed cell is charged its share (1/K) of each phase of the pack's wall-clock.
+    """
 
     setup_s: float = 0.0
+    features_s: float = 0.0
+    compile_s: float = 0.0
     train_s: float = 0.0
     eval_s: float = 0.0
     train_images: int = 0
-    _t: float = field(default_factory=time.perf_counter, repr=False)
-
-    def lap(self) -> float:
-        now = time.perf_counter()
-        elapsed, self._t = now - self._t, now
-        return elapsed
 
     def state(self) -> dict:
-        return {"setup_s": self.setup_s, "train_s": self.train_s, "eval_s": self.eval_s,
-                "train_images": self.train_images}
+        return {**{k: getattr(self, k) for k in PHASES}, "train_images": self.train_images}
+
+    @property
+    def total_s(self) -> float:
+        return sum(getattr(self, k) for k in PHASES)
 
 
-# --------------------------------------------------------------------------- building a cell
+@dataclass
+class Member:
+    """One cell's own state inside a pack: its model, optimizer, record so far and run."""
+
+    cell: Cell
+    directory: Path
+    model: MethodModel
+    parameters: dict
+    optimizer: Optional[torch.optim.Optimizer] = None
+    clock: Clock = field(default_factory=Clock)
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": 0, "val_acc": -1.0, "learned": None})
+    start_epoch: int = 0
+    resumed_from: Optional[int] = None
+    run_id: Optional[str] = None
+    rng: Optional[torch.Tensor] = None  # the global RNG state its checkpoint saved
+
+    @property
+    def learned(self) -> torch.nn.Module:
+        return self.model.learned
+
+    @property
+    def hp(self) -> dict:
+        return self.cell.spec["hparams"]
 
 
-def build_model(cell: Cell, num_classes: int, dependency_dirs: dict[str, Path]) -> MethodModel:
-    spec = cell.spec
-    method = METHODS.get(cell.method)
-    params = method.Params(**{k: v for k, v in spec["method"].items() if k != "name"})
-    name, input_size = spec["backbone"]["name"], spec["backbone"]["input_size"]
-    if method.uses_original:
-        backbone = load_original(cell, dependency_dirs)
-    else:
-        backbone = create_backbone(name, num_classes=num_classes, input_size=input_size)
-    return method.build(backbone, dataset_info(cell.task), params, cell.seed)
+class PackTimer:
+    """Laps of the pack's wall-clock, each charged in equal shares to the members' clocks."""
+
+    def __init__(self, members: list[Member]):
+        self.members = members
+        self._t = time.perf_counter()
+
+    def charge(self, phase: str) -> float:
+        now = time.perf_counter()
+        elapsed, self._t = now - self._t, now
+        for m in self.members:
+            setattr(m.clock, phase, getattr(m.clock, phase) + elapsed / len(self.members))
+        return elapsed
+
+    def skip(self) -> None:
+        self._t = time.perf_counter()
+
+
+# --------------------------------------------------------------------------- building cells
 
 
 def load_original(cell: Cell, dependency_dirs: dict[str, Path]) -> Backbone:
@@ -95,10 +150,34 @@ def load_original(cell: Cell, dependency_dirs: dict[str, Path]) -> Backbone:
     return backbone
 
 
-def make_optimizer(hp: dict, params) -> torch.optim.Optimizer:
+def build_models(cells: list[Cell], num_classes: int, dependency_dirs: dict[str, Path]) -> list[MethodModel]:
+    """One model per cell; reprogramming cells share one original backbone object (loaded once).
+
+    Each cell's own parameters are initialised right after `set_seed(its seed)`, the same whether the cell
+    runs alone or packed, so packing does not change what a cell starts from.
+    """
+    spec = cells[0].spec
+    method = METHODS.get(cells[0].method)
+    if method.uses_original:
+        shared = load_original(cells[0], dependency_dirs)
+    elif len(cells) > 1:
+        raise ValueError(f"{method.name} trains a whole network; its cells cannot be packed")
+    models = []
+    for cell in cells:
+        params = method.Params(**{k: v for k, v in cell.spec["method"].items() if k != "name"})
+        set_seed(cell.seed)
+        backbone = shared if method.uses_original else create_backbone(
+            spec["backbone"]["name"], num_classes=num_classes, input_size=spec["backbone"]["input_size"])
+        models.append(method.build(backbone, dataset_info(cell.task), params, cell.seed))
+    return models
+
+
+def make_optimizer(hp: dict, params, fused: bool = False) -> torch.optim.Optimizer:
+    # fused: one kernel for the whole update on CUDA instead of one per parameter tensor
+    extra = {"fused": True} if fused else {}
     if hp["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
-    return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])
+        return torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"], **extra)
+    return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"], **extra)
 
 
 def count_parameters(model: torch.nn.Module) -> dict:
@@ -108,191 +187,299 @@ def count_parameters(model: torch.nn.Module) -> dict:
     }
 
 
+def network_of(model: MethodModel) -> Backbone:
+    """The backbone a model runs: the frozen original, or the whole network that trains."""
+    return getattr(model, "backbone", None) or model.learned
+
+
 # --------------------------------------------------------------------------- the loop
 
 
-def _as_float(images: torch.Tensor) -> torch.Tensor:
-    return images.float().div_(255)
+@dataclass
+class Split:
+    """A split as the loop sees it: uint8 images, or cached float features, and labels, on the device."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    features: bool = False
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.inputs[idx]
+        return x if self.features else x.float().div_(255)
 
 
 def _counts(loss_sum: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(loss sum, correct, count) as float64 on the batch's device, to be summed across batches and ranks."""
+    """(loss sum, correct, count) as float64, to be summed across batches and ranks."""
     correct = (logits.argmax(1) == y).sum()
     return torch.stack([loss_sum.double(), correct.double(), y.new_tensor(len(y), dtype=torch.float64)])
 
 
-def evaluate(model, data: ImageSet, accelerator: Accelerator) -> tuple[float, float]:
-    """-> (mean loss, accuracy in %) over the whole split, each rank taking every world_size-th sample."""
+def _per_member(totals: torch.Tensor, accelerator: Accelerator) -> list[tuple[float, float, int]]:
+    rows = accelerator.reduce(totals, reduction="sum").tolist()
+    return [(loss / count, 100.0 * correct / count, int(count)) for loss, correct, count in rows]
+
+
+def evaluate(model, k: int, data: Split, accelerator: Accelerator) -> list[tuple[float, float]]:
+    """-> (mean loss, accuracy in %) per member over the whole split; each rank takes every world-th sample."""
     model.eval()
     rank, world = accelerator.process_index, accelerator.num_processes
     index = torch.arange(rank, len(data.labels), world, device=data.labels.device)
-    totals = torch.zeros(3, device=accelerator.device, dtype=torch.float64)  # loss sum, correct, count
+    totals = torch.zeros(k, 3, device=accelerator.device, dtype=torch.float64)
+    batch = max(1, EVAL_BATCH // k)  # one backbone pass sees k copies of the batch
     with torch.no_grad():
-        for start in range(0, len(index), EVAL_BATCH):
-            idx = index[start:start + EVAL_BATCH]
-            y = data.labels[idx]
+        for start in range(0, len(index), batch):
+            idx = index[start:start + batch]
+            x, y = data.batch(idx), data.labels[idx]
             with accelerator.autocast():
-                logits = model(_as_float(data.images[idx])).float()
-            totals += _counts(F.cross_entropy(logits, y, reduction="sum"), logits, y)
-    loss_sum, correct, count = accelerator.reduce(totals, reduction="sum").tolist()
-    return loss_sum / count, 100.0 * correct / count
+                outputs = model([x] * k)
+            for j, logits in enumerate(outputs):
+                logits = logits.float()
+                totals[j] += _counts(F.cross_entropy(logits, y, reduction="sum"), logits, y)
+    return [(loss, acc) for loss, acc, _ in _per_member(totals, accelerator)]
 
 
-def train_epoch(model, optimizer, data: ImageSet, hp: dict, seed: int, epoch: int, accelerator: Accelerator,
-                cell: Cell) -> tuple[float, float, int]:
-    model.train()
-    regularizer = accelerator.unwrap_model(model).regularizer
-    rank, world = accelerator.process_index, accelerator.num_processes
-    n, batch = len(data.labels), hp["batch_size"]
+def epoch_order(seed: int, epoch: int, n: int, device) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=generator).to(data.labels.device)
-    totals = torch.zeros(3, device=accelerator.device, dtype=torch.float64)
+    return torch.randperm(n, generator=generator).to(device)
+
+
+def train_epoch(model, members: list[Member], data: Split, epoch: int,
+                accelerator: Accelerator) -> list[tuple[float, float, int]]:
+    """One epoch for every member; each on its own batch order, all through one backbone pass per step."""
+    model.train()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    n, batch, k = len(data.labels), members[0].hp["batch_size"], len(members)
+    orders = [epoch_order(m.cell.seed, epoch, n, data.labels.device) for m in members]
+    totals = torch.zeros(k, 3, device=accelerator.device, dtype=torch.float64)
     for step, start in enumerate(range(0, n, batch)):
-        idx = perm[start:start + batch]
-        if len(idx) < world:  # a rank with no samples would break BatchNorm; drop this sliver
+        size = min(batch, n - start)
+        if size < world:  # a rank with no samples would break BatchNorm; drop this sliver
             continue
-        local = idx[rank::world]
-        x, y = _as_float(data.images[local]), data.labels[local]
+        local = [order[start:start + batch][rank::world] for order in orders]
+        ys = [data.labels[idx] for idx in local]
         with accelerator.autocast():
-            logits = model(x).float()
-        ce_sum = F.cross_entropy(logits, y, reduction="sum")
+            outputs = model([data.batch(idx) for idx in local])
+        ce_sums = [F.cross_entropy(logits.float(), y, reduction="sum") for logits, y in zip(outputs, ys, strict=True)]
         # scaled so that DDP's mean over ranks gives the mean over the global batch
-        loss = ce_sum * (world / len(idx)) + regularizer()
-        check = accelerator.reduce(loss.detach(), reduction="mean") if world > 1 else loss.detach()
-        if not torch.isfinite(check):
-            raise Diverged(f"cell {cell.cell_id} diverged at epoch {epoch + 1}, step {step}: loss {check.item()}; "
-                           "try a lower lr")
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        totals += _counts(ce_sum.detach(), logits, y)
-    loss_sum, correct, count = accelerator.reduce(totals, reduction="sum").tolist()
-    return loss_sum / count, 100.0 * correct / count, int(count)
+        losses = [ce * (world / size) + m.model.regularizer() for ce, m in zip(ce_sums, members, strict=True)]
+        check = torch.stack([loss.detach() for loss in losses])
+        check = accelerator.reduce(check, reduction="mean") if world > 1 else check
+        finite = torch.isfinite(check)
+        if not finite.all():
+            bad = int((~finite).nonzero()[0])
+            raise Diverged(f"cell {members[bad].cell.cell_id} diverged at epoch {epoch + 1}, step {step}: "
+                           f"loss {check[bad].item()}; try a lower lr", members[bad].cell.cell_id)
+        accelerator.backward(sum(losses))  # each member's parameters get its own loss's gradient only
+        for m in members:
+            m.optimizer.step()
+            m.optimizer.zero_grad(set_to_none=True)
+        for j, (ce, logits, y) in enumerate(zip(ce_sums, outputs, ys, strict=True)):
+            totals[j] += _counts(ce.detach(), logits, y)
+    return _per_member(totals, accelerator)
 
 
-def run_cell(
-    cell: Cell,
-    directory: Path,
+def resume(member: Member, device) -> None:
+    path = member.directory / CHECKPOINT
+    if not path.is_file():
+        return
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    if ckpt["cell_id"] != member.cell.cell_id:
+        raise RuntimeError(f"{path} belongs to cell {ckpt['cell_id']}, not {member.cell.cell_id}")
+    member.learned.load_state_dict(ckpt["learned"])
+    member.optimizer.load_state_dict(ckpt["optimizer"])
+    member.history, member.best, member.start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
+    member.clock = Clock(**ckpt["clock"])
+    member.resumed_from = member.start_epoch
+    member.rng = ckpt["rng"]
+
+
+def checkpoint_epoch(directory: Path) -> int:
+    """The epoch a cell's checkpoint reached (0: none): cells pack only with cells at the same epoch."""
+    path = Path(directory) / CHECKPOINT
+    if not path.is_file():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+
+
+def compile_warmup(model, members: list[Member], data: Split, accelerator: Accelerator) -> None:
+    """One forward + backward on a first batch, no optimizer step: torch.compile compiles here, timed apart.
+
+    The RNG state is restored so that compiling changes nothing the cell would have drawn.
+    """
+    rng = torch.get_rng_state()
+    model.train()
+    idx = torch.arange(min(members[0].hp["batch_size"], len(data.labels)), device=data.labels.device)
+    with accelerator.autocast():
+        outputs = model([data.batch(idx)] * len(members))
+    accelerator.backward(sum(out.float().sum() for out in outputs))
+    for m in members:
+        m.optimizer.zero_grad(set_to_none=True)
+    torch.set_rng_state(rng)
+
+
+def run_cell(cell: Cell, directory: Path, **kwargs) -> dict:
+    """Train one cell in `directory`, resuming from its checkpoint if one exists; -> its result record."""
+    return run_pack([cell], [directory], **kwargs)[0]
+
+
+def run_pack(
+    cells: list[Cell],
+    directories: list[Path],
     *,
     data_root: Optional[Path] = None,
     dependency_dirs: Optional[dict[str, Path]] = None,
     tracker: Optional[Tracker] = None,
     log: Callable[[str], None] = lambda line: None,
-) -> dict:
-    """Train one cell in `directory`, resuming from its checkpoint if one exists; -> its result record."""
-    clock = Clock()
+    options: TrainOptions = TrainOptions(),
+) -> list[dict]:
+    """Train cells that share a backbone pass (`bench.pack.pack_key`), each resuming from its checkpoint."""
+    if len({pack_key(c) for c in cells}) != 1 or (len(cells) > 1 and pack_key(cells[0]) is None):
+        raise ValueError("cells packed together must share a pack key: " + ", ".join(c.cell_id for c in cells))
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    directory = Path(directory)
     cuda = torch.cuda.is_available()
+    if cuda:  # TF32 matmuls/convolutions for whatever still runs in float32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
     main = accelerator.is_main_process
-    spec, hp = cell.spec, cell.spec["hparams"]
-    set_seed(cell.seed)
+    spec, hp = cells[0].spec, cells[0].spec["hparams"]
 
-    task = load_task(cell.task, data_root=data_root, split_seed=spec["split"]["seed"],
+    task = load_task(cells[0].task, data_root=data_root, split_seed=spec["split"]["seed"],
                      val_fraction=spec["split"]["val_fraction"], test_fraction=spec["split"]["test_fraction"],
                      max_train=spec["split"]["max_train"])
-    train, val, test = (ImageSet(s.images.to(accelerator.device), s.labels.to(accelerator.device))
-                        for s in (task.train, task.val, task.test))
-    model = build_model(cell, task.info.num_classes, dependency_dirs or {})
-    parameters = count_parameters(model)
-    optimizer = make_optimizer(hp, [p for p in model.parameters() if p.requires_grad])
-    model, optimizer = accelerator.prepare(model, optimizer)
-    learned = accelerator.unwrap_model(model).learned
+    models = build_models(cells, task.info.num_classes, dependency_dirs or {})
+    members = [Member(c, Path(d), m, count_parameters(m)) for c, d, m in zip(cells, directories, models, strict=True)]
+    timer = PackTimer(members)
+    from_features = options.cache_features and all(getattr(m, "caches_features", False) for m in models)
+    pack = Pack(models, from_features=from_features, channels_last=cuda)
+    if cuda:
+        pack.to(memory_format=torch.channels_last)
+    for m in members:
+        m.optimizer = make_optimizer(m.hp, [p for p in m.model.parameters() if p.requires_grad], fused=cuda)
+    model, *optimizers = accelerator.prepare(pack, *(m.optimizer for m in members))
+    for m, opt in zip(members, optimizers, strict=True):
+        m.optimizer = opt
+        resume(m, accelerator.device)
+    if len({m.start_epoch for m in members}) > 1:
+        raise ValueError("packed cells must resume from the same epoch")
+    if len(members) == 1 and members[0].rng is not None:
+        torch.set_rng_state(members[0].rng.cpu())  # dropout in a whole network draws from it
+    for m in members:
+        if m.resumed_from:
+            log(f"  resuming {m.cell.name} from epoch {m.start_epoch}")
 
-    history: list[dict] = []
-    best = {"epoch": 0, "val_acc": -1.0, "learned": None}
-    start_epoch, resumed_from = 0, None
-    checkpoint_path = directory / CHECKPOINT
-    if checkpoint_path.is_file():
-        ckpt = torch.load(checkpoint_path, map_location=accelerator.device, weights_only=True)
-        if ckpt["cell_id"] != cell.cell_id:
-            raise RuntimeError(f"{checkpoint_path} belongs to cell {ckpt['cell_id']}, not {cell.cell_id}")
-        learned.load_state_dict(ckpt["learned"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng"].cpu())
-        history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
-        for key, value in ckpt["clock"].items():
-            setattr(clock, key, value)
-        resumed_from = start_epoch
-        log(f"  resuming {cell.name} from epoch {start_epoch}")
-
-    run_id = None
-    tags = {"cell_id": cell.cell_id, "grid": cell.grid, "method": cell.method, "backbone": cell.backbone,
-            "original_task": cell.trained_on or "none", "new_task": cell.task, "seed": str(cell.seed),
-            "git_commit": git_commit()}
+    tags = {"grid": cells[0].grid, "method": cells[0].method, "backbone": cells[0].backbone,
+            "new_task": cells[0].task, "git_commit": git_commit(), "pack_size": str(len(cells))}
     if main and tracker is not None:
-        run_id = tracker.start(cell, directory, tags)
-    clock.setup_s += clock.lap()
+        for m in members:
+            m.run_id = tracker.start(m.cell, m.directory, {
+                **tags, "cell_id": m.cell.cell_id, "original_task": m.cell.trained_on or "none",
+                "seed": str(m.cell.seed)})
+    images = {name: (s.images.to(accelerator.device), s.labels.to(accelerator.device))
+              for name, s in (("train", task.train), ("val", task.val), ("test", task.test))}
+    timer.charge("setup_s")
 
     try:
-        for epoch in range(start_epoch, hp["epochs"]):
-            clock.lap()
-            train_loss, train_acc, seen = train_epoch(model, optimizer, train, hp, cell.seed, epoch, accelerator, cell)
-            clock.train_s += clock.lap()
-            clock.train_images += seen
-            val_loss, val_acc = evaluate(model, val, accelerator)
-            clock.eval_s += clock.lap()
-            row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "elapsed_s": clock.train_s + clock.eval_s}
-            history.append(row)
-            if val_acc > best["val_acc"]:  # selection on validation only
-                best = {"epoch": epoch + 1, "val_acc": val_acc,
-                        "learned": {k: v.detach().clone() for k, v in learned.state_dict().items()}}
-            if main:
-                save_torch(checkpoint_path, {
-                    "cell_id": cell.cell_id, "epoch": epoch + 1, "learned": learned.state_dict(),
-                    "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "history": history,
-                    "best": best, "clock": clock.state(),
-                })
-                if tracker is not None:
-                    tracker.log_metrics(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-            accelerator.wait_for_everyone()
-            log(f"  {cell.name}  epoch {epoch + 1}/{hp['epochs']}  train loss {train_loss:.3f} "
-                f"acc {train_acc:.1f}%  val acc {val_acc:.1f}%")
-            clock.lap()
+        if from_features:
+            splits = {name: Split(compute_features(accelerator.unwrap_model(model), x, EVAL_BATCH,
+                                                   accelerator.autocast, accelerator.process_index,
+                                                   accelerator.num_processes, accelerator.gather), y, True)
+                      for name, (x, y) in images.items()}
+            timer.charge("features_s")
+        else:
+            splits = {name: Split(x, y) for name, (x, y) in images.items()}
+        if options.compile and not from_features:
+            network_of(members[0].model).body.compile()
+            compile_warmup(model, members, splits["train"], accelerator)
+            timer.charge("compile_s")
+            log(f"  compiled {cells[0].backbone} in {members[0].clock.compile_s * len(members):.1f}s")
 
-        learned.load_state_dict(best["learned"])
-        clock.lap()
-        test_loss, test_acc = evaluate(model, test, accelerator)  # the one and only read of the test split
-        clock.eval_s += clock.lap()
+        for epoch in range(members[0].start_epoch, hp["epochs"]):
+            timer.skip()
+            trained = train_epoch(model, members, splits["train"], epoch, accelerator)
+            timer.charge("train_s")
+            validated = evaluate(model, len(members), splits["val"], accelerator)
+            timer.charge("eval_s")
+            for m, (train_loss, train_acc, seen), (val_loss, val_acc) in zip(members, trained, validated, strict=True):
+                end_of_epoch(m, epoch, train_loss, train_acc, seen, val_loss, val_acc, main, tracker, log)
+            accelerator.wait_for_everyone()
+            timer.skip()
+
+        for m in members:
+            m.learned.load_state_dict(m.best["learned"])
+        timer.skip()
+        tested = evaluate(model, len(members), splits["test"], accelerator)  # the one and only read of test
+        timer.charge("eval_s")
     except BaseException:
         if main and tracker is not None:
-            tracker.finish(run_id, "failed")
+            for m in members:
+                tracker.finish(m.run_id, "failed")
         raise
 
-    if main and METHODS.get(cell.method).makes_original:
-        save_torch(directory / MODEL, learned.state_dict())
-    best_row = history[best["epoch"] - 1]
-    record = {
+    records = []
+    for m, (test_loss, test_acc) in zip(members, tested, strict=True):
+        record = make_record(m, test_loss, test_acc, task.split, accelerator, started_at, [c.cell_id for c in cells])
+        records.append(record)
+        if not main:
+            continue
+        if METHODS.get(m.cell.method).makes_original:
+            save_torch(m.directory / MODEL, m.learned.state_dict())
+        write_json(m.directory / RESULT, record)
+        if tracker is not None:
+            final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": m.best["val_acc"],
+                     **record["timing"], "trainable_params": m.parameters["trainable"],
+                     "images_per_s": record["throughput"]["images_per_s"] or 0.0}
+            tracker.log_metrics(m.run_id, final, step=m.hp["epochs"])
+            tracker.finish(m.run_id, "done")
+    accelerator.wait_for_everyone()
+    return records
+
+
+def end_of_epoch(m: Member, epoch: int, train_loss, train_acc, seen, val_loss, val_acc, main: bool,
+                 tracker: Optional[Tracker], log) -> None:
+    m.clock.train_images += seen
+    row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+           "val_loss": val_loss, "val_acc": val_acc, "elapsed_s": m.clock.total_s}
+    m.history.append(row)
+    if val_acc > m.best["val_acc"]:  # selection on validation only
+        m.best = {"epoch": epoch + 1, "val_acc": val_acc,
+                  "learned": {k: v.detach().clone() for k, v in m.learned.state_dict().items()}}
+    if main:
+        save_torch(m.directory / CHECKPOINT, {
+            "cell_id": m.cell.cell_id, "epoch": epoch + 1, "learned": m.learned.state_dict(),
+            "optimizer": m.optimizer.state_dict(), "rng": torch.get_rng_state(), "history": m.history,
+            "best": m.best, "clock": m.clock.state(),
+        })
+        if tracker is not None:
+            tracker.log_metrics(m.run_id, {k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+    log(f"  {m.cell.name}  epoch {epoch + 1}/{m.hp['epochs']}  train loss {train_loss:.3f} "
+        f"acc {train_acc:.1f}%  val acc {val_acc:.1f}%")
+
+
+def make_record(m: Member, test_loss: float, test_acc: float, split: dict, accelerator: Accelerator,
+                started_at: str, pack: list[str]) -> dict:
+    cell, clock = m.cell, m.clock
+    best_row = m.history[m.best["epoch"] - 1]
+    return {
         "cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name, "status": "done",
-        "spec": spec, "depends_on": list(cell.depends_on),
-        "metrics": {"test_acc": test_acc, "test_loss": test_loss, "val_acc": best["val_acc"],
-                    "train_acc": best_row["train_acc"], "best_epoch": best["epoch"]},
-        "history": history,
-        "timing": {**{k: round(v, 4) for k, v in clock.state().items() if k.endswith("_s")},
-                   "total_s": round(clock.setup_s + clock.train_s + clock.eval_s, 4)},
+        "spec": cell.spec, "depends_on": list(cell.depends_on),
+        "metrics": {"test_acc": test_acc, "test_loss": test_loss, "val_acc": m.best["val_acc"],
+                    "train_acc": best_row["train_acc"], "best_epoch": m.best["epoch"]},
+        "history": m.history,
+        # a packed cell's times are its 1/K share of the pack's wall-clock
+        "timing": {**{k: round(getattr(clock, k), 4) for k in PHASES}, "total_s": round(clock.total_s, 4)},
+        "pack": {"size": len(pack), "cells": pack},
         "throughput": {"train_images": clock.train_images,
                        "images_per_s": clock.train_images / clock.train_s if clock.train_s else None},
-        "parameters": parameters,
+        "parameters": m.parameters,
         "memory": peak_memory(accelerator),
-        "split": task.split,
+        "split": split,
         "environment": environment(accelerator),
-        "resumed_from_epoch": resumed_from,
+        "resumed_from_epoch": m.resumed_from,
         "started_at": started_at,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "mlflow_run_id": run_id,
+        "mlflow_run_id": m.run_id,
     }
-    if main:
-        write_json(directory / RESULT, record)
-        if tracker is not None:
-            final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": best["val_acc"],
-                     **record["timing"], "trainable_params": parameters["trainable"],
-                     "images_per_s": record["throughput"]["images_per_s"] or 0.0}
-            tracker.log_metrics(run_id, final, step=hp["epochs"])
-            tracker.finish(run_id, "done")
-    accelerator.wait_for_everyone()
-    return record
 
 
 def peak_memory(accelerator: Accelerator) -> dict:

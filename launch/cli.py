@@ -35,6 +35,13 @@ def _load(args) -> tuple[Grid, list]:
     return grid, grid.select(parse_filters(args.filter or []))
 
 
+def _settings(args):
+    from launch.local import RunSettings
+
+    return RunSettings(_results_root(args), args.data_root, _tracking_uri(args), pack=getattr(args, "pack", 1),
+                       cache_features=not args.no_feature_cache, compile=args.compile)
+
+
 def cmd_ls(args) -> int:
     from analysis.table import cells_table
 
@@ -48,13 +55,13 @@ def cmd_ls(args) -> int:
 def cmd_run(args) -> int:
     from analysis.table import results_table
     from bench.track import cell_dir, cell_status
-    from launch.local import RunSettings, distributed_rank, run_cells
+    from launch.local import distributed_rank, run_cells
     from launch.preflight import check_inputs
 
     start = time.perf_counter()
     grid, cells = _load(args)
     main = distributed_rank() == 0
-    settings = RunSettings(_results_root(args), args.data_root, _tracking_uri(args))
+    settings = _settings(args)
     check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
                  args.data_root)
     workers = 1 if "WORLD_SIZE" in os.environ else args.workers  # under torchrun, ranks share each cell
@@ -83,7 +90,7 @@ def mlflow_hint(uri: str, experiment: str, experiment_id: str | None) -> str:
 
 def cmd_cell(args) -> int:
     """One cell, in the foreground: what torchrun (and later schedulers) launch."""
-    from launch.local import RunSettings, execute_cell
+    from launch.local import execute_cell
     from launch.preflight import check_inputs
 
     grid = load_grid(args.grid, data_root=args.data_root)
@@ -91,7 +98,7 @@ def cmd_cell(args) -> int:
     if args.cell_id not in cells:
         raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
     check_inputs([cells[args.cell_id]], args.data_root)
-    settings = RunSettings(_results_root(args), args.data_root, _tracking_uri(args))
+    settings = _settings(args)
     outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
     if outcome.status != "done":
         print(f"failed: {args.cell_id}: {outcome.message}", file=sys.stderr)
@@ -132,10 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--filter", action="append", metavar="KEY=VALUE",
                      help="only matching cells (and their dependencies); KEY: method, task, backbone, seed, "
                           "original, id; repeatable")
-    for p in (run,):
-        p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
-                       "file mlflow.db in the results folder)")
-        p.add_argument("--no-tracking", action="store_true", help="local records only, no MLflow")
+    run.add_argument("--pack", type=int, default=8, metavar="K",
+                     help="train up to K cells that share a frozen backbone (e.g. ar seeds, lam values) in one "
+                          "backbone pass; 1 runs each cell alone (default 8)")
     run.set_defaults(func=cmd_run)
 
     ls = grid_command("ls", "list the grid's cells with id and status (done, pending, failed)")
@@ -144,9 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     cell = grid_command("cell", "run one cell by id in the foreground (e.g. under torchrun)")
     cell.add_argument("cell_id")
-    cell.add_argument("--tracking-uri", help="as for run")
-    cell.add_argument("--no-tracking", action="store_true", help="as for run")
     cell.set_defaults(func=cmd_cell)
+    for p in (run, cell):
+        p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
+                       "file mlflow.db in the results folder)")
+        p.add_argument("--no-tracking", action="store_true", help="local records only, no MLflow")
+        p.add_argument("--compile", action="store_true",
+                       help="torch.compile the backbone (worth it on GPU for long cells); compile time is "
+                            "recorded apart as timing.compile_s")
+        p.add_argument("--no-feature-cache", action="store_true",
+                       help="head-only methods (linear_probe) run the backbone every epoch instead of training "
+                            "on features computed once (the naive path, for comparison)")
 
     prep = sub.add_parser("prepare", help="download datasets / ImageNet weights (on a login node with internet)")
     prep.add_argument("datasets", nargs="*", help="dataset names, e.g. mnist cifar10")

@@ -1,10 +1,13 @@
 """Run a grid's pending cells on this machine: in-process, or a pool of worker processes.
 
 Dependencies run first (pretrain cells are a wave of their own); finished cells are skipped; a failing cell is
-recorded as failed with its error and the others go on.
+recorded as failed with its error and the others go on. Cells that can share a frozen backbone pass are packed
+(`bench.pack`, up to `RunSettings.pack` per pass); a cell that diverges inside a pack fails alone and the rest of
+its pack goes on from their checkpoints.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -44,6 +47,9 @@ class RunSettings:
     data_root: Optional[Path]
     tracking_uri: Optional[str]  # None: no MLflow
     threads: int = 0  # torch threads per worker; 0 leaves torch's default
+    pack: int = 8  # most cells sharing one backbone pass; 1 runs every cell alone
+    cache_features: bool = True  # head-only methods train on features computed once
+    compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
 
 
 def distributed_rank() -> int:
@@ -51,32 +57,49 @@ def distributed_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def execute_cell(cell: Cell, settings: RunSettings, log_epochs: bool = False) -> Outcome:
-    """Run one cell and record its outcome; never raises for a cell's own failure."""
+def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = False) -> list[Outcome]:
+    """Run cells packed into one backbone pass (or one cell) and record each outcome; never raises for them."""
     import torch
 
     from bench.track import Tracker
-    from bench.train import run_cell
+    from bench.train import Diverged, TrainOptions, run_pack
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
-    deps = {dep: cell_dir(settings.results_root, cell.grid, dep) for dep in cell.depends_on}
-    tracker = Tracker(settings.tracking_uri, cell.grid) if settings.tracking_uri else None
+    directories = [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells]
+    deps = {dep: cell_dir(settings.results_root, c.grid, dep) for c in cells for dep in c.depends_on}
+    tracker = Tracker(settings.tracking_uri, cells[0].grid) if settings.tracking_uri else None
     log = (lambda line: tqdm.write(line)) if log_epochs else (lambda line: None)
     try:
-        record = run_cell(cell, directory, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
-                          log=log)
-        return Outcome(cell, "done", record=record)
+        records = run_pack(cells, directories, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
+                           log=log, options=TrainOptions(settings.cache_features, settings.compile))
+        return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
+    except Diverged as exc:
+        if len(cells) == 1:
+            return [_failed(cells[0], exc, settings)]
+        # only the diverged cell fails; its pack-mates go on from the checkpoints of their last epoch
+        bad = next(c for c in cells if c.cell_id == exc.cell_id)
+        rest = [c for c in cells if c is not bad]
+        return [_failed(bad, exc, settings), *execute_pack(rest, settings, log_epochs)]
     except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the grid
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if distributed_rank() == 0:
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / ERROR).write_text(traceback.format_exc())
-            write_json(directory / RESULT, {"cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name,
-                                            "status": "failed", "error": message, "spec": cell.spec,
-                                            "depends_on": list(cell.depends_on)})
-        return Outcome(cell, "failed", message=message)
+        return [_failed(c, exc, settings) for c in cells]
+
+
+def execute_cell(cell: Cell, settings: RunSettings, log_epochs: bool = False) -> Outcome:
+    return execute_pack([cell], settings, log_epochs)[0]
+
+
+def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
+    """Record a cell's failure (its traceback in error.txt, a failed result.json) and return its outcome."""
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if distributed_rank() == 0:
+        directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / ERROR).write_text("".join(traceback.format_exception(exc)))
+        write_json(directory / RESULT, {"cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name,
+                                        "status": "failed", "error": message, "spec": cell.spec,
+                                        "depends_on": list(cell.depends_on)})
+    return Outcome(cell, "failed", message=message)
 
 
 def _init_worker(threads: int) -> None:
@@ -97,6 +120,22 @@ def waves(cells: list[Cell]) -> list[list[Cell]]:
         placed |= {c.cell_id for c in wave}
         remaining = [c for c in remaining if c.cell_id not in placed]
     return result
+
+
+def plan_packs(cells: list[Cell], settings: RunSettings) -> list[list[Cell]]:
+    """Group a wave's cells into packs: same pack key, same checkpoint epoch, at most `settings.pack` each."""
+    from bench.pack import pack_key
+    from bench.train import checkpoint_epoch
+
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        key = pack_key(cell)
+        if key is None or settings.pack <= 1:
+            groups[(cell.cell_id,)] = [cell]
+            continue
+        epoch = checkpoint_epoch(cell_dir(settings.results_root, cell.grid, cell.cell_id))
+        groups.setdefault((key, epoch), []).append(cell)
+    return [group[i:i + settings.pack] for group in groups.values() for i in range(0, len(group), settings.pack)]
 
 
 def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int = 1) -> RunSummary:
@@ -121,7 +160,7 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
     pool = None
     if workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        settings = RunSettings(settings.results_root, settings.data_root, settings.tracking_uri, threads)
+        settings = dataclasses.replace(settings, threads=threads)
         pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                    initargs=(threads,))
     try:
@@ -135,11 +174,12 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
                     _report(bar, outcome, summary)
                 else:
                     runnable.append(cell)
+            packs = plan_packs(runnable, settings)
             if pool is None:
-                outcomes = (execute_cell(cell, settings, log_epochs=main) for cell in runnable)
+                outcomes = (o for pack in packs for o in execute_pack(pack, settings, log_epochs=main))
             else:
-                futures = [pool.submit(execute_cell, cell, settings) for cell in runnable]
-                outcomes = (f.result() for f in as_completed(futures))
+                futures = [pool.submit(execute_pack, pack, settings) for pack in packs]
+                outcomes = (o for f in as_completed(futures) for o in f.result())
             for outcome in outcomes:
                 if outcome.status != "done":
                     failed.add(outcome.cell.cell_id)

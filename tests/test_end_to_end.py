@@ -141,8 +141,8 @@ def test_frozen_backbone_is_bit_identical_after_ar_and_linear_probe(tiny_run, tm
     import bench.train as train
 
     built = []
-    real_build = train.build_model
-    monkeypatch.setattr(train, "build_model", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    real_build = train.build_models
+    monkeypatch.setattr(train, "build_models", lambda *a, **k: built.extend(real_build(*a, **k)) or built[-1:])
     pretrain = cell_of(tiny_run, "pretrain")
     source = cell_dir(tiny_run["results"], "tiny", pretrain.cell_id)
     original = torch.load(source / MODEL, weights_only=True)

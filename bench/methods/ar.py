@@ -7,7 +7,7 @@ import torch
 from pydantic import Field
 
 from bench.data import DatasetInfo
-from bench.methods.base import Method, MethodModel, MethodParams, register_method
+from bench.methods.base import FrozenBackboneModel, Method, MethodParams, register_method
 from bench.methods.inputs import match_channels, resize
 from bench.methods.label_maps import LABEL_MAPS
 from bench.methods.program import CanvasProgram
@@ -23,17 +23,18 @@ class ARParams(MethodParams):
     input_size: Optional[int] = Field(default=None, ge=1)
 
 
-class Reprogrammed(MethodModel):
+class Reprogrammed(FrozenBackboneModel):
     def __init__(self, backbone: Backbone, program: CanvasProgram, label_map: torch.nn.Module, lam: float):
-        super().__init__()
-        self.backbone = backbone.freeze()
+        super().__init__(backbone)
         self.learned = program
         self.label_map = label_map
         self.lam = lam
 
-    def forward(self, x01: torch.Tensor) -> torch.Tensor:
-        x = resize(match_channels(x01, self.backbone.info.channels), self.learned.input_size)
-        return self.label_map(self.backbone(self.learned(x)))
+    def encode(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.learned(resize(match_channels(x01, self.backbone.info.channels), self.learned.input_size))
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.label_map(logits)
 
     def regularizer(self) -> torch.Tensor:
         return self.lam * self.learned.l2()

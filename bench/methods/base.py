@@ -33,6 +33,41 @@ class MethodModel(nn.Module):
         return 0.0
 
 
+class FrozenBackboneModel(MethodModel):
+    """input function -> frozen backbone -> output function: the shape of every reprogramming method.
+
+    The trainer relies on this split: cells whose models share one frozen backbone are packed into a single
+    backbone pass (`encode` per cell, one `frozen` call on the concatenated batch, `decode` per cell), and
+    when `encode` learns nothing the frozen outputs are computed once and cached (`caches_features`).
+    """
+
+    # True when encode() has no parameters, so frozen(encode(x)) is fixed for the whole run
+    caches_features: ClassVar[bool] = False
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone.freeze()
+
+    def encode(self, x01: torch.Tensor) -> torch.Tensor:
+        """new-task images in [0, 1] -> the frozen backbone's input."""
+        raise NotImplementedError
+
+    def frozen(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen part: the backbone's logits, or its features for head-only methods."""
+        return self.backbone(x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """frozen's output -> new-task logits."""
+        raise NotImplementedError
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        if self.caches_features:  # nothing upstream of decode learns: skip the backbone's autograd entirely
+            with torch.no_grad():
+                h = self.frozen(self.encode(x01))
+            return self.decode(h)
+        return self.decode(self.frozen(self.encode(x01)))
+
+
 class Method:
     name: ClassVar[str]
     Params: ClassVar[type[MethodParams]] = MethodParams

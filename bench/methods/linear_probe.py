@@ -5,21 +5,25 @@ import torch
 from torch import nn
 
 from bench.data import DatasetInfo
-from bench.methods.base import Method, MethodModel, MethodParams, register_method
+from bench.methods.base import FrozenBackboneModel, Method, MethodParams, register_method
 from bench.methods.inputs import fit
 from bench.models import Backbone
 
 
-class LinearProbe(MethodModel):
+class LinearProbe(FrozenBackboneModel):
+    caches_features = True  # the trainer computes the backbone's features once, then trains the head on them
+
     def __init__(self, backbone: Backbone, num_classes: int):
-        super().__init__()
-        self.backbone = backbone.freeze()
+        super().__init__(backbone)
         self.learned = nn.Linear(backbone.feature_dim, num_classes)
 
-    def forward(self, x01: torch.Tensor) -> torch.Tensor:
-        info = self.backbone.info
-        with torch.no_grad():  # nothing upstream of the head learns: skip the backbone's autograd entirely
-            h = self.backbone.features(fit(x01, info.channels, info.input_size))
+    def encode(self, x01: torch.Tensor) -> torch.Tensor:
+        return fit(x01, self.backbone.info.channels, self.backbone.info.input_size)
+
+    def frozen(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.features(x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
         return self.learned(h)
 
 
