@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 from bench.data import dataset_available, load_task
 from bench.methods.inputs import fit
 from bench.speed import Measurement, Settings
+from bench.speed.steps import load_note
 
 QUICK_MAX_IMAGES = 10_000
 SIZE, CHANNELS = 16, 3  # a 16px input on a 3-channel backbone, as `ar` gets Fashion-MNIST onto ResNet's canvas
@@ -188,5 +189,6 @@ def data_path(
             "epoch time includes DataLoader worker start-up: with persistent_workers=False every epoch pays it",
             f"the one-off upload of the uint8 set to {device} took {upload_s:.3f} s and is not in the epoch time",
             f"both paths checked: first batch {dev_look['shape']} {dev_look['dtype']}, values in [0, 1]",
+            load_note(),
         ],
     )

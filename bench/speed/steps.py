@@ -12,6 +12,7 @@ plus model-FLOPs utilisation: the FLOPs the step actually performs, per second, 
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -121,6 +122,15 @@ def time_steps(step: Callable[[], object], steps: int, device: torch.device) -> 
     return time.perf_counter() - start
 
 
+def load_note() -> str:
+    """The machine's load average, for the notes: on a shared box another process halves CPU figures, and
+    OpenMP's threads stall on a busy core far worse than that, so a reader needs to know it was busy."""
+    if not hasattr(os, "getloadavg"):
+        return "load average: unavailable on this OS"
+    one, five, _ = os.getloadavg()
+    return f"load average while measuring: {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
 def backbone_params_with_grad(model: Reprogrammed) -> int:
     return sum(p.grad is not None for p in model.backbone.parameters())
 
@@ -210,6 +220,7 @@ def frozen_ar_step(
             "backbone.requires_grad_(True), so autograd also computes every weight gradient, then drops it",
             "gradients still flow through the frozen backbone to reach the program; only weight gradients are saved",
             "variants run one after the other in this process; the ratio, not the absolute rate, is the figure",
+            load_note(),
         ],
     )
 
@@ -322,7 +333,9 @@ def gpu_ar_step(
         f"batch {config.batch}, {warmup} warm-up + {steps} timed steps on {gpu_name}; backbone frozen, Adam on W",
         "FLOPs counted with torch.utils.flop_counter.FlopCounterMode on one eager step (forward + the backward "
         "autograd runs: input gradients only, the backbone's weights are frozen); MFU = FLOPs/step * steps/s / peak",
+        "naive keeps PyTorch's default precision flags (cuDNN convolutions may use TF32, cuBLAS matmuls do not)",
         *notes,
+        load_note(),
     ]
     if not cuda:
         notes.insert(0, "CPU stand-in: the GPU figure needs --device cuda")
