@@ -1,4 +1,4 @@
-"""`reprogbench`: run a grid, list its cells, run one cell, prepare data and weights.
+"""`reprogbench`: run a grid, list its cells, run one cell, prepare data and weights, benchmark the fast paths.
 
 Exit status: 0 all good; 1 some cell failed; 2 bad input (a malformed grid, an unknown name, a missing file).
 """
@@ -38,7 +38,7 @@ def _load(args) -> tuple[Grid, list]:
 def _settings(args):
     from launch.local import RunSettings
 
-    return RunSettings(_results_root(args), args.data_root, _tracking_uri(args), pack=getattr(args, "pack", 1),
+    return RunSettings(_results_root(args), args.data_root, _tracking_uri(args), pack=getattr(args, "pack", None),
                        cache_features=not args.no_feature_cache, compile=args.compile)
 
 
@@ -122,6 +122,18 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    """Each fast path against the naive path it replaces, measured in one run; appended to BENCHMARKS.md."""
+    from bench.speed import report
+
+    unknown = [n for n in args.only or [] if n not in report.measurements()]
+    if unknown:
+        raise UnknownName(f"unknown measurement {unknown[0]!r}; known: {', '.join(report.measurements())}")
+    command = "reprogbench " + " ".join(sys.argv[1:]) if sys.argv[1:] else "reprogbench bench"
+    output = None if args.no_append else Path(args.output)
+    return report.main(args.device, args.quick, args.only, output, args.workdir, command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reprogbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--filter", action="append", metavar="KEY=VALUE",
                      help="only matching cells (and their dependencies); KEY: method, task, backbone, seed, "
                           "original, id; repeatable")
-    run.add_argument("--pack", type=int, default=8, metavar="K",
+    run.add_argument("--pack", type=int, metavar="K",
                      help="train up to K cells that share a frozen backbone (e.g. ar seeds, lam values) in one "
-                          "backbone pass; 1 runs each cell alone (default 8)")
+                          "backbone pass; 1 runs each cell alone (default: 8 on a GPU, 1 on a CPU, where packing "
+                          "measured slower)")
     run.set_defaults(func=cmd_run)
 
     ls = grid_command("ls", "list the grid's cells with id and status (done, pending, failed)")
@@ -168,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="torchvision ImageNet weights into the torch hub cache; repeatable")
     prep.add_argument("--data-root", type=Path)
     prep.set_defaults(func=cmd_prepare)
+    bench = sub.add_parser("bench", help="measure the fast paths against the naive ones; append to BENCHMARKS.md",
+                           description=cmd_bench.__doc__)
+    bench.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when visible, else cpu")
+    bench.add_argument("--quick", action="store_true", help="smaller sets and fewer epochs (a few minutes on 2 CPU "
+                       "cores); the ratios keep their meaning")
+    bench.add_argument("--only", action="append", metavar="NAME", help="run only this measurement; repeatable: "
+                       "frozen, data, linear_probe, pack, ddp, grid, gpu")
+    bench.add_argument("--output", default="BENCHMARKS.md", help="markdown file the results are appended to "
+                       "(default ./BENCHMARKS.md)")
+    bench.add_argument("--no-append", action="store_true", help="print only")
+    bench.add_argument("--workdir", help="keep the grids and results the measurements write here (default: a "
+                       "temporary folder, removed afterwards)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

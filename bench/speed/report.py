@@ -1,0 +1,123 @@
+"""Run the measurements, print each as a table with its headline ratio, and append them to BENCHMARKS.md."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+
+from bench.speed import Measurement, Settings
+
+SECTION = "## `reprogbench bench` runs"
+
+
+def measurements() -> dict[str, Callable[[Settings], Measurement]]:
+    """Name -> measurement, in the order they run (cheapest first, so a quick look comes back fast)."""
+    from bench.speed import data_path, steps, trainer_runs
+
+    return {
+        "frozen": steps.frozen_ar_step,
+        "data": data_path.data_path,
+        "linear_probe": trainer_runs.linear_probe_cache,
+        "pack": trainer_runs.packed_cells,
+        "ddp": trainer_runs.ddp_scaling,
+        "grid": trainer_runs.grid_workers,
+        "gpu": steps.gpu_ar_step,
+    }
+
+
+def default_names(device: torch.device) -> list[str]:
+    names = list(measurements())
+    return names if device.type == "cuda" else [n for n in names if n != "gpu"]
+
+
+def run_all(names: list[str], settings: Settings, echo: Callable[[str], None] = print) -> list[Measurement]:
+    table = measurements()
+    results = []
+    for i, name in enumerate(names, 1):
+        echo(f"[{i}/{len(names)}] {name} ...")
+        start = time.perf_counter()
+        try:
+            result = table[name](settings)
+        except Exception as exc:  # noqa: BLE001 - one failed measurement must not hide the others
+            traceback.print_exc(file=sys.stderr)
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            result = Measurement(name=name, rows=[], ratio=None, ratio_label="",
+                                 notes=[f"FAILED: {type(exc).__name__}: {first_line}"])
+        results.append(result)
+        echo(format_console(result) + f"\n({time.perf_counter() - start:.0f}s)\n")
+    return results
+
+
+def _ratio_line(m: Measurement) -> str:
+    ratio = f"{m.ratio:.2f}x" if m.ratio is not None else "not measured"
+    target = f"; target {m.target}" if m.target else ""
+    return f"ratio: {ratio} ({m.ratio_label}){target}"
+
+
+def _table(m: Measurement, fmt: str) -> str:
+    return tabulate(m.rows, headers="keys", tablefmt=fmt, floatfmt=".4g") if m.rows else "(no rows)"
+
+
+def format_console(m: Measurement) -> str:
+    return "\n".join([m.name, _table(m, "simple"), _ratio_line(m), *(f"  {note}" for note in m.notes)])
+
+
+def machine_line(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f"; GPU {torch.cuda.get_device_name()}" if device.type == "cuda" else ""
+    return (f"machine: {cpu}, {os.cpu_count()} cores{gpu}; device {device.type}; torch {torch.__version__}; "
+            f"python {platform.python_version()}")
+
+
+def format_markdown(results: list[Measurement], command: str, device: torch.device) -> str:
+    from bench.track import git_commit
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"### {stamp}: `{command}`", "", machine_line(device) + f"; git {git_commit()}", ""]
+    for m in results:
+        lines += [f"#### {m.name}", "", _table(m, "github"), "", f"**{_ratio_line(m)}**", ""]
+        lines += [f"- {note}" for note in m.notes] + [""]
+    return "\n".join(lines)
+
+
+def append_markdown(path: Path, text: str) -> None:
+    existing = path.read_text() if path.is_file() else "# Benchmarks\n"
+    if SECTION not in existing:
+        existing = existing.rstrip("\n") + f"\n\n{SECTION}\n\nAppended by `reprogbench bench`, newest last.\n"
+    path.write_text(existing.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
+
+
+def main(device_name: str | None, quick: bool, names: list[str] | None, output: Path | None, workdir: str | None,
+         command: str) -> int:
+    if device_name == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the trainer and its subprocesses pick CUDA when they see it
+    elif device_name == "cuda" and not torch.cuda.is_available():
+        print("reprogbench: error: --device cuda but no CUDA device is visible; use --device cpu", file=sys.stderr)
+        return 2
+    device = torch.device(device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    names = names or default_names(device)
+    with tempfile.TemporaryDirectory(prefix="reprogbench-bench-") as scratch:
+        settings = Settings(device=device, quick=quick, workdir=workdir or scratch)
+        print(machine_line(device))
+        results = run_all(names, settings)
+    if output is not None:
+        append_markdown(output, format_markdown(results, command, device))
+        print(f"appended to {output}")
+    failed = [m.name for m in results if m.ratio is None]
+    if failed:
+        print(f"reprogbench: {len(failed)} measurement(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
