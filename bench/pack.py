@@ -46,7 +46,8 @@ class Pack(nn.Module):
     all K), `separate` (whole-network methods, always K == 1).
     """
 
-    def __init__(self, models: list[MethodModel], from_features: bool = False, channels_last: bool = False):
+    def __init__(self, models: list[MethodModel], from_features: bool = False, channels_last: bool = False,
+                 chunk: Optional[int] = None):
         super().__init__()
         self.members = nn.ModuleList(models)
         shared = all(is_packable(m) for m in models)
@@ -59,6 +60,9 @@ class Pack(nn.Module):
             raise ValueError("cached features need a method whose input function learns nothing")
         self.mode = "features" if from_features else "shared" if shared else "separate"
         self.channels_last = channels_last
+        # the shared pass runs in chunks of this many images (None: all at once). A CPU slows down on batches
+        # that overflow its caches, so there a pack saves the per-step overhead without growing the batch.
+        self.chunk = chunk
 
     @property
     def frozen(self):
@@ -78,10 +82,16 @@ class Pack(nn.Module):
             batch = batch.contiguous(memory_format=torch.channels_last)
         if getattr(members[0], "caches_features", False):
             with torch.no_grad():  # nothing upstream of decode learns (the naive, uncached path)
-                hidden = self.frozen(batch)
+                hidden = self._frozen_pass(batch)
         else:
-            hidden = self.frozen(batch)
+            hidden = self._frozen_pass(batch)
         return [m.decode(h) for m, h in zip(members, hidden.split(sizes), strict=True)]
+
+
+    def _frozen_pass(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.chunk is None or len(batch) <= self.chunk:
+            return self.frozen(batch)
+        return torch.cat([self.frozen(part) for part in batch.split(self.chunk)])
 
 
 def compute_features(pack: Pack, images: torch.Tensor, batch_size: int, autocast, rank: int = 0,

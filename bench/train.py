@@ -356,7 +356,8 @@ def run_pack(
     members = [Member(c, Path(d), m, count_parameters(m)) for c, d, m in zip(cells, directories, models, strict=True)]
     timer = PackTimer(members)
     from_features = options.cache_features and all(getattr(m, "caches_features", False) for m in models)
-    pack = Pack(models, from_features=from_features, channels_last=cuda)
+    pack = Pack(models, from_features=from_features, channels_last=cuda,
+                chunk=None if cuda else max(hp["batch_size"], eval_batch(accelerator.device)))
     if cuda:
         pack.to(memory_format=torch.channels_last)
     for m in members:

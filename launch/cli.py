@@ -38,7 +38,7 @@ def _load(args) -> tuple[Grid, list]:
 def _settings(args):
     from launch.local import RunSettings
 
-    return RunSettings(_results_root(args), args.data_root, _tracking_uri(args), pack=getattr(args, "pack", None),
+    return RunSettings(_results_root(args), args.data_root, _tracking_uri(args), pack=getattr(args, "pack", 1),
                        cache_features=not args.no_feature_cache, compile=args.compile)
 
 
@@ -151,10 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--filter", action="append", metavar="KEY=VALUE",
                      help="only matching cells (and their dependencies); KEY: method, task, backbone, seed, "
                           "original, id; repeatable")
-    run.add_argument("--pack", type=int, metavar="K",
+    run.add_argument("--pack", type=int, default=8, metavar="K",
                      help="train up to K cells that share a frozen backbone (e.g. ar seeds, lam values) in one "
-                          "backbone pass; 1 runs each cell alone (default: 8 on a GPU, 1 on a CPU, where packing "
-                          "measured slower)")
+                          "backbone pass; 1 runs each cell alone (default 8)")
     run.set_defaults(func=cmd_run)
 
     ls = grid_command("ls", "list the grid's cells with id and status (done, pending, failed)")

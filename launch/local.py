@@ -2,7 +2,7 @@
 
 Dependencies run first (pretrain cells are a wave of their own); finished cells are skipped; a failing cell is
 recorded as failed with its error and the others go on. Cells that can share a frozen backbone pass are packed
-(`bench.pack`; by default on a GPU only, up to 8 per pass); a cell that diverges inside a pack fails alone and
+(`bench.pack`, up to `RunSettings.pack` per pass); a cell that diverges inside a pack fails alone and
 the rest of its pack goes on from their checkpoints.
 """
 from __future__ import annotations
@@ -47,9 +47,7 @@ class RunSettings:
     data_root: Optional[Path]
     tracking_uri: Optional[str]  # None: no MLflow
     threads: int = 0  # torch threads per worker; 0 leaves torch's default
-    # most cells sharing one backbone pass; 1 runs every cell alone; None: 8 on a GPU, 1 on a CPU (where
-    # `reprogbench bench` measured packing slower: a bigger batch overflows the CPU's caches)
-    pack: Optional[int] = None
+    pack: int = 8  # most cells sharing one backbone pass; 1 runs every cell alone
     cache_features: bool = True  # head-only methods train on features computed once
     compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
 
@@ -124,18 +122,12 @@ def waves(cells: list[Cell]) -> list[list[Cell]]:
     return result
 
 
-def pack_size(settings: RunSettings) -> int:
-    import torch
-
-    return settings.pack if settings.pack is not None else 8 if torch.cuda.is_available() else 1
-
-
 def plan_packs(cells: list[Cell], settings: RunSettings) -> list[list[Cell]]:
     """Group a wave's cells into packs: same pack key, same checkpoint epoch, at most `pack_size` each."""
     from bench.pack import pack_key
     from bench.train import checkpoint_epoch
 
-    size = pack_size(settings)
+    size = settings.pack
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         key = pack_key(cell)

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from bench.data import DatasetInfo
 from bench.methods.base import FrozenBackboneModel, Method, MethodParams, register_method
-from bench.methods.inputs import match_channels, resize
+from bench.methods.inputs import fit
 from bench.methods.label_maps import LABEL_MAPS
 from bench.methods.program import CanvasProgram
 from bench.models import Backbone, BackboneInfo
@@ -31,7 +31,7 @@ class Reprogrammed(FrozenBackboneModel):
         self.lam = lam
 
     def encode(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.learned(resize(match_channels(x01, self.backbone.info.channels), self.learned.input_size))
+        return self.learned(fit(x01, self.backbone.info.channels, self.learned.input_size))
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         return self.label_map(logits)

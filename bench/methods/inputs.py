@@ -23,4 +23,6 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def fit(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    if x.shape[1] < channels:  # resize the one grey channel, then replicate it: a third of the resize work
+        return match_channels(resize(x, size), channels)
     return resize(match_channels(x, channels), size)

@@ -79,8 +79,10 @@ def machine_line(device: torch.device) -> str:
     except (OSError, StopIteration):
         pass
     gpu = f"; GPU {torch.cuda.get_device_name()}" if device.type == "cuda" else ""
-    return (f"machine: {cpu}, {os.cpu_count()} cores{gpu}; device {device.type}; torch {torch.__version__}; "
-            f"python {platform.python_version()}")
+    # other work on the machine distorts CPU timings badly (a busy core can halve 2-thread throughput): say it
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"machine: {cpu}, {os.cpu_count()} cores{gpu}; device {device.type}; torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads); python {platform.python_version()}; load average {load}")
 
 
 def format_markdown(results: list[Measurement], command: str, device: torch.device) -> str:
