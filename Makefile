@@ -6,14 +6,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --quick
 
-.PHONY: demo test install fashion-mnist clean
+.PHONY: demo test bench install fashion-mnist clean
 
 demo: install fashion-mnist ## run the demo grid end to end and print its results
 	$(VENV)/bin/reprogbench run demo --results $(RESULTS)
 
 test: install fashion-mnist ## install with test extras and run the whole test suite
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+bench: install fashion-mnist ## fast paths vs naive paths, appended to BENCHMARKS.md (BENCH_ARGS= for the full run)
+	$(VENV)/bin/reprogbench bench $(BENCH_ARGS)
 
 install: $(STAMP)
 
