@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -129,7 +130,7 @@ def cmd_bench(args) -> int:
     unknown = [n for n in args.only or [] if n not in report.measurements()]
     if unknown:
         raise UnknownName(f"unknown measurement {unknown[0]!r}; known: {', '.join(report.measurements())}")
-    command = "reprogbench " + " ".join(sys.argv[1:]) if sys.argv[1:] else "reprogbench bench"
+    command = "reprogbench " + shlex.join(args.argv)
     output = None if args.no_append else Path(args.output)
     return report.main(args.device, args.quick, args.only, output, args.workdir, command)
 
@@ -197,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as typed, recorded beside benchmark figures
     from bench.data import DatasetMissing
     from bench.models import WeightsMissing
 
