@@ -6,6 +6,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.config import Cell, Grid
+from bench.reference import reference_figure
 from bench.track import cell_dir, read_record
 
 
@@ -19,16 +20,23 @@ def _original(cell: Cell) -> str:
     return f"{cell.trained_on}/{cell.backbone}" if cell.trained_on else f"{cell.backbone} (random init)"
 
 
+def _thesis(grid: Grid, cell: Cell) -> str | float:
+    figure = reference_figure(grid.reference, cell)
+    return figure["test_acc"] if figure else "-"
+
+
 def cells_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
     rows = []
     for cell in cells:
         record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
-        rows.append([cell.cell_id, _status(record), cell.method, _original(cell), cell.task, cell.seed,
-                     ",".join(cell.depends_on) or "-"])
+        row = [cell.cell_id, _status(record), cell.method, _original(cell), cell.task, cell.seed,
+               ",".join(cell.depends_on) or "-"]
+        rows.append(row + ([_thesis(grid, cell)] if grid.reference else []))
     counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed")}
     summary = f"{grid.name}: {len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-    return tabulate(rows, headers=["cell_id", "status", "method", "original", "task", "seed", "depends on"]) + \
-        "\n" + summary
+    headers = ["cell_id", "status", "method", "original", "task", "seed", "depends on"]
+    headers += ["thesis test %"] if grid.reference else []
+    return tabulate(rows, headers=headers) + "\n" + summary
 
 
 def results_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:

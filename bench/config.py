@@ -62,6 +62,12 @@ class OriginalSpec(_Strict):
     seed: StrictInt = 0
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}
+    # pair this original only with these new tasks / methods (default: all the grid's); a table's rows are
+    # (original, task) pairs, not a product
+    tasks: Optional[list[str]] = Field(default=None, min_length=1)
+    methods: Optional[list[str]] = Field(default=None, min_length=1)
+    # method name -> parameters for this original's cells, e.g. {ar: {input_size: 16}} on a 28px canvas
+    method_params: dict[str, dict[str, Any]] = {}
 
 
 class GridFile(_Strict):
@@ -73,6 +79,8 @@ class GridFile(_Strict):
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}
     seeds: list[StrictInt] = Field(default=[0], min_length=1)
+    # the published table its cells are compared with (bench/reference/<name>.csv), e.g. thesis_table_3_1
+    reference: Optional[str] = None
 
 
 # --------------------------------------------------------------------------- cells
@@ -165,6 +173,7 @@ class Grid:
     cells: list[Cell]  # dependency order: pretrain cells first
     skipped: list[Cell] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. a fallback that was taken
+    reference: Optional[str] = None  # the published table the cells are compared with (bench/reference)
 
     def by_id(self) -> dict[str, Cell]:
         return {c.cell_id: c for c in self.cells}
@@ -242,7 +251,11 @@ def _resolve_original(orig: OriginalSpec, i: int, grid: GridFile, data_root: Opt
         original = {"trained_on": IMAGENET, "weights": orig.weights, "pretrain_cell": None}
         return original, backbone, info.num_classes, None, None
     if orig.trained_on is None:
-        raise GridError(f"{where}: give trained_on: DATASET (a pretrain cell makes the model) or weights: imagenet")
+        if orig.methods and not any(METHODS.get(m).uses_original for m in orig.methods if m in METHODS):
+            # an architecture for whole-network methods only (e.g. a from-scratch baseline): nothing to pretrain
+            return None, backbone, info.num_classes, None, None
+        raise GridError(f"{where}: give trained_on: DATASET (a pretrain cell makes the model) or weights: imagenet"
+                        " (or methods: [scratch] for an architecture trained from scratch only)")
     for key in ("trained_on", "fallback"):
         if getattr(orig, key) is not None:
             _check_known("dataset", getattr(orig, key), list_datasets(), f"{where}.{key}")
@@ -276,6 +289,17 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     name = grid.name or name
     for i, task in enumerate(grid.tasks):
         _check_known("dataset", task, list_datasets(), f"tasks[{i}]")
+    for i, orig in enumerate(grid.originals):
+        for task in orig.tasks or []:
+            if task not in grid.tasks:
+                raise GridError(f"originals[{i}].tasks: {task!r} is not among the grid's tasks: "
+                                f"{', '.join(grid.tasks)}")
+        for name in orig.methods or []:
+            _check_known("method", name, [n for n in list_methods() if n != "pretrain"], f"originals[{i}].methods")
+    if grid.reference is not None:
+        from bench.reference import list_references
+
+        _check_known("reference table", grid.reference, list_references(), "reference")
     # lists in the grid-wide hparams expand like method parameters; validate every combination up front
     hparam_sets = [_validated(HParams, h, "hparams").model_dump() for h in expand(grid.hparams, "hparams")]
     split = _validated(SplitSpec, grid.split, "split").model_dump()
@@ -285,7 +309,7 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     skipped: dict[str, Cell] = {}
     originals = [_resolve_original(o, i, grid, data_root, notes) for i, o in enumerate(grid.originals)]
     # readable names stay short; only originals that would share one carry what sets them apart
-    plain = [(o[1]["name"], o[0]["trained_on"]) for o in originals]
+    plain = [(o[1]["name"], o[0]["trained_on"] if o[0] else None) for o in originals]
     originals = [(*o[:4], o[4] if plain.count(key) > 1 else None) for o, key in zip(originals, plain, strict=True)]
     for *_, pretrain, label in originals:
         if pretrain is not None:
@@ -303,9 +327,18 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
         params_raw = {k: v for k, v in entry.items() if k not in ("name", "hparams")}
         param_sets = [_validated(method.Params, p, where, ("name", "hparams")) for p in expand(params_raw, where)]
         override_sets = expand(hparams_override, f"{where}.hparams")
-        for (original, backbone, num_source, pretrain, label), task, params, base_h, over_h, seed in itertools.product(
-            originals, grid.tasks, param_sets, hparam_sets, override_sets, grid.seeds
+        for (original, backbone, num_source, pretrain, label), spec_o, task, params, base_h, over_h, seed in (
+            (o, spec_o, t, p, b, v, s) for (o, spec_o), t, p, b, v, s in itertools.product(
+                zip(originals, grid.originals, strict=True), grid.tasks, param_sets, hparam_sets, override_sets,
+                grid.seeds)
         ):
+            if (spec_o.tasks and task not in spec_o.tasks) or (spec_o.methods and method.name not in spec_o.methods):
+                continue
+            if original is None and method.uses_original:
+                continue
+            if method.name in spec_o.method_params:
+                params = _validated(method.Params, {**params.model_dump(), **spec_o.method_params[method.name]},
+                                    f"originals.method_params.{method.name}")
             hparams = _validated(HParams, {**base_h, **over_h}, f"{where}.hparams").model_dump()
             spec = {
                 "method": {"name": method.name, **params.model_dump()},
@@ -326,7 +359,8 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     # a pretrain cell nobody reprograms (e.g. a grid of scratch baselines) would be wasted compute
     kept = [c for c in cells.values() if c.method != "pretrain" or c.cell_id in needed]
     ordered = sorted(kept, key=lambda c: c.method != "pretrain")  # stable: pretrain first
-    return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes)
+    return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes,
+                reference=grid.reference)
 
 
 def resolve_grid_path(grid: str | Path) -> Path:

@@ -5,6 +5,7 @@ from typing import Literal, Optional
 
 import torch
 from pydantic import Field
+from torch import nn
 
 from bench.data import DatasetInfo
 from bench.methods.base import FrozenBackboneModel, Method, MethodParams, register_method
@@ -17,7 +18,7 @@ from bench.models import Backbone, BackboneInfo
 class ARParams(MethodParams):
     mask: Literal["centre", "ones"] = "centre"
     combine: Literal["add", "multiply", "subtract"] = "add"
-    label_map: Literal["first_k", "random"] = "first_k"
+    label_map: Literal["first_k", "random", "learned"] = "first_k"
     lam: float = Field(default=1.0e-4, ge=0)  # weight of λ‖W‖²
     # the new input's size on the canvas; None = its native size, shrunk to the canvas if larger
     input_size: Optional[int] = Field(default=None, ge=1)
@@ -26,18 +27,22 @@ class ARParams(MethodParams):
 class Reprogrammed(FrozenBackboneModel):
     def __init__(self, backbone: Backbone, program: CanvasProgram, label_map: torch.nn.Module, lam: float):
         super().__init__(backbone)
-        self.learned = program
+        # what trains, is checkpointed and selected on validation: the program, and the mapping if it learns.
+        # Registered first so parameters are named learned.* (program and label_map below are the same objects)
+        trains_map = any(p.requires_grad for p in label_map.parameters())
+        self.learned = nn.ModuleDict({"program": program, "label_map": label_map}) if trains_map else program
+        self.program = program
         self.label_map = label_map
         self.lam = lam
 
     def encode(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.learned(fit(x01, self.backbone.info.channels, self.learned.input_size))
+        return self.program(fit(x01, self.backbone.info.channels, self.program.input_size))
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         return self.label_map(logits)
 
     def regularizer(self) -> torch.Tensor:
-        return self.lam * self.learned.l2()
+        return self.lam * self.program.l2()
 
 
 def _input_size(params: ARParams, canvas: int, task: DatasetInfo) -> int:
@@ -52,7 +57,7 @@ class AR(Method):
     def skip(self, params, backbone: BackboneInfo, num_source: int, task: DatasetInfo):
         if params.combine == "multiply" and params.mask == "centre":
             return True, "combine=multiply with mask=centre multiplies the input by 0: use mask=ones"
-        if task.num_classes > num_source:
+        if params.label_map != "learned" and task.num_classes > num_source:
             return True, (f"{params.label_map} mapping needs {task.num_classes} source classes, "
                           f"the original has {num_source}")
         size, canvas = _input_size(params, backbone.input_size, task), backbone.input_size

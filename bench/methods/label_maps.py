@@ -35,3 +35,18 @@ def random(num_source: int, num_target: int, seed: int) -> nn.Module:
     """A fixed random injective mapping, drawn from the cell's seed."""
     g = torch.Generator().manual_seed(seed)
     return FixedLabelMap(torch.randperm(num_source, generator=g)[:num_target])
+
+
+@LABEL_MAPS.decorator()
+def learned(num_source: int, num_target: int, seed: int) -> nn.Module:
+    """Thesis Experiment 2, tweak 1 (AutoVP's "FullyMap"): a trained linear map over all source logits.
+
+    Initialised from the cell's seed, so a packed cell starts where it would alone.
+    """
+    g = torch.Generator().manual_seed(seed)
+    layer = nn.Linear(num_source, num_target)
+    bound = 1 / num_source**0.5  # nn.Linear's default init range, drawn from the cell's own generator
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=g)
+        layer.bias.uniform_(-bound, bound, generator=g)
+    return layer

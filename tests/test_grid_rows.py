@@ -1,0 +1,110 @@
+"""Grids shaped like the thesis's tables: (original, task) rows instead of a product, per-original method
+parameters, architectures trained from scratch only, a learned label mapping, and the thesis figure per cell."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.config import GridError, load_grid
+from bench.reference import reference_figure
+from bench.train import run_cell
+
+ROWS = """
+name: rows
+reference: thesis_table_3_1
+originals:
+  - {backbone: test_tinycnn, trained_on: digits, tasks: [squares], method_params: {ar: {mask: ones}}}
+  - {backbone: smallcnn, trained_on: fashion_mnist, tasks: [mnist_01, digits], method_params: {ar: {input_size: 16}}}
+  - {backbone: smallcnn_rgb, methods: [scratch]}
+tasks: [squares, mnist_01, digits]
+methods:
+  - {name: ar}
+  - {name: scratch}
+hparams: {epochs: 1}
+"""
+
+
+def grid_of(tmp_path, text, name="rows"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return load_grid(path)
+
+
+def test_originals_pair_only_with_their_tasks_and_methods(tmp_path):
+    grid = grid_of(tmp_path, ROWS)
+    ar = {(c.trained_on, c.backbone, c.task) for c in grid.cells if c.method == "ar"}
+    assert ar == {("digits", "test_tinycnn", "squares"), ("fashion_mnist", "smallcnn", "mnist_01"),
+                  ("fashion_mnist", "smallcnn", "digits")}
+    scratch = {(c.backbone, c.task) for c in grid.cells if c.method == "scratch"}
+    # scratch goes with every original's architecture for its tasks; the scratch-only one for every task
+    assert ("smallcnn_rgb", "squares") in scratch and ("smallcnn_rgb", "digits") in scratch
+    assert all(c.method != "ar" or c.backbone != "smallcnn_rgb" for c in grid.cells)
+    pretrains = {c.task for c in grid.cells if c.method == "pretrain"}
+    assert pretrains == {"digits", "fashion_mnist"}  # nothing to pretrain for the scratch-only architecture
+
+
+def test_method_params_apply_to_their_original_only(tmp_path):
+    grid = grid_of(tmp_path, ROWS)
+    sizes = {(c.backbone, c.task): c.spec["method"]["input_size"] for c in grid.cells if c.method == "ar"}
+    assert sizes[("smallcnn", "mnist_01")] == 16 and sizes[("smallcnn", "digits")] == 16
+    assert sizes[("test_tinycnn", "squares")] is None
+    masks = {c.backbone: c.spec["method"]["mask"] for c in grid.cells if c.method == "ar"}
+    assert masks == {"test_tinycnn": "ones", "smallcnn": "centre"}
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ("tasks: [squares], method_params", "not among the grid's tasks"),
+    ("methods: [warp], method_params", "unknown method 'warp'"),
+])
+def test_bad_rows_are_one_line_errors(tmp_path, bad, needle):
+    text = ROWS.replace("tasks: [squares], method_params", bad.replace("squares", "cifar10"), 1)
+    with pytest.raises(GridError, match=needle) as err:
+        grid_of(tmp_path, text)
+    assert "\n" not in str(err.value)
+
+
+def test_an_unknown_reference_table_is_rejected(tmp_path):
+    with pytest.raises(GridError, match="unknown reference table 'table_9'; known: thesis_table_3_1"):
+        grid_of(tmp_path, ROWS.replace("reference: thesis_table_3_1", "reference: table_9"))
+
+
+def test_reference_figures_come_from_the_thesis_tables(tmp_path):
+    grid = grid_of(tmp_path, ROWS.replace("tasks: [mnist_01, digits]", "tasks: [mnist_01]"))
+    by = {(c.method, c.trained_on, c.task): c for c in grid.cells}
+    assert reference_figure("thesis_table_3_1", by[("ar", "fashion_mnist", "mnist_01")]) == {
+        "train_acc": 42.82, "test_acc": 43.83, "source": "thesis Table 3.1"}
+    pretrain = next(c for c in grid.cells if c.method == "pretrain" and c.task == "fashion_mnist")
+    assert reference_figure("thesis_table_3_1", pretrain)["test_acc"] == 89.40  # footnote 5
+    assert reference_figure("thesis_table_3_1", by[("ar", "digits", "squares")]) is None  # not a thesis row
+    assert reference_figure(None, pretrain) is None
+
+
+def test_ls_shows_the_thesis_figure(tmp_path, capsys):
+    from launch.cli import main
+
+    path = tmp_path / "rows.yaml"
+    path.write_text(ROWS)
+    assert main(["ls", str(path), "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "thesis test %" in out and "43.83" in out and "89.4" in out
+
+
+def test_learned_label_map_trains_and_is_checkpointed_with_the_program(tmp_path):
+    text = """
+name: learned
+originals: [{backbone: test_tinycnn, trained_on: digits_01, hparams: {epochs: 1}}]
+tasks: [digits]
+methods: [{name: ar, label_map: learned, hparams: {lr: 0.05}}]
+hparams: {epochs: 2, batch_size: 64}
+"""
+    grid = grid_of(tmp_path, text, "learned")
+    # a learned mapping needs no more source classes than new ones: 2 -> 10 is allowed
+    assert not grid.skipped and [c.method for c in grid.cells] == ["pretrain", "ar"]
+    pretrain, ar = grid.cells
+    run_cell(pretrain, tmp_path / "p")
+    record = run_cell(ar, tmp_path / "ar", dependency_dirs={pretrain.cell_id: tmp_path / "p"})
+    best = torch.load(tmp_path / "ar" / "checkpoint.pt", weights_only=True)["best"]["learned"]
+    assert {"program.W", "label_map.weight", "label_map.bias"} <= set(best)
+    assert best["label_map.weight"].shape == (10, 2)
+    assert record["parameters"]["trainable"] == 16 * 16 + 10 * 2 + 10
+    assert record["metrics"]["test_acc"] > 10.0  # learns something beyond chance over 10 classes
