@@ -29,7 +29,7 @@ def cells_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
     rows = []
     for cell in cells:
         record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
-        row = [cell.cell_id, _status(record), cell.method, _original(cell), cell.task, cell.seed,
+        row = [cell.cell_id, _status(record), cell.method_label, _original(cell), cell.task, cell.seed,
                ",".join(cell.depends_on) or "-"]
         rows.append(row + ([_thesis(grid, cell)] if grid.reference else []))
     counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed")}

@@ -127,9 +127,14 @@ class Cell:
         return original["trained_on"] if original else None
 
     @property
+    def method_label(self) -> str:
+        """The method with what sets it apart from its defaults, e.g. `ar[input_size=16,lr=0.05]`."""
+        return self.method + _non_default(self.spec["method"], self.spec["hparams"])
+
+    @property
     def name(self) -> str:
         """A readable run name, e.g. `ar fashion_mnist/smallcnn -> digits seed0`."""
-        method = self.method + _non_default(self.spec["method"], self.spec["hparams"])
+        method = self.method_label
         if self.method == "pretrain":
             return f"pretrain {self.backbone} on {self.original_label or self.task} seed{self.seed}"
         if self.spec["original"] is None:

@@ -108,3 +108,16 @@ hparams: {epochs: 2, batch_size: 64}
     assert best["label_map.weight"].shape == (10, 2)
     assert record["parameters"]["trainable"] == 16 * 16 + 10 * 2 + 10
     assert record["metrics"]["test_acc"] > 10.0  # learns something beyond chance over 10 classes
+
+
+def test_the_experiment_2_grid_has_every_tweak_beside_the_untweaked_method():
+    grid = load_grid("thesis_experiment_2")
+    ar = [c for c in grid.cells if c.method == "ar"]
+    rows = {(c.trained_on, c.task) for c in ar}
+    assert rows == {(o, t) for o in ("fashion_mnist", "cifar10") for t in ("mnist", "mnist_01")}
+    variants = {(m["input_size"], m["label_map"], m["mask"], m["combine"]) for m in (c.spec["method"] for c in ar)}
+    assert variants == {(20, "first_k", "centre", "add"), (20, "learned", "centre", "add"),
+                        (4, "first_k", "centre", "add"), (20, "first_k", "ones", "add"),
+                        (20, "first_k", "ones", "multiply"), (20, "first_k", "centre", "subtract")}
+    assert len(ar) == 6 * 4 and not grid.skipped
+    assert sorted(c.task for c in grid.cells if c.method == "pretrain") == ["cifar10", "fashion_mnist"]
