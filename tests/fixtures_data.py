@@ -120,3 +120,83 @@ def write_cifar100(root: Path, n: int = 300, n_test: int = 100, seed: int = 0) -
     fine, coarse = [f"fine{i}" for i in range(100)], [f"coarse{i}" for i in range(20)]
     _pickle(folder / "meta", {"fine_label_names": fine, "coarse_label_names": coarse})
     return Written(*written)
+
+
+# --------------------------------------------------------------------------- Caltech: folders of JPEGs
+
+CALTECH101_NAMES = ("Faces", "Faces_easy", "accordion", "car_side")  # sorted; "Faces" a prefix of another
+CALTECH256_NAMES = ("ak47", "american-flag", "backpack", "baseball-bat")
+
+
+@dataclass
+class WrittenFolders:
+    """What a Caltech fixture wrote: the class folders' parent, and the real classes' files in torchvision's order
+    (class folders sorted, then file names sorted), as "<class folder>/<file name>" with their labels."""
+
+    images_dir: Path
+    classes: list[str]
+    files: list[str]
+    labels: list[int]
+
+
+def write_jpeg(path: Path, seed: int, mode: str = "RGB", size: tuple[int, int] | None = None) -> None:
+    """A JPEG of random pixels (so every file differs), `size` = (width, height) or a random small one."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    width, height = size if size is not None else (int(rng.integers(10, 48)), int(rng.integers(10, 48)))
+    bands = {"L": 1, "RGB": 3, "CMYK": 4}[mode]
+    pixels = rng.integers(0, 256, size=(height, width, bands), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels[:, :, 0] if bands == 1 else pixels, mode=mode).save(path, format="JPEG")
+
+
+def _mode(label: int, number: int) -> str:
+    # Not all Caltech JPEGs are RGB: one greyscale and one CMYK file in the first class.
+    return {(0, 2): "L", (0, 3): "CMYK"}.get((label, number), "RGB")
+
+
+def _class_files(folder: Path, names: list[str], label: int, seed: int) -> None:
+    for number, name in enumerate(names, start=1):
+        big = (300, 260) if (label, number) == (0, 1) else None  # one larger than 224: resizing shrinks it
+        write_jpeg(folder / name, seed * 100_003 + label * 1_000 + number, _mode(label, number), big)
+
+
+def write_caltech101(root: Path, counts: tuple[int, ...] = (3, 5, 4, 6), background: int = 3, seed: int = 0
+                     ) -> WrittenFolders:
+    """`root/caltech101/101_ObjectCategories/<class>/image_0001.jpg...`, plus BACKGROUND_Google (not a class)."""
+    images_dir = Path(root) / "caltech101" / "101_ObjectCategories"
+    classes = list(CALTECH101_NAMES[: len(counts)]) if len(counts) <= 4 else [f"c{i:03d}" for i in range(len(counts))]
+    files, labels = [], []
+    for label, (name, count) in enumerate(zip(classes, counts, strict=True)):
+        names = [f"image_{n:04d}.jpg" for n in range(1, count + 1)]
+        _class_files(images_dir / name, names, label, seed)
+        files += [f"{name}/{f}" for f in names]
+        labels += [label] * count
+    _class_files(images_dir / "BACKGROUND_Google", [f"image_{n:04d}.jpg" for n in range(1, background + 1)],
+                 len(counts), seed)
+    return WrittenFolders(images_dir, classes, files, labels)
+
+
+def write_caltech256(root: Path, counts: tuple[int, ...] = (22, 3, 5, 21), seed: int = 1, quirks: bool = True
+                     ) -> WrittenFolders:
+    """`root/caltech256/256_ObjectCategories/<NNN.name>/<NNN_XXXX.jpg>`, NNN = 001.. in folder order.
+
+    With 257 classes the last folder is 257.clutter, as in the real data. quirks=True adds what torchvision skips
+    in a class folder: a file not ending in .jpg and a sub-folder (the real 056.dog has one, `greg`).
+    """
+    images_dir = Path(root) / "caltech256" / "256_ObjectCategories"
+    names = CALTECH256_NAMES if len(counts) <= 4 else [f"class{i:03d}" for i in range(len(counts))]
+    classes = [f"{i + 1:03d}.{names[i]}" for i in range(len(counts))]
+    if len(counts) == 257:
+        classes[-1] = "257.clutter"
+    files, labels = [], []
+    for label, (name, count) in enumerate(zip(classes, counts, strict=True)):
+        jpgs = [f"{label + 1:03d}_{n:04d}.jpg" for n in range(1, count + 1)]
+        _class_files(images_dir / name, jpgs, label, seed)
+        files += [f"{name}/{f}" for f in jpgs]
+        labels += [label] * count
+    if quirks:
+        (images_dir / classes[-1] / "RENAME2").write_bytes(b"not an image")
+        write_jpeg(images_dir / classes[-1] / "greg" / f"{len(counts):03d}_9999.jpg", seed)
+    return WrittenFolders(images_dir, classes, files, labels)

@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures_data import IDX_NAMES, write_cifar10, write_cifar100, write_idx_files, write_mnist_idx
+from fixtures_data import (
+    IDX_NAMES,
+    write_caltech101,
+    write_caltech256,
+    write_cifar10,
+    write_cifar100,
+    write_idx_files,
+    write_mnist_idx,
+)
 
 from bench.data import (
     DatasetMissing,
@@ -36,6 +44,8 @@ POOL_AND_TEST = {
     "mnist": (200, 50), "fashion_mnist": (200, 50), "cifar10": (100, 20), "cifar100": (300, 100),
     "mnist_01": (40, 10), "fashion_mnist_01": (40, 10), "cifar10_01": (20, 4),
     "digits": (1797 - 359, 359), "digits_01": (360 - 72, 72), "squares": (4800, 1200),
+    # 3 JPEGs per class: 1 test, 1 val, 1 train each
+    "caltech101": (202, 101), "caltech256": (514, 257), "caltech256_reduced": (514, 257),
 }
 CASES = [(n, "root") for n in list_datasets()] + [(n, "debian") for n in DEBIAN_BACKED]
 
@@ -58,6 +68,8 @@ def data_root(tmp_path_factory) -> Path:
     write_mnist_idx(root, "FashionMNIST", seed=2)
     write_cifar10(root, seed=3)
     write_cifar100(root, seed=4)
+    write_caltech101(root, counts=(3,) * 101, background=1, seed=5)
+    write_caltech256(root, counts=(3,) * 257, seed=6)
     return root
 
 

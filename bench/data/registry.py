@@ -12,7 +12,7 @@ import torch
 
 from bench.registry import Registry
 
-from . import synthetic
+from . import caltech, synthetic
 from . import torchvision_sets as tv
 from .roots import resolve_root
 from .splits import stratified_split, stratified_subsample
@@ -78,6 +78,8 @@ _from_torchvision(tv.MNIST, 10, 1, 28, "torchvision MNIST (IDX files)")
 _from_torchvision(tv.FASHION_MNIST, 10, 1, 28, "torchvision FashionMNIST (IDX files; Debian dataset-fashion-mnist)")
 _from_torchvision(tv.CIFAR10, 10, 3, 32, "torchvision CIFAR10 (python pickle batches)")
 _from_torchvision(tv.CIFAR100, 100, 3, 32, "torchvision CIFAR100 (python pickle, fine labels)")
+for _caltech in caltech.SOURCES:  # caltech101, caltech256, caltech256_reduced: JPEGs decoded once to 224x224
+    _register(DatasetEntry(_caltech.info, _caltech.load, _caltech.available, _caltech.prepare))
 _register(DatasetEntry(
     DatasetInfo("digits", 10, 1, 8, "sklearn load_digits (bundled), 0..16 scaled to 0..255"), synthetic.load_digits
 ))
