@@ -110,16 +110,16 @@ def cmd_cell(args) -> int:
 def cmd_prepare(args) -> int:
     """Login-node step: fetch datasets and weights so compute nodes can run offline."""
     from bench.data import default_data_root, prepare
-    from bench.models.torchvision_nets import TORCHVISION_MODELS, download_imagenet_weights
+    from bench.models.thesis_nets import download_weights, weights_names
 
     root = Path(args.data_root or default_data_root())
     for name in args.weights:  # checked before any download starts
-        if name not in TORCHVISION_MODELS:
-            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(TORCHVISION_MODELS)}")
+        if name not in weights_names():
+            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(weights_names())}")
     for name in args.datasets:
         print(f"{name}: {prepare(name, root)}")
     for name in args.weights:
-        print(f"{name}: {download_imagenet_weights(name)}")
+        print(f"{name}: {download_weights(name)}")
     return 0
 
 
@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare", help="download datasets / ImageNet weights (on a login node with internet)")
     prep.add_argument("datasets", nargs="*", help="dataset names, e.g. mnist cifar10")
     prep.add_argument("--weights", action="append", default=[], metavar="BACKBONE",
-                      help="torchvision ImageNet weights into the torch hub cache; repeatable")
+                      help="ImageNet weights (torchvision's into the torch hub cache, timm's into the Hugging Face "
+                           "cache); repeatable")
     prep.add_argument("--data-root", type=Path)
     prep.set_defaults(func=cmd_prepare)
     bench = sub.add_parser("bench", help="measure the fast paths against the naive ones; append to BENCHMARKS.md",

@@ -7,7 +7,7 @@ from typing import Optional
 
 from bench.config import IMAGENET, Cell
 from bench.data import dataset_available, load_task
-from bench.models.torchvision_nets import require_imagenet_weights
+from bench.models.thesis_nets import weights_path
 
 
 def check_inputs(cells: list[Cell], data_root: Optional[Path]) -> None:
@@ -19,4 +19,4 @@ def check_inputs(cells: list[Cell], data_root: Optional[Path]) -> None:
     for cell in cells:
         original = cell.spec["original"]
         if original and original["trained_on"] == IMAGENET:
-            require_imagenet_weights(cell.backbone)
+            weights_path(cell.backbone)  # torchvision or timm: raises WeightsMissing naming `prepare`

@@ -121,3 +121,29 @@ def test_the_experiment_2_grid_has_every_tweak_beside_the_untweaked_method():
                         (20, "first_k", "ones", "multiply"), (20, "first_k", "centre", "subtract")}
     assert len(ar) == 6 * 4 and not grid.skipped
     assert sorted(c.task for c in grid.cells if c.method == "pretrain") == ["cifar10", "fashion_mnist"]
+
+
+def test_the_table_3_1_grid_has_all_ten_thesis_rows_each_with_its_figure():
+    import csv
+
+    from bench.reference import REFERENCE_DIR
+
+    grid = load_grid("thesis_table_3_1")
+    lines = (REFERENCE_DIR / "thesis_table_3_1.csv").read_text().splitlines()
+    thesis = {(r["original_task"], r["new_task"]): float(r["test_acc"])
+              for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
+    ar = {(c.trained_on, c.task): reference_figure(grid.reference, c)["test_acc"]
+          for c in grid.cells if c.method == "ar"}
+    assert ar == thesis and len(ar) == 10 and not grid.skipped
+    assert all(c.backbone == "resnet50v2" for c in grid.cells if c.trained_on == "imagenet")
+
+
+def test_running_table_3_1_without_its_data_stops_before_any_cell(tmp_path, capsys):
+    from launch.cli import main
+
+    results = tmp_path / "results"
+    code = main(["run", "thesis_table_3_1", "--results", str(results), "--data-root", str(tmp_path / "empty"),
+                 "--no-tracking"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "reprogbench prepare" in err[0]
+    assert not results.exists() or not any(results.rglob("result.json"))

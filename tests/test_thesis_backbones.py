@@ -1,0 +1,306 @@
+"""The thesis's Table 5.1 backbones (bench.models.thesis_nets): the mapping, the body/head split, weights offline."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+import safetensors.torch
+import timm
+import torch
+import torchvision
+
+from bench.models import WeightsMissing, backbone_info, create_backbone, list_backbones
+from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD
+from bench.models.thesis_nets import (
+    _HF_FILES,
+    EXTRA_TORCHVISION_MODELS,
+    THESIS_BACKBONES,
+    TIMM_MODELS,
+    _torchvision_file,
+    download_weights,
+    hf_hub_cache,
+    weights_names,
+    weights_path,
+    weights_present,
+    weights_source,
+)
+from bench.models.torchvision_nets import TORCHVISION_MODELS, _weights_enum
+from bench.registry import UnknownName
+
+KERAS_NAMES = ["ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2", "NASNetMobile", "VGG16", "VGG19"]
+THESIS = [name for name, _ in THESIS_BACKBONES.values() if name is not None]
+FEATURE_DIM = {"resnet50v2": 2048, "resnet101v2": 2048, "mobilenet_v1": 1024, "mobilenet_v2": 1280, "vgg16": 4096,
+               "vgg19": 4096}
+SMALL = 32  # as in test_models: the 224px nets pool adaptively; 1x1 after the last stage
+
+
+def torchvision_spec(name: str) -> tuple[str, str, str]:
+    return TORCHVISION_MODELS.get(name) or EXTRA_TORCHVISION_MODELS[name]
+
+
+def original_model(name: str) -> torch.nn.Module:
+    """The unsplit classifier a thesis backbone is made from, random init."""
+    if name in TIMM_MODELS:
+        return timm.create_model(TIMM_MODELS[name].tag, pretrained=False)
+    return getattr(torchvision.models, torchvision_spec(name)[0])(weights=None)
+
+
+def images(n: int = 2, size: int = SMALL) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture
+def caches(tmp_path, monkeypatch):
+    """Empty torch hub and Hugging Face caches under tmp_path."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    hub = tmp_path / "torch" / "hub"
+    old = torch.hub.get_dir()
+    if old != str(hub):  # set_dir() was called earlier in this process: override it too
+        torch.hub.set_dir(str(hub))
+    yield tmp_path
+    if old != str(hub):
+        torch.hub.set_dir(old)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    monkeypatch.setattr(huggingface_hub.file_download, "hf_hub_download", refuse)
+    for fn in ("load_state_dict_from_hf", "load_state_dict_from_url", "download_cached_file"):
+        monkeypatch.setattr(timm.models._builder, fn, refuse)
+
+
+def put_in_hf_cache(cache_root: Path, repo: str, filename: str, state_dict: dict) -> Path:
+    """Lay a file out as huggingface_hub's cache does: refs/main -> snapshots/<commit>/<filename>."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = cache_root / "hf" / "hub" / ("models--" + repo.replace("/", "--"))
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    if filename.endswith(".safetensors"):
+        safetensors.torch.save_file({k: v.contiguous() for k, v in state_dict.items()}, snapshot / filename)
+    else:
+        torch.save(state_dict, snapshot / filename)
+    return snapshot / filename
+
+
+# --------------------------------------------------------------------------- the mapping
+
+
+def test_the_table_covers_the_eight_keras_models():
+    assert list(THESIS_BACKBONES) == KERAS_NAMES
+    registered = set(list_backbones())
+    for keras, (name, note) in THESIS_BACKBONES.items():
+        assert note.strip(), keras
+        if name is not None:
+            assert name in registered and backbone_info(name).weights == ("imagenet",), keras
+            assert name in weights_names() and backbone_info(name).num_classes == 1000
+    # no silent substitutes for the two PyTorch lacks
+    assert THESIS_BACKBONES["ResNet152V2"][0] is None and THESIS_BACKBONES["NASNetMobile"][0] is None
+    assert len(set(THESIS)) == len(THESIS) == 6
+    assert THESIS_BACKBONES["MobileNetV2"][0] == "mobilenet_v2" and THESIS_BACKBONES["VGG16"][0] == "vgg16"
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_MODELS))
+def test_timm_backbones_use_their_pretrained_cfg(name):
+    spec, info = TIMM_MODELS[name], backbone_info(name)
+    assert spec.tag in timm.list_pretrained() and spec.tag.endswith("in1k")
+    cfg = timm.models.get_pretrained_cfg(spec.tag)
+    assert cfg.hf_hub_id == spec.hf_repo and cfg.num_classes == 1000
+    assert (info.mean, info.std) == (spec.mean, spec.std) == (tuple(cfg.mean), tuple(cfg.std))
+    assert (3, info.input_size, info.input_size) == tuple(cfg.input_size)
+    assert (spec.interpolation, spec.crop_pct) == (cfg.interpolation, cfg.crop_pct)
+
+
+@pytest.mark.parametrize("name", [n for n in THESIS if n not in TIMM_MODELS])
+def test_torchvision_backbones_use_their_weights_transforms(name):
+    info = backbone_info(name)
+    transforms = _weights_enum(torchvision_spec(name)[1]).transforms()
+    assert (info.mean, info.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert (tuple(transforms.mean), tuple(transforms.std)) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert transforms.crop_size == [info.input_size]
+
+
+# --------------------------------------------------------------------------- body + head == the original
+
+
+def head_key(name: str) -> str:
+    if name in TIMM_MODELS:
+        return timm.models.get_pretrained_cfg(TIMM_MODELS[name].tag).classifier  # "head.fc" (a 1x1 conv), "classifier"
+    return torchvision_spec(name)[2]
+
+
+def unsplit(model, name: str) -> torch.nn.Module:
+    """The original classifier holding `model`'s weights: body keys are its keys, minus the head's (strict load)."""
+    with torch.device("meta"):  # no second random init (VGG's takes seconds)
+        original = original_model(name)
+    original = original.to_empty(device="cpu")
+    key = head_key(name)
+    state = dict(model.body.state_dict())
+    state[f"{key}.weight"] = model.head.weight.reshape(original.get_submodule(key).weight.shape)
+    state[f"{key}.bias"] = model.head.bias
+    original.load_state_dict(state, strict=True)
+    return original.eval()
+
+
+@pytest.mark.parametrize("name", THESIS)
+def test_body_and_head_are_the_original_model(name):
+    torch.manual_seed(0)
+    model = create_backbone(name, input_size=SMALL).eval()
+    assert model.info.input_size == SMALL and model.num_classes == 1000
+    assert model.feature_dim == FEATURE_DIM[name]
+    original = unsplit(model, name)
+    x = images()
+    with torch.no_grad():
+        h = model.features(x)
+        out = model(x)
+        expected = original((x - model.mean) / model.std)
+    assert h.shape == (2, FEATURE_DIM[name]) and out.shape == (2, 1000)
+    assert torch.isfinite(out).all() and out.std() > 0
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(model.head(h), out)
+    if name in TIMM_MODELS:  # the head was rebuilt (ResNetV2: from a 1x1 conv): compare with an independent build
+        torch.manual_seed(0)
+        classifier = original_model(name).get_classifier()
+        assert torch.equal(model.head.weight, classifier.weight.flatten(1))
+        assert torch.equal(model.head.bias, classifier.bias)
+
+
+# --------------------------------------------------------------------------- weights, offline
+
+
+@pytest.mark.parametrize("name", THESIS)
+def test_missing_weights_name_the_prepare_command(name, caches, no_network):
+    assert not weights_present(name)
+    with pytest.raises(WeightsMissing) as info:
+        if name in TIMM_MODELS or name in EXTRA_TORCHVISION_MODELS:
+            create_backbone(name, weights="imagenet", input_size=SMALL)
+        else:  # torchvision_nets' factory builds the model first (VGG16: seconds); test_models covers its path
+            weights_path(name)
+    message = str(info.value)
+    assert f"reprogbench prepare --weights {name}" in message and "\n" not in message
+    assert str(caches) in message  # where it looked
+    with pytest.raises(WeightsMissing):
+        weights_path(name)
+    assert not (caches / "torch").exists() and not (caches / "hf").exists()  # nothing downloaded, nothing created
+
+
+@pytest.mark.parametrize("name, filename", [("mobilenet_v1", "pytorch_model.bin"),
+                                            ("resnet50v2", "model.safetensors")])
+def test_timm_weights_are_read_from_the_local_hf_cache(name, filename, caches, no_network):
+    spec = TIMM_MODELS[name]
+    torch.manual_seed(1234)
+    reference = timm.create_model(spec.tag, pretrained=False)
+    state = reference.state_dict()
+    path = put_in_hf_cache(caches, spec.hf_repo, filename, state)
+    assert hf_hub_cache() == caches / "hf" / "hub"
+    assert weights_path(name) == path and weights_present(name)
+    assert download_weights(name) == path  # already cached: no download (the network is refused)
+
+    torch.manual_seed(0)  # a different seed: equal tensors can only come from the file
+    model = create_backbone(name, weights="imagenet", input_size=SMALL).eval()
+    body = model.body.state_dict()
+    for key, value in state.items():
+        if key in body:
+            assert torch.equal(body[key], value), key
+    classifier = head_key(name)
+    assert torch.equal(model.head.weight, state[f"{classifier}.weight"].flatten(1))
+    assert torch.equal(model.head.bias, state[f"{classifier}.bias"])
+    x = images()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference.eval()((x - model.mean) / model.std), rtol=1e-4, atol=1e-4)
+
+    new_task = create_backbone(name, weights="imagenet", num_classes=4, input_size=SMALL)
+    assert new_task.num_classes == 4 and new_task.feature_dim == FEATURE_DIM[name]
+
+
+def test_vgg19_weights_are_read_from_the_local_torch_hub_cache(caches, no_network):
+    path = _torchvision_file("vgg19")
+    assert path == caches / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"  # torchvision's file name
+    with torch.device("meta"):
+        shapes = torchvision.models.vgg19(weights=None).state_dict()
+    reference = {k: torch.full(v.shape, (i + 1) / 100) for i, (k, v) in enumerate(shapes.items())}  # one value a tensor
+    path.parent.mkdir(parents=True)
+    torch.save(reference, path)
+    assert weights_path("vgg19") == path and download_weights("vgg19") == path
+
+    model = create_backbone("vgg19", weights="imagenet", input_size=SMALL)
+    assert torch.equal(model.body.features[0].weight, reference["features.0.weight"])
+    assert torch.equal(model.body.classifier[3].weight, reference["classifier.3.weight"])
+    assert torch.equal(model.head.weight, reference["classifier.6.weight"])
+    assert isinstance(model.body.classifier[6], torch.nn.Identity)
+
+
+def test_download_weights_fetches_into_the_caches_the_loaders_read(caches, monkeypatch):
+    fetched = []
+
+    def fake_hf_download(repo_id, filename, *, cache_dir):
+        fetched.append((repo_id, filename, cache_dir))
+        return str(put_in_hf_cache(caches, repo_id, filename, {"w": torch.zeros(1)}))
+
+    def fake_url_download(url, dst, progress=True):
+        fetched.append((url, dst))
+        torch.save({}, dst)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_url_download)
+    spec = TIMM_MODELS["mobilenet_v1"]
+    path = download_weights("mobilenet_v1")
+    assert fetched == [(spec.hf_repo, "model.safetensors", caches / "hf" / "hub")]
+    assert weights_path("mobilenet_v1") == path and path.name == "model.safetensors"
+
+    fetched.clear()
+    path = download_weights("vgg19")
+    url = _weights_enum(torchvision_spec("vgg19")[1]).url
+    assert fetched == [(url, str(path))] and weights_source("vgg19") == url
+    assert weights_path("vgg19") == path
+    assert weights_source("resnet50v2") == "Hugging Face hub timm/resnetv2_50.a1h_in1k"
+
+
+def test_hf_cache_follows_the_environment_at_call_time(tmp_path, monkeypatch):
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert hf_hub_cache() == tmp_path / "home" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert hf_hub_cache() == tmp_path / "cache"
+
+
+def test_every_imagenet_backbone_has_one_weights_interface():
+    imagenet = {n for n in list_backbones() if backbone_info(n).weights == ("imagenet",)}
+    assert set(weights_names()) == imagenet and set(THESIS) <= imagenet
+    with pytest.raises(UnknownName, match=r"no downloadable weights for 'smallcnn'; known: .*resnet18.*resnet50v2"):
+        weights_path("smallcnn")
+
+
+def test_download_falls_back_to_the_pickle_only_when_the_repo_lacks_safetensors(caches, monkeypatch):
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+
+    asked = []
+
+    def repo_without_safetensors(repo_id, filename, *, cache_dir):
+        asked.append(filename)
+        if filename == "model.safetensors":
+            raise EntryNotFoundError(f"{repo_id} has no {filename}")
+        return str(put_in_hf_cache(caches, repo_id, filename, {"w": torch.zeros(1)}))
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", repo_without_safetensors)
+    assert download_weights("resnet101v2").name == "pytorch_model.bin" and asked == list(_HF_FILES)
+
+    def offline(repo_id, filename, *, cache_dir):
+        raise LocalEntryNotFoundError("offline")  # no network is not "the repo lacks the file"
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(LocalEntryNotFoundError):
+        download_weights("resnet50v2")
