@@ -15,10 +15,8 @@ from bench.models import WeightsMissing, backbone_info, create_backbone, list_ba
 from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from bench.models.thesis_nets import (
     _HF_FILES,
-    EXTRA_TORCHVISION_MODELS,
     THESIS_BACKBONES,
     TIMM_MODELS,
-    _torchvision_file,
     download_weights,
     hf_hub_cache,
     weights_names,
@@ -26,7 +24,7 @@ from bench.models.thesis_nets import (
     weights_present,
     weights_source,
 )
-from bench.models.torchvision_nets import TORCHVISION_MODELS, _weights_enum
+from bench.models.torchvision_nets import TORCHVISION_MODELS, _weights_enum, imagenet_weights_path
 from bench.registry import UnknownName
 
 KERAS_NAMES = ["ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2", "NASNetMobile", "VGG16", "VGG19"]
@@ -37,7 +35,7 @@ SMALL = 32  # as in test_models: the 224px nets pool adaptively; 1x1 after the l
 
 
 def torchvision_spec(name: str) -> tuple[str, str, str]:
-    return TORCHVISION_MODELS.get(name) or EXTRA_TORCHVISION_MODELS[name]
+    return TORCHVISION_MODELS[name]
 
 
 def original_model(name: str) -> torch.nn.Module:
@@ -184,7 +182,7 @@ def test_body_and_head_are_the_original_model(name):
 def test_missing_weights_name_the_prepare_command(name, caches, no_network):
     assert not weights_present(name)
     with pytest.raises(WeightsMissing) as info:
-        if name in TIMM_MODELS or name in EXTRA_TORCHVISION_MODELS:
+        if name in TIMM_MODELS:
             create_backbone(name, weights="imagenet", input_size=SMALL)
         else:  # torchvision_nets' factory builds the model first (VGG16: seconds); test_models covers its path
             weights_path(name)
@@ -226,7 +224,7 @@ def test_timm_weights_are_read_from_the_local_hf_cache(name, filename, caches, n
 
 
 def test_vgg19_weights_are_read_from_the_local_torch_hub_cache(caches, no_network):
-    path = _torchvision_file("vgg19")
+    path = imagenet_weights_path("vgg19")
     assert path == caches / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"  # torchvision's file name
     with torch.device("meta"):
         shapes = torchvision.models.vgg19(weights=None).state_dict()

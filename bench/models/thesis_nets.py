@@ -19,14 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
-from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneInfo, WeightsMissing
+from bench.models.backbone import Backbone, BackboneInfo, WeightsMissing
 from bench.models.registry import register_backbone
 from bench.models.torchvision_nets import (
     TORCHVISION_MODELS,
-    _split_head,
     _weights_enum,
     download_imagenet_weights,
     imagenet_weights_path,
@@ -66,12 +64,6 @@ TIMM_MODELS = {
                              "bicubic", 0.875),
 }
 
-# torchvision models the thesis needs beyond torchvision_nets' table, in its format (builder, weights enum, head).
-# Should that table gain the same entry, it owns the model and this one steps aside.
-EXTRA_TORCHVISION_MODELS = {
-    "vgg19": ("vgg19", "VGG19_Weights.IMAGENET1K_V1", "classifier.6"),
-}
-
 # Keras name (thesis Table 5.1) -> (our registry name, or None where PyTorch has no ImageNet-1k equivalent; note)
 THESIS_BACKBONES: dict[str, tuple[str | None, str]] = {
     "ResNet50V2": ("resnet50v2", "timm resnetv2_50.a1h_in1k: same pre-activation ResNet-50; timm's RSB A1h recipe, "
@@ -95,13 +87,9 @@ _HF_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm looks for in
 # --------------------------------------------------------------------------- where weights live
 
 
-def _torchvision_spec(name: str) -> tuple[str, str, str] | None:
-    return TORCHVISION_MODELS.get(name) or EXTRA_TORCHVISION_MODELS.get(name)
-
-
 def weights_names() -> list[str]:
     """Every backbone with ImageNet weights that `download_weights` can fetch."""
-    return sorted({*TORCHVISION_MODELS, *EXTRA_TORCHVISION_MODELS, *TIMM_MODELS})
+    return sorted({*TORCHVISION_MODELS, *TIMM_MODELS})
 
 
 def _check_name(name: str) -> None:
@@ -116,13 +104,6 @@ def hf_hub_cache() -> Path:
         return Path(os.path.expandvars(explicit)).expanduser()
     home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
     return Path(os.path.expandvars(home)).expanduser() / "hub"
-
-
-def _torchvision_file(name: str) -> Path:
-    if name in TORCHVISION_MODELS:
-        return imagenet_weights_path(name)
-    url = _weights_enum(EXTRA_TORCHVISION_MODELS[name][1]).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
 def _timm_cached_file(name: str) -> Path | None:
@@ -140,7 +121,7 @@ def weights_source(name: str) -> str:
     _check_name(name)
     if name in TIMM_MODELS:
         return f"Hugging Face hub {TIMM_MODELS[name].hf_repo}"
-    return _weights_enum(_torchvision_spec(name)[1]).url
+    return _weights_enum(TORCHVISION_MODELS[name][1]).url
 
 
 def weights_path(name: str) -> Path:
@@ -155,7 +136,7 @@ def weights_path(name: str) -> Path:
                 "(or set HF_HOME / HF_HUB_CACHE to where they are)"
             )
         return path
-    path = _torchvision_file(name)
+    path = imagenet_weights_path(name)
     if not path.is_file():
         raise WeightsMissing(
             f"ImageNet weights for {name} not found at {path}; "
@@ -180,11 +161,6 @@ def download_weights(name: str) -> Path:
         return weights_path(name)
     if name in TORCHVISION_MODELS:
         return download_imagenet_weights(name)
-    if name in EXTRA_TORCHVISION_MODELS:
-        path = _torchvision_file(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(weights_source(name), str(path), progress=True)
-        return path
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
@@ -243,26 +219,5 @@ def _register_timm(name: str) -> None:
     register_backbone(info)(factory)
 
 
-def _register_torchvision(name: str) -> None:
-    builder, _, head_path = EXTRA_TORCHVISION_MODELS[name]
-    info = BackboneInfo(
-        name, input_size=224, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=1000,
-        weights=("imagenet",), description=f"torchvision {builder}",
-    )
-
-    def factory(info: BackboneInfo, weights: str | None) -> Backbone:
-        path = weights_path(name) if weights == "imagenet" else None  # WeightsMissing before VGG's slow init
-        model = getattr(torchvision.models, builder)(weights=None)
-        if path is not None:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        body, head = _split_head(model, head_path)
-        return Backbone(info, body, head)
-
-    register_backbone(info)(factory)
-
-
 for _name in TIMM_MODELS:
     _register_timm(_name)
-for _name in EXTRA_TORCHVISION_MODELS:
-    if _name not in TORCHVISION_MODELS:  # registered there already: not twice
-        _register_torchvision(_name)

@@ -21,6 +21,7 @@ TORCHVISION_MODELS = {
     "resnet50": ("resnet50", "ResNet50_Weights.IMAGENET1K_V1", "fc"),
     "mobilenet_v2": ("mobilenet_v2", "MobileNet_V2_Weights.IMAGENET1K_V1", "classifier.1"),
     "vgg16": ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "classifier.6"),
+    "vgg19": ("vgg19", "VGG19_Weights.IMAGENET1K_V1", "classifier.6"),  # thesis Table 5.1
 }
 
 
