@@ -27,7 +27,7 @@ from bench.models.torchvision_nets import (
     TORCHVISION_MODELS,
     _weights_enum,
     download_imagenet_weights,
-    imagenet_weights_path,
+    require_imagenet_weights,
 )
 from bench.registry import UnknownName
 
@@ -136,14 +136,7 @@ def weights_path(name: str) -> Path:
                 "(or set HF_HOME / HF_HUB_CACHE to where they are)"
             )
         return path
-    path = imagenet_weights_path(name)
-    if not path.is_file():
-        raise WeightsMissing(
-            f"ImageNet weights for {name} not found at {path}; "
-            f"run `reprogbench prepare --weights {name}` on a machine with internet "
-            "(or set TORCH_HOME to where they are)"
-        )
-    return path
+    return require_imagenet_weights(name)
 
 
 def weights_present(name: str) -> bool:
