@@ -81,6 +81,9 @@ class GridFile(_Strict):
     seeds: list[StrictInt] = Field(default=[0], min_length=1)
     # the published table its cells are compared with (bench/reference/<name>.csv), e.g. thesis_table_3_1
     reference: Optional[str] = None
+    # rows of that table this grid cannot run, with why (e.g. a backbone with no PyTorch equivalent): shown by
+    # `reprogbench ls` so an absent row is a stated choice, never a silent gap
+    not_run: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------- cells
@@ -179,6 +182,7 @@ class Grid:
     skipped: list[Cell] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. a fallback that was taken
     reference: Optional[str] = None  # the published table the cells are compared with (bench/reference)
+    not_run: dict[str, str] = field(default_factory=dict)  # reference rows not run -> why
 
     def by_id(self) -> dict[str, Cell]:
         return {c.cell_id: c for c in self.cells}
@@ -299,8 +303,9 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
             if task not in grid.tasks:
                 raise GridError(f"originals[{i}].tasks: {task!r} is not among the grid's tasks: "
                                 f"{', '.join(grid.tasks)}")
-        for name in orig.methods or []:
-            _check_known("method", name, [n for n in list_methods() if n != "pretrain"], f"originals[{i}].methods")
+        for method_name in orig.methods or []:  # not `name`: that is the grid's
+            _check_known("method", method_name, [n for n in list_methods() if n != "pretrain"],
+                         f"originals[{i}].methods")
     if grid.reference is not None:
         from bench.reference import list_references
 
@@ -365,7 +370,7 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     kept = [c for c in cells.values() if c.method != "pretrain" or c.cell_id in needed]
     ordered = sorted(kept, key=lambda c: c.method != "pretrain")  # stable: pretrain first
     return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes,
-                reference=grid.reference)
+                reference=grid.reference, not_run=dict(grid.not_run))
 
 
 def resolve_grid_path(grid: str | Path) -> Path:

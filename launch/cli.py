@@ -50,6 +50,8 @@ def cmd_ls(args) -> int:
     print(cells_table(grid, cells, _results_root(args)))
     for cell in grid.skipped:
         print(f"skipped {cell.cell_id}  {cell.name}: {cell.skip_reason}")
+    for row, why in grid.not_run.items():
+        print(f"not run: {grid.reference} row {row}: {why}")
     return 0
 
 
@@ -64,7 +66,7 @@ def cmd_run(args) -> int:
     main = distributed_rank() == 0
     settings = _settings(args)
     check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
-                 args.data_root)
+                 args.data_root, args.grid)
     workers = 1 if "WORLD_SIZE" in os.environ else args.workers  # under torchrun, ranks share each cell
     summary = run_cells(grid, cells, settings, workers=workers)
     if not main:
@@ -98,7 +100,7 @@ def cmd_cell(args) -> int:
     cells = grid.by_id()
     if args.cell_id not in cells:
         raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
-    check_inputs([cells[args.cell_id]], args.data_root)
+    check_inputs([cells[args.cell_id]], args.data_root, args.grid)
     settings = _settings(args)
     outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
     if outcome.status != "done":
@@ -108,18 +110,25 @@ def cmd_cell(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    """Login-node step: fetch datasets and weights so compute nodes can run offline."""
-    from bench.data import default_data_root, prepare
-    from bench.models.thesis_nets import download_weights, weights_names
+    """Login-node step: fetch and verify what grids (or named datasets / weights) need, so compute nodes run
+    offline; reports each input as present, fetched or missing, and exits 2 if any is still missing."""
+    from bench.data import default_data_root
+    from launch.prepare import inputs_of, prepare, report
 
+    if not args.targets and not args.weights:
+        raise UnknownName("name a grid (e.g. thesis_table_3_1), datasets, or --weights BACKBONE to prepare")
     root = Path(args.data_root or default_data_root())
-    for name in args.weights:  # checked before any download starts
-        if name not in weights_names():
-            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(weights_names())}")
-    for name in args.datasets:
-        print(f"{name}: {prepare(name, root)}")
-    for name in args.weights:
-        print(f"{name}: {download_weights(name)}")
+    inputs = inputs_of(args.targets, args.weights, root)  # every name checked before any download starts
+    outcomes = prepare(inputs, root)
+    print(report(outcomes))
+    missing = [o.name for o in outcomes if o.status == "missing"]
+    if missing:
+        print(f"reprogbench: error: {len(missing)} of {len(outcomes)} input(s) could not be fetched "
+              f"({', '.join(missing)}); run `reprogbench prepare` where there is internet (a login node), "
+              "into the same --data-root / --weights-dir the compute nodes read", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"all {len(outcomes)} input(s) present under {root}"
+          + (f" and {os.environ['REPROGBENCH_WEIGHTS']}" if os.environ.get("REPROGBENCH_WEIGHTS") else ""))
     return 0
 
 
@@ -135,6 +144,13 @@ def cmd_bench(args) -> int:
     return report.main(args.device, args.quick, args.only, output, args.workdir, command)
 
 
+def add_input_dirs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", type=Path, help="dataset folder (default $REPROGBENCH_DATA or "
+                   "~/.cache/reprogbench/data; Debian's dataset-fashion-mnist is found on its own)")
+    p.add_argument("--weights-dir", type=Path, help="ImageNet weights folder (default $REPROGBENCH_WEIGHTS, else "
+                   "the torch hub and Hugging Face caches); give prepare and run the same one")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reprogbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,8 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("grid", help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
         p.add_argument("--results", help="results folder (default $REPROGBENCH_RESULTS or ./results)")
-        p.add_argument("--data-root", type=Path, help="dataset folder (default $REPROGBENCH_DATA or "
-                       "~/.cache/reprogbench/data; Debian's dataset-fashion-mnist is found on its own)")
+        add_input_dirs(p)
         return p
 
     run = grid_command("run", "run the grid's pending cells (finished ones are skipped)")
@@ -175,12 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="head-only methods (linear_probe) run the backbone every epoch instead of training "
                             "on features computed once (the naive path, for comparison)")
 
-    prep = sub.add_parser("prepare", help="download datasets / ImageNet weights (on a login node with internet)")
-    prep.add_argument("datasets", nargs="*", help="dataset names, e.g. mnist cifar10")
+    prep = sub.add_parser("prepare", help="fetch and verify the datasets and ImageNet weights a grid needs (on a "
+                          "login node with internet)", description=cmd_prepare.__doc__)
+    prep.add_argument("targets", nargs="*", metavar="GRID_OR_DATASET",
+                      help="grids (shipped name or YAML file: everything their cells read) or dataset names")
     prep.add_argument("--weights", action="append", default=[], metavar="BACKBONE",
-                      help="ImageNet weights (torchvision's into the torch hub cache, timm's into the Hugging Face "
-                           "cache); repeatable")
-    prep.add_argument("--data-root", type=Path)
+                      help="also these ImageNet weights (torchvision's into the torch hub cache, timm's into the "
+                           "Hugging Face cache); repeatable")
+    add_input_dirs(prep)
     prep.set_defaults(func=cmd_prepare)
     bench = sub.add_parser("bench", help="measure the fast paths against the naive ones; append to BENCHMARKS.md",
                            description=cmd_bench.__doc__)
@@ -204,10 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # the command as typed, recorded beside benchmark figures
     from bench.data import DatasetMissing
     from bench.models import WeightsMissing
+    from bench.models.thesis_nets import WEIGHTS_ENV, use_weights_dir
+    from launch.preflight import InputsMissing
+
+    weights_dir = getattr(args, "weights_dir", None) or os.environ.get(WEIGHTS_ENV)
+    if weights_dir:
+        use_weights_dir(weights_dir)  # exported: worker processes and Slurm jobs inherit it
 
     try:
         return args.func(args)
-    except (GridError, UnknownName, DatasetMissing, WeightsMissing) as exc:
+    except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing) as exc:
         print(f"reprogbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

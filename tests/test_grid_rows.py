@@ -147,3 +147,111 @@ def test_running_table_3_1_without_its_data_stops_before_any_cell(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "reprogbench prepare" in err[0]
     assert not results.exists() or not any(results.rglob("result.json"))
+
+
+def test_the_table_5_1_grid_has_every_runnable_row_and_names_the_others(capsys):
+    import csv
+
+    from bench.models.thesis_nets import THESIS_BACKBONES
+    from bench.reference import REFERENCE_DIR
+    from launch.cli import main
+
+    grid = load_grid("thesis_table_5_1")
+    assert grid.name == "thesis_table_5_1"  # originals' method lists must not rename the grid
+    lines = (REFERENCE_DIR / "thesis_table_5_1.csv").read_text().splitlines()
+    thesis = {r["backbone"]: r for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
+    runnable = {keras: ours for keras, (ours, _) in THESIS_BACKBONES.items() if ours}
+    for cell in grid.cells:
+        assert cell.spec["hparams"] == {"optimizer": "adam", "lr": 1.0e-3, "batch_size": 128, "epochs": 10,
+                                        "weight_decay": 0.0, "momentum": 0.9}
+    probes = {(c.backbone, c.task): reference_figure(grid.reference, c)["test_acc"]
+              for c in grid.cells if c.method == "linear_probe"}
+    expected = {(ours, task): float(thesis[keras][f"{column}_test"])
+                for keras, ours in runnable.items()
+                for task, column in (("caltech101", "caltech101"), ("caltech256_reduced", "caltech256r"))}
+    assert probes == expected and len(probes) == 12
+    scratch = {c.task: reference_figure(grid.reference, c)["test_acc"] for c in grid.cells if c.method == "scratch"}
+    assert scratch == {"caltech101": float(thesis["from_scratch"]["caltech101_test"]),
+                       "caltech256_reduced": float(thesis["from_scratch"]["caltech256r_test"])}
+    assert len(grid.cells) == 14 and not grid.skipped
+    assert set(grid.not_run) == {k for k, (ours, _) in THESIS_BACKBONES.items() if ours is None}
+
+    assert main(["ls", "thesis_table_5_1"]) == 0
+    out = capsys.readouterr().out
+    assert "thesis_table_5_1: 14 cells" in out
+    assert "not run: thesis_table_5_1 row ResNet152V2" in out and "not run: thesis_table_5_1 row NASNetMobile" in out
+
+
+@pytest.mark.parametrize("name, cells", [("demo", None), ("thesis_table_3_1", 14), ("thesis_experiment_2", 26),
+                                         ("thesis_table_5_1", 14)])
+def test_every_shipped_grid_loads_and_expands(name, cells):
+    from bench.config import GRIDS_DIR
+
+    assert (GRIDS_DIR / f"{name}.yaml").is_file()
+    grid = load_grid(name)
+    assert grid.name == name and grid.cells and not grid.skipped
+    if cells is not None:
+        assert len(grid.cells) == cells
+    ids = [c.cell_id for c in grid.cells]
+    assert len(set(ids)) == len(ids)
+    position = {c.cell_id: i for i, c in enumerate(grid.cells)}
+    assert all(position[d] < position[c.cell_id] for c in grid.cells for d in c.depends_on)  # dependencies first
+
+
+def test_no_shipped_grid_is_left_untested():
+    from bench.config import GRIDS_DIR
+
+    tested = {"demo", "thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1"}
+    assert {p.stem for p in GRIDS_DIR.glob("*.yaml")} == tested
+
+
+def test_the_table_3_1_fashion_mnist_to_mnist_01_row_runs_end_to_end_pretrain_included(tmp_path, capsys):
+    """The thesis's row as shipped (method, mask, input size, label map, split), on the real Fashion-MNIST from
+    Debian and MNIST files written in the IDX format; only epochs and the training-set size are cut for CI."""
+    import json
+
+    import yaml
+    from fixtures_data import write_mnist_idx
+
+    from bench.config import GRIDS_DIR
+    from bench.track import cell_dir, read_record
+    from launch.cli import main
+
+    raw = yaml.safe_load((GRIDS_DIR / "thesis_table_3_1.yaml").read_text())
+    raw["hparams"] = {**raw["hparams"], "epochs": 2}
+    raw["split"] = {**raw["split"], "max_train": 1000}
+    path = tmp_path / "thesis_table_3_1.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    data, results = tmp_path / "data", tmp_path / "results"
+    written = write_mnist_idx(data, n_train=600, n_test=200)
+
+    args = ["run", str(path), "--filter", "task=mnist_01", "--filter", "original=fashion_mnist",
+            "--data-root", str(data), "--results", str(results), "--no-tracking"]
+    assert main(args) == 0
+    grid = load_grid(path, data_root=data)
+    ar = next(c for c in grid.cells if c.method == "ar" and c.trained_on == "fashion_mnist" and c.task == "mnist_01")
+    pretrain = grid.by_id()[ar.depends_on[0]]
+    assert pretrain.method == "pretrain" and pretrain.task == "fashion_mnist"
+    done = {p.parent.name for p in results.rglob("result.json")}
+    assert done == {ar.cell_id, pretrain.cell_id}  # the row and its original, nothing else
+
+    original = read_record(cell_dir(results, grid.name, pretrain.cell_id))
+    assert original["metrics"]["test_acc"] > 50.0  # real Fashion-MNIST: a working original model (chance is 10%)
+    assert original["split"]["sizes"]["test"] == 10_000  # the official test set, read once
+
+    row = read_record(cell_dir(results, grid.name, ar.cell_id))
+    assert row["depends_on"] == [pretrain.cell_id] and row["spec"]["method"]["input_size"] == 20
+    zeros_ones = int(((written.test_labels == 0) | (written.test_labels == 1)).sum())
+    assert row["split"]["sizes"]["test"] == zeros_ones  # MNIST 0/1: only the two classes, from the IDX files
+    assert row["parameters"]["trainable"] == 28 * 28  # only the program learns (one channel, 28x28 canvas)
+    assert 0.0 <= row["metrics"]["test_acc"] <= 100.0
+    assert json.dumps(row["metrics"])  # finite, serialisable
+
+    assert main(args) == 0  # a rerun finds both done and runs nothing
+    assert "0 cell(s) run, 2 already done" in capsys.readouterr().out
+    assert main(["ls", str(path), "--results", str(results), "--data-root", str(data),
+                 "--filter", "task=mnist_01", "--filter", "original=fashion_mnist"]) == 0
+    listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:12].isalnum()}
+    assert listing[ar.cell_id].split()[1] == "done"
+    assert float(listing[ar.cell_id].split()[-1]) == 43.83  # thesis Table 3.1
+    assert float(listing[pretrain.cell_id].split()[-1]) == 89.40  # thesis footnote: the Fashion-MNIST original

@@ -1,15 +1,12 @@
 """The thesis's Table 5.1 backbones (bench.models.thesis_nets): the mapping, the body/head split, weights offline."""
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import huggingface_hub
 import pytest
-import safetensors.torch
 import timm
 import torch
 import torchvision
+from fixtures_weights import put_in_hf_cache
 
 from bench.models import WeightsMissing, backbone_info, create_backbone, list_backbones
 from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD
@@ -47,50 +44,6 @@ def original_model(name: str) -> torch.nn.Module:
 
 def images(n: int = 2, size: int = SMALL) -> torch.Tensor:
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0))
-
-
-@pytest.fixture
-def caches(tmp_path, monkeypatch):
-    """Empty torch hub and Hugging Face caches under tmp_path."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    hub = tmp_path / "torch" / "hub"
-    old = torch.hub.get_dir()
-    if old != str(hub):  # set_dir() was called earlier in this process: override it too
-        torch.hub.set_dir(str(hub))
-    yield tmp_path
-    if old != str(hub):
-        torch.hub.set_dir(old)
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
-    monkeypatch.setattr(huggingface_hub.file_download, "hf_hub_download", refuse)
-    for fn in ("load_state_dict_from_hf", "load_state_dict_from_url", "download_cached_file"):
-        monkeypatch.setattr(timm.models._builder, fn, refuse)
-
-
-def put_in_hf_cache(cache_root: Path, repo: str, filename: str, state_dict: dict) -> Path:
-    """Lay a file out as huggingface_hub's cache does: refs/main -> snapshots/<commit>/<filename>."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo_dir = cache_root / "hf" / "hub" / ("models--" + repo.replace("/", "--"))
-    (repo_dir / "refs").mkdir(parents=True)
-    (repo_dir / "refs" / "main").write_text(commit)
-    snapshot = repo_dir / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    if filename.endswith(".safetensors"):
-        safetensors.torch.save_file({k: v.contiguous() for k, v in state_dict.items()}, snapshot / filename)
-    else:
-        torch.save(state_dict, snapshot / filename)
-    return snapshot / filename
 
 
 # --------------------------------------------------------------------------- the mapping
@@ -247,8 +200,8 @@ def test_download_weights_fetches_into_the_caches_the_loaders_read(caches, monke
         fetched.append((repo_id, filename, cache_dir))
         return str(put_in_hf_cache(caches, repo_id, filename, {"w": torch.zeros(1)}))
 
-    def fake_url_download(url, dst, progress=True):
-        fetched.append((url, dst))
+    def fake_url_download(url, dst, hash_prefix=None, progress=True):
+        fetched.append((url, dst, hash_prefix))
         torch.save({}, dst)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_download)
@@ -261,7 +214,8 @@ def test_download_weights_fetches_into_the_caches_the_loaders_read(caches, monke
     fetched.clear()
     path = download_weights("vgg19")
     url = _weights_enum(torchvision_spec("vgg19")[1]).url
-    assert fetched == [(url, str(path))] and weights_source("vgg19") == url
+    # torch.hub checks the sha256 prefix torchvision publishes in the file name
+    assert fetched == [(url, str(path), "dcbb9e9d")] and weights_source("vgg19") == url
     assert weights_path("vgg19") == path
     assert weights_source("resnet50v2") == "Hugging Face hub timm/resnetv2_50.a1h_in1k"
 

@@ -8,6 +8,7 @@ from .registry import (
     dataset_info,
     list_datasets,
     load_task,
+    needs_download,
     prepare,
     register_subset,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "default_data_root",
     "list_datasets",
     "load_task",
+    "needs_download",
     "prepare",
     "register_subset",
 ]

@@ -111,6 +111,11 @@ def dataset_available(name: str, data_root: str | Path | None = None) -> bool:
     return DATASETS.get(name).available(resolve_root(data_root))
 
 
+def needs_download(name: str) -> bool:
+    """Whether `name` is read from files that `prepare` fetches (False: bundled or generated)."""
+    return DATASETS.get(name).prepare is not None
+
+
 def prepare(name: str, data_root: str | Path) -> Path:
     """Login-node step: fetch `name` into `data_root` (needs internet unless already there); returns its folder."""
     entry, root = DATASETS.get(name), resolve_root(data_root)

@@ -27,6 +27,7 @@ from bench.models.torchvision_nets import (
     TORCHVISION_MODELS,
     _weights_enum,
     download_imagenet_weights,
+    published_sha256_prefix,
     require_imagenet_weights,
 )
 from bench.registry import UnknownName
@@ -165,6 +166,47 @@ def download_weights(name: str) -> Path:
             if isinstance(e, LocalEntryNotFoundError):
                 raise
     raise FileNotFoundError(f"Hugging Face hub repo {repo} has none of {', '.join(_HF_FILES)}")
+
+
+WEIGHTS_ENV = "REPROGBENCH_WEIGHTS"
+
+
+def use_weights_dir(folder: str | Path) -> None:
+    """Keep every weights file under `folder` (torchvision's in folder/torch, timm's in folder/huggingface/hub).
+
+    The same folder given to `prepare` on a login node and to `run` on compute nodes (or exported as
+    $REPROGBENCH_WEIGHTS, which Slurm jobs inherit) is all a shared filesystem needs.
+    """
+    folder = Path(folder).expanduser().resolve()
+    os.environ[WEIGHTS_ENV] = str(folder)
+    os.environ["TORCH_HOME"] = str(folder / "torch")  # torch.hub.get_dir() reads it on every call
+    os.environ["HF_HUB_CACHE"] = str(folder / "huggingface" / "hub")  # hf_hub_cache() reads it on every call
+
+
+def verify_weights(name: str) -> str:
+    """Check the local file of `name` against the checksum its source publishes; one line saying what was checked.
+
+    torchvision publishes a sha256 prefix in each file name; the Hugging Face cache stores each large file
+    under its full sha256 (the blob name). Raises ValueError on a mismatch (a truncated or corrupt download).
+    """
+    import hashlib
+
+    path = weights_path(name)
+    if name in TIMM_MODELS:
+        blob = path.resolve()
+        expected = blob.name if len(blob.name) == 64 else None
+    else:
+        expected = published_sha256_prefix(path)
+    if not expected:
+        return f"{path} (its source publishes no checksum)"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(expected):
+        raise ValueError(f"sha256 mismatch (published {expected[:8]}..., file {digest.hexdigest()[:8]}...): a corrupt "
+                         f"or truncated download; delete {path} and run `reprogbench prepare --weights {name}`")
+    return f"{path} (sha256 matches)"
 
 
 # --------------------------------------------------------------------------- models

@@ -53,8 +53,16 @@ def download_imagenet_weights(name: str) -> Path:
     path = imagenet_weights_path(name)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(_weights_enum(TORCHVISION_MODELS[name][1]).url, str(path), progress=True)
+        # torchvision names each file <arch>-<first hex digits of its sha256>.pth: torch.hub checks that prefix
+        torch.hub.download_url_to_file(_weights_enum(TORCHVISION_MODELS[name][1]).url, str(path),
+                                       hash_prefix=published_sha256_prefix(path), progress=True)
     return path
+
+
+def published_sha256_prefix(path: Path) -> str | None:
+    """The sha256 prefix torchvision publishes in the file name (resnet18-f37072fd.pth -> f37072fd)."""
+    match = torch.hub.HASH_REGEX.search(path.name)
+    return match.group(1) if match else None
 
 
 def _load_local_state_dict(name: str) -> dict:

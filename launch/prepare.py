@@ -1,0 +1,134 @@
+"""`reprogbench prepare`: on a login node with internet, fetch exactly the datasets and ImageNet weights a grid
+needs, verify them, and say what is present and what is still missing.
+
+Compute nodes never download (their `run` stops before any cell when something is missing); this is the one
+step that does. Without internet it fails in seconds with the list of what it could not fetch, never hangs:
+each weights host is probed once with a short timeout before anything is requested from it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tabulate import tabulate
+
+from bench.config import GridError, load_grid, resolve_grid_path
+from bench.data import dataset_available, dataset_info, list_datasets, needs_download
+from bench.data import prepare as prepare_dataset
+from bench.models.thesis_nets import (
+    TIMM_MODELS,
+    download_weights,
+    verify_weights,
+    weights_names,
+    weights_present,
+    weights_source,
+)
+from bench.registry import UnknownName
+from launch.preflight import Inputs
+
+PROBE_TIMEOUT_S = 10
+DOWNLOAD_TIMEOUT_S = 60  # a stalled socket read fails instead of hanging
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # "dataset" | "weights"
+    name: str
+    status: str  # "present", "fetched" or "missing"
+    detail: str  # where it is, or why it could not be fetched
+
+
+def inputs_of(targets: list[str], weights: list[str], data_root: Path | None) -> Inputs:
+    """Datasets and weights named by `targets` (grid names / files, or dataset names) and `--weights`."""
+    datasets: set[str] = set()
+    backbones = set(weights)
+    for target in targets:
+        if target in list_datasets():
+            datasets.add(target)
+            continue
+        try:
+            path = resolve_grid_path(target)
+        except GridError:
+            raise UnknownName(f"{target!r} is neither a dataset nor a grid (a YAML file or a shipped grid); "
+                              f"datasets: {', '.join(list_datasets())}") from None
+        grid = load_grid(path, data_root=data_root)
+        needed = Inputs.of(grid.cells)
+        datasets |= set(needed.datasets)
+        backbones |= set(needed.weights)
+    for name in backbones:
+        if name not in weights_names():
+            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(weights_names())}")
+    return Inputs(tuple(sorted(datasets)), tuple(sorted(backbones)))
+
+
+@cache
+def unreachable(host: str) -> str | None:
+    """None if `host` accepts a TCP connection on 443 within PROBE_TIMEOUT_S, else why not."""
+    try:
+        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as e:
+        return f"cannot reach {host} ({e.strerror or e})"
+    return None
+
+
+def weights_host(name: str) -> str:
+    if name in TIMM_MODELS:
+        return urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    return urlparse(weights_source(name)).hostname or ""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def prepare_dataset_outcome(name: str, data_root: Path) -> Outcome:
+    if dataset_available(name, data_root):
+        info = dataset_info(name)
+        return Outcome("dataset", name, "present", str(data_root) if needs_download(name) else info.source)
+    try:
+        where = prepare_dataset(name, data_root)
+    except Exception as e:  # noqa: BLE001 - urllib, gdown, torchvision's md5 check: reported, the rest go on
+        return Outcome("dataset", name, "missing", _one_line(e))
+    return Outcome("dataset", name, "fetched", f"{where} (torchvision checks the md5 it publishes)")
+
+
+def prepare_weights_outcome(name: str) -> Outcome:
+    try:
+        if weights_present(name):
+            return Outcome("weights", name, "present", verify_weights(name))
+        why = unreachable(weights_host(name))
+        if why:
+            return Outcome("weights", name, "missing", why)
+        download_weights(name)
+        return Outcome("weights", name, "fetched", verify_weights(name))
+    except Exception as e:  # noqa: BLE001 - a network or checksum error for one file; the others go on
+        return Outcome("weights", name, "missing", _one_line(e))
+
+
+def prepare(inputs: Inputs, data_root: Path) -> list[Outcome]:
+    """Fetch and verify every input, one line of progress each; returns what happened to each."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    outcomes = []
+    try:
+        total = len(inputs.datasets) + len(inputs.weights)
+        steps = [(prepare_dataset_outcome, (d, data_root)) for d in inputs.datasets]
+        steps += [(prepare_weights_outcome, (w,)) for w in inputs.weights]
+        for i, (step, args) in enumerate(steps, 1):
+            print(f"[{i}/{total}] {'dataset' if step is prepare_dataset_outcome else 'weights'} {args[0]} ...",
+                  file=sys.stderr, flush=True)
+            outcomes.append(step(*args))
+    finally:
+        socket.setdefaulttimeout(previous)
+    return outcomes
+
+
+def report(outcomes: list[Outcome]) -> str:
+    rows = [[o.kind, o.name, o.status, o.detail] for o in outcomes]
+    return tabulate(rows, headers=["kind", "name", "status", "where / why"])

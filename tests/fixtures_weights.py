@@ -1,0 +1,30 @@
+"""Weights files laid out as the real caches lay them out, for tests that must not download."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+
+def put_in_hf_cache(cache_root: Path, repo: str, filename: str, state_dict: dict) -> Path:
+    """Lay a file out as huggingface_hub's cache does: refs/main -> snapshots/<commit>/<filename>, a symlink to
+    blobs/<sha256 of the file>. Returns the snapshot path."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = cache_root / "hf" / "hub" / ("models--" + repo.replace("/", "--"))
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snapshot, blobs = repo_dir / "snapshots" / commit, repo_dir / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    staged = blobs / "incoming"
+    if filename.endswith(".safetensors"):
+        safetensors.torch.save_file({k: v.contiguous() for k, v in state_dict.items()}, staged)
+    else:
+        torch.save(state_dict, staged)
+    blob = blobs / hashlib.sha256(staged.read_bytes()).hexdigest()
+    staged.rename(blob)
+    os.symlink(os.path.relpath(blob, snapshot), snapshot / filename)
+    return snapshot / filename
