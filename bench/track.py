@@ -59,14 +59,18 @@ def save_torch(path: Path, obj: Any) -> None:
     _atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def read_record(directory: Path) -> Optional[dict]:
-    path = Path(directory) / RESULT
+def read_json(path: Path) -> Optional[dict]:
+    path = Path(path)
     if not path.is_file():
         return None
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError:
-        return None  # cannot happen with atomic writes; a hand-edited file counts as not done
+        return None  # cannot happen with atomic writes; a hand-edited file counts as absent
+
+
+def read_record(directory: Path) -> Optional[dict]:
+    return read_json(Path(directory) / RESULT)
 
 
 def cell_status(directory: Path) -> str:

@@ -1,4 +1,4 @@
-"""`reprogbench`: run a grid, list its cells, run one cell, prepare data and weights, benchmark the fast paths.
+"""`reprogbench`: run a grid (here or on Slurm), list cells, follow their status, prepare inputs, benchmark.
 
 Exit status: 0 all good; 1 some cell failed; 2 bad input (a malformed grid, an unknown name, a missing file).
 """
@@ -47,6 +47,14 @@ def cmd_ls(args) -> int:
     from analysis.table import cells_table
 
     grid, cells = _load(args)
+    if args.ids or args.wave:
+        from launch.local import waves
+
+        groups = waves(cells)
+        if args.wave and not 1 <= args.wave <= len(groups):
+            raise GridError(f"{grid.name} has {len(groups)} wave(s); --wave takes 1..{len(groups)}")
+        print("\n".join(c.cell_id for c in (groups[args.wave - 1] if args.wave else cells)))
+        return 0
     print(cells_table(grid, cells, _results_root(args)))
     for cell in grid.skipped:
         print(f"skipped {cell.cell_id}  {cell.name}: {cell.skip_reason}")
@@ -63,10 +71,13 @@ def cmd_run(args) -> int:
 
     start = time.perf_counter()
     grid, cells = _load(args)
+    profile = slurm_profile(args) if args.launcher == "slurm" else None  # checked before anything else happens
     main = distributed_rank() == 0
     settings = _settings(args)
     check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
                  args.data_root, args.grid)
+    if args.launcher == "slurm":
+        return submit_to_slurm(args, grid, cells, settings, profile)
     workers = 1 if "WORLD_SIZE" in os.environ else args.workers  # under torchrun, ranks share each cell
     summary = run_cells(grid, cells, settings, workers=workers)
     if not main:
@@ -80,6 +91,43 @@ def cmd_run(args) -> int:
     for outcome in summary.failed:
         print(f"{outcome.status}: {outcome.cell.cell_id} {outcome.cell.name}: {outcome.message}", file=sys.stderr)
     return EXIT_FAILED if summary.failed else 0
+
+
+def slurm_profile(args):
+    from launch.slurm_profile import load_profile
+
+    return load_profile(args.profile, {
+        "partition": args.partition, "time": args.time, "nodes": args.nodes, "gpus_per_node": args.gpus_per_node,
+        "tasks_per_node": args.tasks_per_node, "array_parallelism": args.array_parallelism})
+
+
+def submit_to_slurm(args, grid, cells, settings, profile) -> int:
+    from launch.slurm import submit_grid
+
+    if settings.tracking_uri:  # once, before jobs start: concurrent creation races
+        from bench.track import Tracker
+
+        Tracker(settings.tracking_uri, grid.name).ensure_experiment()
+    submission = submit_grid(grid, cells, settings, profile)
+    for cell_id, job in submission.already_queued.items():
+        print(f"already queued: {cell_id} (job {job})")
+    print(f"{grid.name}: {sum(len(s.cells) for s in submission.submitted)} cell(s) submitted in "
+          f"{len(submission.submitted)} job(s), {submission.already_done} already done, "
+          f"{len(submission.already_queued)} already queued; `reprogbench status {args.grid}` shows them")
+    if not args.wait:
+        return 0
+    return cmd_status(args)
+
+
+def cmd_status(args) -> int:
+    """Per cell: done, failed, pending, running or requeued, with its Slurm job id and log (no sacct needed)."""
+    from launch.slurm import cell_states, status_table, wait
+
+    grid, cells = _load(args)
+    results = _results_root(args)
+    states = wait(grid, cells, results) if args.wait else cell_states(grid, cells, results)
+    print(status_table(states))
+    return EXIT_FAILED if any(s.state in ("failed", "lost") for s in states) else 0
 
 
 def mlflow_hint(uri: str, experiment: str, experiment_id: str | None) -> str:
@@ -100,8 +148,13 @@ def cmd_cell(args) -> int:
     cells = grid.by_id()
     if args.cell_id not in cells:
         raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
-    check_inputs([cells[args.cell_id]], args.data_root, args.grid)
     settings = _settings(args)
+    from bench.track import cell_dir, cell_status
+
+    if cell_status(cell_dir(settings.results_root, grid.name, args.cell_id)) == "done":
+        print(f"{args.cell_id}: already done")  # array tasks rerun after a requeue find finished cells here
+        return 0
+    check_inputs([cells[args.cell_id]], args.data_root, args.grid)
     outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
     if outcome.status != "done":
         print(f"failed: {args.cell_id}: {outcome.message}", file=sys.stderr)
@@ -170,10 +223,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pack", type=int, default=8, metavar="K",
                      help="train up to K cells that share a frozen backbone (e.g. ar seeds, lam values) in one "
                           "backbone pass; 1 runs each cell alone (default 8)")
+    run.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                     help="local: run here (default); slurm: submit job arrays with submitit and return")
+    slurm = run.add_argument_group("slurm", "with --launcher slurm; flags override the profile")
+    slurm.add_argument("--profile", help="a profile YAML (partition, account, qos, time, gpus_per_node, ...), or "
+                       "the name of one in slurm/profiles/")
+    slurm.add_argument("--partition")
+    slurm.add_argument("--time", help="time limit per job: minutes or Slurm's D-HH:MM:SS (default 60)")
+    slurm.add_argument("--nodes", type=int, help="nodes per cell (default 1)")
+    slurm.add_argument("--gpus-per-node", type=int)
+    slurm.add_argument("--tasks-per-node", type=int, help="DDP ranks per node (default: one per GPU, else 1)")
+    slurm.add_argument("--array-parallelism", type=int, help="array tasks running at once (default 64)")
+    slurm.add_argument("--wait", action="store_true", help="block until every cell is done or failed, with a "
+                       "progress bar, then print the status table")
     run.set_defaults(func=cmd_run)
+
+    status = grid_command("status", "per cell: done, failed, pending, running or requeued, with its Slurm job "
+                                    "and log (reads the cells' records and squeue; no sacct)")
+    status.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for run")
+    status.add_argument("--wait", action="store_true", help="block until no cell is queued or running")
+    status.set_defaults(func=cmd_status)
 
     ls = grid_command("ls", "list the grid's cells with id and status (done, pending, failed)")
     ls.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for run")
+    ls.add_argument("--ids", action="store_true", help="only the cell ids, one per line, dependencies first "
+                    "(for sbatch arrays: slurm/templates/cells.sbatch)")
+    ls.add_argument("--wave", type=int, metavar="N", help="only the ids of wave N (1: cells with no pending "
+                    "dependency, e.g. pretrain; 2: the cells that need them)")
     ls.set_defaults(func=cmd_ls)
 
     cell = grid_command("cell", "run one cell by id in the foreground (e.g. under torchrun)")
@@ -223,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.models import WeightsMissing
     from bench.models.thesis_nets import WEIGHTS_ENV, use_weights_dir
     from launch.preflight import InputsMissing
+    from launch.slurm import SlurmUnavailable
 
     weights_dir = getattr(args, "weights_dir", None) or os.environ.get(WEIGHTS_ENV)
     if weights_dir:
@@ -230,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing) as exc:
+    except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable) as exc:
         print(f"reprogbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

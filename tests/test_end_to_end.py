@@ -266,7 +266,7 @@ methods: [{name: linear_probe}]
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("reprogbench: error:")
-    assert "reprogbench prepare mnist" in lines[0] and str(empty) in lines[0]
+    assert "dataset(s) mnist" in lines[0] and f"reprogbench prepare {grid_path} --data-root {empty}" in lines[0]
     assert not (tmp_path / "results").exists()
 
 

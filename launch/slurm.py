@@ -1,0 +1,309 @@
+"""`reprogbench run GRID --launcher slurm`: a grid's pending cells as Slurm job arrays, through submitit.
+
+- One array task runs one pack of cells (`launch.local.plan_packs`: cells sharing a frozen backbone pass), so
+  packing saves GPU time on a cluster too. Packs of one wave with the same resources form one job array, at
+  most `array_parallelism` tasks running at once.
+- Waves: pretrain cells go first; the next wave's arrays depend on them (`afterany`), and a cell whose original
+  model is missing when it starts fails with that reason instead of waiting forever on a failed dependency.
+- Finished cells are skipped before submission, and so are cells whose job is still queued or running, so a
+  rerun submits exactly the holes.
+- A job's tasks form one torch.distributed group (submitit's distributed environment, exported for Accelerate);
+  only rank 0 writes records and MLflow runs (as under torchrun).
+- Preemption and time limits: Slurm sends USR2 (`signal_delay_s` before the limit, or on preemption); submitit
+  calls `PackJob.checkpoint`, which requeues the same job. Training checkpoints every epoch (model or program,
+  optimizer, RNG, best-so-far, MLflow run id), so the requeued job resumes from the last finished epoch and ends
+  with the metrics of an uninterrupted run; its MLflow run continues.
+
+Nothing here waits on `sacct` (many clusters restrict it; the test cluster has none): `status` reads the cells'
+own records, `slurm.json` beside each (job id, log paths, attempts) and `squeue` for what is queued or running.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from bench.config import Cell, Grid
+from bench.track import cell_dir, cell_status, read_json, write_json
+from launch.local import RunSettings, plan_packs, waves
+from launch.slurm_profile import SlurmProfile
+
+SLURM_RECORD = "slurm.json"  # per cell: job id, log paths, attempts
+
+
+class SlurmUnavailable(RuntimeError):
+    """No Slurm client on this machine (sbatch / squeue not found)."""
+
+
+def require_slurm() -> None:
+    missing = [c for c in ("sbatch", "squeue", "scontrol") if shutil.which(c) is None]
+    if missing:
+        raise SlurmUnavailable(f"{', '.join(missing)} not found: run on a Slurm login node, or start the local "
+                               "test cluster with `slurm/local-cluster/start`")
+
+
+# --------------------------------------------------------------------------- the job
+
+
+class PackJob:
+    """What one array task runs: a pack of cells, resumable (submitit requeues it on USR2 via `checkpoint`)."""
+
+    def __init__(self, cells: list[Cell], settings: RunSettings):
+        self.cells = cells
+        self.settings = settings
+
+    def __call__(self) -> list[tuple[str, str, str]]:
+        import submitit
+
+        from launch.local import execute_pack
+
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:  # one task per GPU (or CPU rank): a torch.distributed group Accelerate picks up
+            # every GPU of the node stays visible: Accelerate puts rank r on cuda:LOCAL_RANK
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        if env.global_rank == 0:
+            for cell in self.cells:
+                note_attempt(cell_dir(self.settings.results_root, cell.grid, cell.cell_id), env.job_id)
+            print(f"reprogbench: job {env.job_id} on {env.hostname}: {len(self.cells)} cell(s), "
+                  f"{env.num_tasks} task(s), attempt {attempt_of(self)}", flush=True)
+        runnable = []
+        outcomes = []
+        for cell in self.cells:
+            missing = [d for d in cell.depends_on
+                       if cell_status(cell_dir(self.settings.results_root, cell.grid, d)) != "done"]
+            if missing:  # its pretrain cell failed (afterany lets this job start anyway): fail with the reason
+                outcomes.append(self._blocked(cell, missing[0]))
+            else:
+                runnable.append(cell)
+        if runnable:
+            outcomes += execute_pack(runnable, self.settings, log_epochs=env.global_rank == 0)
+        for o in outcomes:
+            if env.global_rank == 0:
+                print(f"reprogbench: {o.status} {o.cell.cell_id} {o.cell.name}"
+                      + (f": {o.message}" if o.message else ""), flush=True)
+        return [(o.cell.cell_id, o.status, o.message) for o in outcomes]
+
+    def _blocked(self, cell: Cell, dependency: str):
+        from launch.local import _failed
+
+        return _failed(cell, RuntimeError(f"its original model is missing: dependency cell {dependency} did not "
+                                          "finish (see its log in `reprogbench status`)"), self.settings)
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        """Called by submitit on USR2 (time limit or preemption): requeue this same job. Training state is
+        already on disk (a checkpoint per epoch, written atomically), so nothing more is saved here."""
+        import submitit
+
+        print("reprogbench: Slurm signalled a time limit or preemption; requeueing, the cells resume from their "
+              "last checkpoint", flush=True)
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def attempt_of(job: PackJob) -> int:
+    record = read_json(cell_dir(job.settings.results_root, job.cells[0].grid, job.cells[0].cell_id) / SLURM_RECORD)
+    return len((record or {}).get("starts", []))
+
+
+def note_attempt(directory: Path, job_id: str) -> None:
+    record = read_json(directory / SLURM_RECORD) or {}
+    record.setdefault("starts", []).append({"job_id": job_id, "at": _now()})
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / SLURM_RECORD, record)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- submission
+
+
+@dataclass
+class Submitted:
+    job_id: str
+    cells: list[Cell]
+    stdout: Path
+
+
+@dataclass
+class Submission:
+    submitted: list[Submitted]
+    already_done: int
+    already_queued: dict[str, str]  # cell_id -> job id still queued or running
+
+
+def _executor(folder: Path, resources: dict[str, Any], profile: SlurmProfile, dependency: Optional[str]):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=profile.max_requeues)
+    extra = {"open-mode": "append", "requeue": True, **profile.sbatch}  # append: a requeued job keeps its log
+    params: dict[str, Any] = {
+        "timeout_min": resources["time"], "nodes": resources["nodes"],
+        "tasks_per_node": resources["tasks_per_node"], "slurm_array_parallelism": profile.array_parallelism,
+        "slurm_signal_delay_s": profile.signal_delay_s, "slurm_setup": list(profile.setup),
+        "slurm_additional_parameters": extra, "name": "reprogbench",
+    }
+    for key in ("account", "qos", "constraint"):
+        if getattr(profile, key):
+            params[f"slurm_{key}"] = getattr(profile, key)
+    if dependency:
+        params["slurm_dependency"] = dependency
+    if resources["gpus_per_node"]:
+        params["gpus_per_node"] = resources["gpus_per_node"]
+    if resources["cpus_per_task"]:
+        params["cpus_per_task"] = resources["cpus_per_task"]
+    if resources["mem_gb"]:
+        params["mem_gb"] = resources["mem_gb"]
+    if profile.partition:
+        params["slurm_partition"] = profile.partition
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit_grid(grid: Grid, cells: list[Cell], settings: RunSettings, profile: SlurmProfile,
+                log=print) -> Submission:
+    """Queue every cell of `cells` that is neither done nor already queued; returns what was submitted."""
+    require_slurm()
+    settings = dataclasses.replace(settings, results_root=Path(settings.results_root).resolve(),
+                                   data_root=Path(settings.data_root).resolve() if settings.data_root else None)
+    queued = queue_states()
+    done, in_queue, pending = 0, {}, []
+    for cell in cells:
+        directory = cell_dir(settings.results_root, grid.name, cell.cell_id)
+        job = (read_json(directory / SLURM_RECORD) or {}).get("job_id")
+        if cell_status(directory) == "done":
+            done += 1
+        elif job and job in queued:
+            in_queue[cell.cell_id] = job
+        else:
+            pending.append(cell)
+    submitted: list[Submitted] = []
+    folder = settings.results_root / grid.name / "slurm" / "%j"
+    previous: list[str] = [f"afterany:{job}" for job in sorted({j.split("_")[0] for j in in_queue.values()})]
+    for wave in waves(pending):
+        groups: dict[tuple, list[list[Cell]]] = {}
+        for pack in plan_packs(wave, settings):
+            resources = profile.for_method(pack[0].method)
+            groups.setdefault(tuple(sorted(resources.items())), []).append(pack)
+        wave_jobs = []
+        for key, packs in groups.items():
+            executor = _executor(folder, dict(key), profile, ",".join(previous) or None)
+            with executor.batch():
+                jobs = [executor.submit(PackJob(pack, settings)) for pack in packs]
+            for job, pack in zip(jobs, packs, strict=True):
+                stdout = Path(str(job.paths.stdout))
+                for cell in pack:
+                    directory = cell_dir(settings.results_root, grid.name, cell.cell_id)
+                    directory.mkdir(parents=True, exist_ok=True)
+                    write_json(directory / SLURM_RECORD, {"job_id": job.job_id, "stdout": str(stdout),
+                                                          "stderr": str(job.paths.stderr),
+                                                          "submitted_at": _now(), "starts": []})
+                submitted.append(Submitted(job.job_id, pack, stdout))
+            array_id = jobs[0].job_id.split("_")[0]
+            wave_jobs.append(array_id)
+            methods = ", ".join(sorted({c.method for p in packs for c in p}))
+            log(f"submitted array {array_id}: {len(packs)} task(s), {sum(map(len, packs))} cell(s) ({methods}; "
+                f"{dict(key)['tasks_per_node']} task(s) x {dict(key)['nodes']} node(s) each)")
+        previous = [f"afterany:{job}" for job in wave_jobs]
+    return Submission(submitted, done, in_queue)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def queue_states() -> dict[str, str]:
+    """job id (array tasks as ARRAY_TASK) -> Slurm state, for this user's jobs still in the queue."""
+    if shutil.which("squeue") is None:
+        return {}
+    user = os.environ.get("USER") or _whoami()
+    out = subprocess.run(["squeue", "-h", "-r", "-u", user, "-o", "%i %T"], capture_output=True, text=True,
+                         timeout=60)
+    if out.returncode != 0:
+        raise SlurmUnavailable(f"squeue failed: {out.stderr.strip() or out.returncode}")
+    return dict(line.split(None, 1) for line in out.stdout.splitlines() if line.strip())
+
+
+def _whoami() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+@dataclass
+class CellState:
+    cell: Cell
+    state: str  # done | failed | pending | running | requeued | not submitted | lost
+    job_id: str = ""
+    log: str = ""
+    message: str = ""
+
+
+def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellState]:
+    queue = queue_states()
+    states = []
+    for cell in cells:
+        directory = cell_dir(results_root, grid.name, cell.cell_id)
+        slurm = read_json(directory / SLURM_RECORD) or {}
+        job, log = slurm.get("job_id", ""), slurm.get("stdout", "")
+        status = cell_status(directory)
+        if status in ("done", "failed"):
+            message = "" if status == "done" else (read_json(directory / "result.json") or {}).get("error", "")
+            states.append(CellState(cell, status, job, log, message))
+            continue
+        if not job:
+            states.append(CellState(cell, "not submitted"))
+            continue
+        slurm_state = queue.get(job)
+        if slurm_state is None:
+            states.append(CellState(cell, "lost", job, log, "its job left the queue without a result: see the log"))
+        elif slurm_state == "RUNNING" or slurm_state == "COMPLETING":
+            states.append(CellState(cell, "requeued" if len(slurm.get("starts", [])) > 1 else "running", job, log,
+                                    f"attempt {len(slurm.get('starts', []))}"))
+        else:  # PENDING, REQUEUED, CONFIGURING, SUSPENDED ...
+            requeued = len(slurm.get("starts", [])) >= 1
+            states.append(CellState(cell, "requeued" if requeued else "pending", job, log, slurm_state.lower()))
+    return states
+
+
+def status_table(states: list[CellState]) -> str:
+    from tabulate import tabulate
+
+    rows = [[s.cell.cell_id, s.state, s.cell.name, s.job_id or "-", s.log or "-", s.message] for s in states]
+    counts = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    return tabulate(rows, headers=["cell_id", "state", "cell", "job", "log", ""]) + f"\n{len(states)} cells: {summary}"
+
+
+ACTIVE = ("pending", "running", "requeued")
+
+
+def wait(grid: Grid, cells: list[Cell], results_root: Path, poll_s: float = 5.0,
+         timeout_s: Optional[float] = None) -> list[CellState]:
+    """Block until no cell is pending, running or requeued, with a progress bar of finished cells."""
+    from tqdm import tqdm
+
+    start = time.monotonic()
+    states = cell_states(grid, cells, results_root)
+    with tqdm(total=len(cells), desc=grid.name, unit="cell", dynamic_ncols=True, file=sys.stderr,
+              mininterval=poll_s if sys.stderr.isatty() else 60) as bar:
+        while True:
+            finished = sum(s.state in ("done", "failed") for s in states)
+            bar.update(finished - bar.n)
+            running = sum(s.state in ("running", "requeued") for s in states)
+            if bar.postfix != f"{running} running":  # redraw on change only: logs of non-tty runs stay short
+                bar.set_postfix_str(f"{running} running")
+            if not any(s.state in ACTIVE for s in states):
+                return states
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise TimeoutError(f"cells still queued or running after {timeout_s:.0f}s")
+            time.sleep(poll_s)
+            states = cell_states(grid, cells, results_root)
