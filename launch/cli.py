@@ -102,8 +102,10 @@ def slurm_profile(args):
 
 
 def submit_to_slurm(args, grid, cells, settings, profile) -> int:
-    from launch.slurm import submit_grid
+    from launch.slurm import queue_states, require_slurm, submit_grid
 
+    require_slurm()
+    queue_states()  # a controller that does not answer is an error before anything is written
     if settings.tracking_uri:  # once, before jobs start: concurrent creation races
         from bench.track import Tracker
 
