@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,11 +69,12 @@ class PackJob:
         if env.num_tasks > 1:  # one task per GPU (or CPU rank): a torch.distributed group Accelerate picks up
             # every GPU of the node stays visible: Accelerate puts rank r on cuda:LOCAL_RANK
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        if env.global_rank == 0:
-            for cell in self.cells:
-                note_attempt(cell_dir(self.settings.results_root, cell.grid, cell.cell_id), env.job_id)
+        main = env.global_rank == 0
+        if main:
+            attempts = [note_attempt(cell_dir(self.settings.results_root, c.grid, c.cell_id), env.job_id)
+                        for c in self.cells]
             print(f"reprogbench: job {env.job_id} on {env.hostname}: {len(self.cells)} cell(s), "
-                  f"{env.num_tasks} task(s), attempt {attempt_of(self)}", flush=True)
+                  f"{env.num_tasks} task(s), attempt {max(attempts)}", flush=True)
         runnable = []
         outcomes = []
         for cell in self.cells:
@@ -83,11 +85,10 @@ class PackJob:
             else:
                 runnable.append(cell)
         if runnable:
-            outcomes += execute_pack(runnable, self.settings, log_epochs=env.global_rank == 0)
-        for o in outcomes:
-            if env.global_rank == 0:
-                print(f"reprogbench: {o.status} {o.cell.cell_id} {o.cell.name}"
-                      + (f": {o.message}" if o.message else ""), flush=True)
+            outcomes += execute_pack(runnable, self.settings, log_epochs=main)
+        for o in outcomes if main else ():
+            print(f"reprogbench: {o.status} {o.cell.cell_id} {o.cell.name}" + (f": {o.message}" if o.message else ""),
+                  flush=True)
         return [(o.cell.cell_id, o.status, o.message) for o in outcomes]
 
     def _blocked(self, cell: Cell, dependency: str):
@@ -106,16 +107,12 @@ class PackJob:
         return submitit.helpers.DelayedSubmission(self)
 
 
-def attempt_of(job: PackJob) -> int:
-    record = read_json(cell_dir(job.settings.results_root, job.cells[0].grid, job.cells[0].cell_id) / SLURM_RECORD)
-    return len((record or {}).get("starts", []))
-
-
-def note_attempt(directory: Path, job_id: str) -> None:
+def note_attempt(directory: Path, job_id: str) -> int:
+    """Record that a job started on this cell; returns how many times one has (2+: requeued)."""
     record = read_json(directory / SLURM_RECORD) or {}
     record.setdefault("starts", []).append({"job_id": job_id, "at": _now()})
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / SLURM_RECORD, record)
+    write_json(directory / SLURM_RECORD, record)  # creates the folder
+    return len(record["starts"])
 
 
 def _now() -> str:
@@ -260,15 +257,13 @@ def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellS
         if not job:
             states.append(CellState(cell, "not submitted"))
             continue
-        slurm_state = queue.get(job)
+        slurm_state, starts = queue.get(job), len(slurm.get("starts", []))
         if slurm_state is None:
             states.append(CellState(cell, "lost", job, log, "its job left the queue without a result: see the log"))
         elif slurm_state == "RUNNING" or slurm_state == "COMPLETING":
-            states.append(CellState(cell, "requeued" if len(slurm.get("starts", [])) > 1 else "running", job, log,
-                                    f"attempt {len(slurm.get('starts', []))}"))
-        else:  # PENDING, REQUEUED, CONFIGURING, SUSPENDED ...
-            requeued = len(slurm.get("starts", [])) >= 1
-            states.append(CellState(cell, "requeued" if requeued else "pending", job, log, slurm_state.lower()))
+            states.append(CellState(cell, "requeued" if starts > 1 else "running", job, log, f"attempt {starts}"))
+        else:  # PENDING, REQUEUED, CONFIGURING, SUSPENDED ...: queued again after a start means requeued
+            states.append(CellState(cell, "requeued" if starts else "pending", job, log, slurm_state.lower()))
     return states
 
 
@@ -276,9 +271,7 @@ def status_table(states: list[CellState]) -> str:
     from tabulate import tabulate
 
     rows = [[s.cell.cell_id, s.state, s.cell.name, s.job_id or "-", s.log or "-", s.message] for s in states]
-    counts = {}
-    for s in states:
-        counts[s.state] = counts.get(s.state, 0) + 1
+    counts = Counter(s.state for s in states)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return tabulate(rows, headers=["cell_id", "state", "cell", "job", "log", ""]) + f"\n{len(states)} cells: {summary}"
 

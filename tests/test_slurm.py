@@ -7,7 +7,6 @@ profiles rejected before anything is queued.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bench.config import load_grid
-from bench.track import MLFLOW_RUN, cell_dir, read_record
+from bench.track import MLFLOW_RUN, cell_dir, read_json, read_record
+from bench.train import checkpoint_epoch
 from launch.local import RunSettings, execute_cell
 from launch.slurm import SLURM_RECORD, cell_states, queue_states, wait
 
@@ -117,10 +117,10 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     results = tmp_path / "results"
     assert cli("run", grid_path, "--launcher", "slurm", "--profile", "local", "--results", results).returncode == 0
     directory = cell_dir(results, grid.name, cell.cell_id)
-    job_id = json.loads((directory / SLURM_RECORD).read_text())["job_id"]
+    job_id = read_json(directory / SLURM_RECORD)["job_id"]
 
     deadline = time.monotonic() + 300
-    while not (directory / "checkpoint.pt").is_file() or _epochs_logged(directory) < 2:
+    while not (directory / "checkpoint.pt").is_file() or checkpoint_epoch(directory) < 2:
         assert time.monotonic() < deadline, "the cell never reached epoch 2"
         assert read_record(directory) is None, "the cell finished before it could be interrupted"
         time.sleep(0.5)
@@ -134,7 +134,7 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     log = Path(states[0].log).read_text()
     assert f"resuming {cell.name} from epoch {record['resumed_from_epoch']}" in log
     assert log.count("attempt") >= 2 and "requeueing" in log  # one log across both attempts (open-mode append)
-    assert len(json.loads((directory / SLURM_RECORD).read_text())["starts"]) == 2
+    assert len(read_json(directory / SLURM_RECORD)["starts"]) == 2
 
     # the same cell, uninterrupted, in this process: identical metrics and history
     alone = tmp_path / "alone"
@@ -155,12 +155,6 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     assert len(client.get_metric_history(runs[0].info.run_id, "val_acc")) >= 8
 
 
-def _epochs_logged(directory: Path) -> int:
-    from bench.train import checkpoint_epoch
-
-    return checkpoint_epoch(directory)  # written atomically: never half a file
-
-
 DDP = """
 name: slurm_ddp
 originals: [{backbone: test_tinycnn, methods: [scratch]}]
@@ -179,8 +173,7 @@ def test_a_two_task_cell_runs_ddp_across_two_slurm_tasks(slurm_cluster, tmp_path
     (cell,) = load_grid(grid_path).cells
     record = read_record(cell_dir(results, "slurm_ddp", cell.cell_id))
     assert record["status"] == "done" and record["environment"]["world_size"] == 2
-    log = Path(json.loads((cell_dir(results, "slurm_ddp", cell.cell_id) / SLURM_RECORD)
-                                       .read_text())["stdout"])
+    log = Path(read_json(cell_dir(results, "slurm_ddp", cell.cell_id) / SLURM_RECORD)["stdout"])
     assert "2 task(s)" in log.read_text()
 
 
