@@ -27,6 +27,7 @@ ERROR = "error.txt"
 MLFLOW_RUN = "mlflow_run_id"
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
+PARENT_RUN = "mlflow.parentRunId"  # the MLflow UI nests a run under the run this tag names
 
 
 # --------------------------------------------------------------------------- local records
@@ -155,6 +156,31 @@ class Tracker:
 
         self.experiment_id = self._safe("create experiment", get_or_create)
         return self.experiment_id
+
+    def start_parent(self, name: str, tags: Mapping[str, str], params: Optional[Mapping[str, Any]] = None,
+                     run_file: Optional[Path] = None) -> Optional[str]:
+        """A run that groups others (a grid launch, a sweep): children carry its id in `PARENT_RUN`.
+
+        With `run_file`, the run id is kept there and a rerun (a resumed sweep) continues the same parent.
+        """
+        if self.experiment_id is None and self.ensure_experiment() is None:
+            return None
+        if run_file is not None and Path(run_file).is_file():
+            run_id = Path(run_file).read_text().strip()
+            self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
+            return run_id
+        run = self._safe("start run", self.client.create_run, self.experiment_id, run_name=name, tags=dict(tags))
+        if run is None:
+            return None
+        if params:
+            from mlflow.entities import Param
+
+            self._safe("log params", self.client.log_batch, run.info.run_id,
+                       params=[Param(k, str(v)) for k, v in params.items()])
+        if run_file is not None:
+            Path(run_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(run_file).write_text(run.info.run_id)
+        return run.info.run_id
 
     def start(self, cell, directory: Path, tags: Mapping[str, str]) -> Optional[str]:
         if self.experiment_id is None and self.ensure_experiment() is None:
