@@ -33,6 +33,7 @@ from accelerate.utils import set_seed
 
 from bench.config import Cell
 from bench.data import dataset_info, load_task
+from bench.energy import EnergyMeter, combine_sources, open_meter
 from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key
@@ -70,9 +71,10 @@ class TrainOptions:
 
 @dataclass
 class Clock:
-    """One cell's wall-clock by phase, carried across resumes so cost is counted once.
+    """One cell's wall-clock by phase and the energy used over those phases (summed over ranks), carried
+    across resumes so cost is counted once.
 
-    A packed cell is charged its share (1/K) of each phase of the pack's wall-clock.
+    A packed cell is charged its share (1/K) of each phase of the pack's wall-clock, and of its energy.
     """
 
     setup_s: float = 0.0
@@ -81,9 +83,12 @@ class Clock:
     train_s: float = 0.0
     eval_s: float = 0.0
     train_images: int = 0
+    energy_j: float = 0.0
+    energy_source: str = ""  # bench.energy: nvml | rapl | estimate ("a+b" if a resume changed it)
 
     def state(self) -> dict:
-        return {**{k: getattr(self, k) for k in PHASES}, "train_images": self.train_images}
+        return {**{k: getattr(self, k) for k in PHASES}, "train_images": self.train_images,
+                "energy_j": self.energy_j, "energy_source": self.energy_source}
 
     @property
     def total_s(self) -> float:
@@ -117,21 +122,33 @@ class Member:
 
 
 class PackTimer:
-    """Laps of the pack's wall-clock, each charged in equal shares to the members' clocks."""
+    """Laps of the pack's wall-clock and energy, each charged in equal shares to the members' clocks.
 
-    def __init__(self, members: list[Member]):
-        self.members = members
-        self._t = time.perf_counter()
+    `sum_ranks` adds a lap's energy over DDP ranks (every rank charges the same laps, so it is a collective
+    call at the same point on each); the wall-clock is this rank's.
+    """
+
+    def __init__(self, members: list[Member], meter: Optional[EnergyMeter] = None,
+                 sum_ranks: Optional[Callable[[float], float]] = None):
+        self.members, self.meter, self.sum_ranks = members, meter, sum_ranks
+        self._t, self._j = time.perf_counter(), self._joules()
+
+    def _joules(self) -> float:
+        return self.meter.joules() if self.meter is not None else 0.0
 
     def charge(self, phase: str) -> float:
-        now = time.perf_counter()
+        now, joules = time.perf_counter(), self._joules()
         elapsed, self._t = now - self._t, now
+        used, self._j = joules - self._j, joules
+        if self.sum_ranks is not None:
+            used = self.sum_ranks(used)
         for m in self.members:
             setattr(m.clock, phase, getattr(m.clock, phase) + elapsed / len(self.members))
+            m.clock.energy_j += used / len(self.members)
         return elapsed
 
     def skip(self) -> None:
-        self._t = time.perf_counter()
+        self._t, self._j = time.perf_counter(), self._joules()
 
 
 # --------------------------------------------------------------------------- building cells
@@ -354,7 +371,9 @@ def run_pack(
                      max_train=spec["split"]["max_train"])
     models = build_models(cells, task.info.num_classes, dependency_dirs or {})
     members = [Member(c, Path(d), m, count_parameters(m)) for c, d, m in zip(cells, directories, models, strict=True)]
-    timer = PackTimer(members)
+    meter = open_meter(accelerator.device.type, accelerator.device.index or 0, torch.get_num_threads(),
+                       accelerator.local_process_index)
+    timer = PackTimer(members, meter, summed_over_ranks(accelerator))
     from_features = options.cache_features and all(getattr(m, "caches_features", False) for m in models)
     pack = Pack(models, from_features=from_features, channels_last=cuda,
                 chunk=None if cuda else max(hp["batch_size"], eval_batch(accelerator.device)))
@@ -366,6 +385,7 @@ def run_pack(
     for m, opt in zip(members, optimizers, strict=True):
         m.optimizer = opt
         resume(m, accelerator.device)
+        m.clock.energy_source = combine_sources(m.clock.energy_source, meter.source)
     if len({m.start_epoch for m in members}) > 1:
         raise ValueError("packed cells must resume from the same epoch")
     if len(members) == 1 and members[0].rng is not None:
@@ -421,10 +441,13 @@ def run_pack(
             for m in members:
                 tracker.finish(m.run_id, "failed")
         raise
+    finally:
+        meter.close()
 
     records = []
     for m, (test_loss, test_acc) in zip(members, tested, strict=True):
-        record = make_record(m, test_loss, test_acc, task.split, accelerator, started_at, [c.cell_id for c in cells])
+        record = make_record(m, test_loss, test_acc, task.split, accelerator, started_at, [c.cell_id for c in cells],
+                             meter)
         records.append(record)
         if not main:
             continue
@@ -434,9 +457,10 @@ def run_pack(
         if tracker is not None:
             final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": m.best["val_acc"],
                      **record["timing"], "trainable_params": m.parameters["trainable"],
-                     "images_per_s": record["throughput"]["images_per_s"] or 0.0}
+                     "images_per_s": record["throughput"]["images_per_s"] or 0.0,
+                     "train_images": m.clock.train_images, "energy_j": record["energy"]["joules"]}
             tracker.log_metrics(m.run_id, final, step=m.hp["epochs"])
-            tracker.finish(m.run_id, "done")
+            tracker.finish(m.run_id, "done", tags={"energy_source": record["energy"]["source"]})
     accelerator.wait_for_everyone()
     return records
 
@@ -445,7 +469,7 @@ def end_of_epoch(m: Member, epoch: int, train_loss, train_acc, seen, val_loss, v
                  tracker: Optional[Tracker], log) -> None:
     m.clock.train_images += seen
     row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-           "val_loss": val_loss, "val_acc": val_acc, "elapsed_s": m.clock.total_s}
+           "val_loss": val_loss, "val_acc": val_acc, "elapsed_s": m.clock.total_s, "energy_j": m.clock.energy_j}
     m.history.append(row)
     if val_acc > m.best["val_acc"]:  # selection on validation only
         m.best = {"epoch": epoch + 1, "val_acc": val_acc,
@@ -463,7 +487,7 @@ def end_of_epoch(m: Member, epoch: int, train_loss, train_acc, seen, val_loss, v
 
 
 def make_record(m: Member, test_loss: float, test_acc: float, split: dict, accelerator: Accelerator,
-                started_at: str, pack: list[str]) -> dict:
+                started_at: str, pack: list[str], meter: EnergyMeter) -> dict:
     cell, clock = m.cell, m.clock
     best_row = m.history[m.best["epoch"] - 1]
     return {
@@ -477,6 +501,9 @@ def make_record(m: Member, test_loss: float, test_acc: float, split: dict, accel
         "pack": {"size": len(pack), "cells": pack},
         "throughput": {"train_images": clock.train_images,
                        "images_per_s": clock.train_images / clock.train_s if clock.train_s else None},
+        # over the timed phases, summed over ranks; a packed cell's is its 1/K share, like its times
+        "energy": {**meter.describe(), "joules": round(clock.energy_j, 4), "source": clock.energy_source,
+                   "estimate": "estimate" in clock.energy_source, "ranks": accelerator.num_processes},
         "parameters": m.parameters,
         "memory": peak_memory(accelerator),
         "split": split,
@@ -486,6 +513,14 @@ def make_record(m: Member, test_loss: float, test_acc: float, split: dict, accel
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mlflow_run_id": m.run_id,
     }
+
+
+def summed_over_ranks(accelerator: Accelerator) -> Optional[Callable[[float], float]]:
+    """A lap's energy summed over DDP ranks (each rank meters its own GPU); None for one process."""
+    if accelerator.num_processes == 1:
+        return None
+    return lambda joules: accelerator.reduce(
+        torch.tensor([joules], dtype=torch.float64, device=accelerator.device), reduction="sum").item()
 
 
 def peak_memory(accelerator: Accelerator) -> dict:
