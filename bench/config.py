@@ -107,6 +107,9 @@ class Cell:
     skip_reason: Optional[str] = None  # set for combinations a method's `skip` rejects
     # set only when two originals share backbone and dataset: e.g. `fashion_mnist[epochs=2]` tells them apart
     original_label: Optional[str] = None
+    # the grid's published table (bench/reference), so a cell can carry its figure into MLflow; not in the spec,
+    # so not in the cell_id: the same experiment compared with another table is the same cell
+    reference: Optional[str] = None
 
     @property
     def method(self) -> str:
@@ -369,6 +372,9 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     # a pretrain cell nobody reprograms (e.g. a grid of scratch baselines) would be wasted compute
     kept = [c for c in cells.values() if c.method != "pretrain" or c.cell_id in needed]
     ordered = sorted(kept, key=lambda c: c.method != "pretrain")  # stable: pretrain first
+    if grid.reference is not None:
+        ordered = [replace(c, reference=grid.reference) for c in ordered]
+        skipped = {k: replace(c, reference=grid.reference) for k, c in skipped.items()}
     return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes,
                 reference=grid.reference, not_run=dict(grid.not_run))
 

@@ -255,3 +255,25 @@ def test_the_table_3_1_fashion_mnist_to_mnist_01_row_runs_end_to_end_pretrain_in
     assert listing[ar.cell_id].split()[1] == "done"
     assert float(listing[ar.cell_id].split()[-1]) == 43.83  # thesis Table 3.1
     assert float(listing[pretrain.cell_id].split()[-1]) == 89.40  # thesis footnote: the Fashion-MNIST original
+
+
+def test_every_published_row_is_listed_in_the_thesis_order_and_each_cell_finds_its_own():
+    from bench.reference import reference_rows, row_key, thesis_params
+
+    rows = reference_rows("thesis_table_5_1")
+    table = [r for r in rows if r.key[0] == "thesis_table_5_1"]
+    assert len(table) == 2 * 9  # nine Keras backbones (from_scratch included) on two datasets
+    assert [r.name for r in table[:9]] == ["ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "NASNetMobile",
+                                          "MobileNetV2", "VGG16", "VGG19", "from_scratch"]
+    assert {r.panel for r in table} == {"caltech101", "caltech256_reduced"}
+    grid = load_grid("thesis_table_5_1")
+    keys = {row_key(grid.reference, c) for c in grid.cells}
+    assert len(keys) == len(grid.cells) and keys <= {r.key for r in table}  # one row per cell, all published
+    assert {r.name for r in table if r.key not in keys} == set(grid.not_run)  # the rest: said why
+
+    grid_3_1 = load_grid("thesis_table_3_1")
+    assert all(c.reference == "thesis_table_3_1" for c in grid_3_1.cells)
+    pretrain = next(c for c in grid_3_1.cells if c.method == "pretrain" and c.task == "fashion_mnist")
+    assert thesis_params(pretrain) == {"thesis.train_acc": 99.99, "thesis.test_acc": 89.40,
+                                       "thesis.source": "thesis Table 3.1 footnotes 3-6"}
+    assert thesis_params(next(c for c in load_grid("demo").cells)) == {}  # no reference: no figure

@@ -6,6 +6,7 @@ Table 5.1), copied verbatim with a comment line saying where each figure was rea
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Optional
@@ -28,8 +29,63 @@ def read_table(name: str) -> tuple[dict, ...]:
     return tuple(csv.DictReader(line for line in lines if not line.startswith("#")))
 
 
-def _figure(row: dict, train_key: str, test_key: str, source: str) -> dict:
-    return {"train_acc": float(row[train_key]), "test_acc": float(row[test_key]), "source": source}
+@dataclass(frozen=True)
+class ReferenceRow:
+    """One row of a published table, as our cells are matched with it."""
+
+    table: str  # where it was read, e.g. "thesis Table 3.1"
+    key: tuple  # what a cell matches it by (`row_key`)
+    name: str  # how the row is named: a grid's `not_run` names rows this way
+    panel: str  # rows drawn in one panel of the bar chart (Table 5.1: one per dataset)
+    train_acc: float
+    test_acc: float
+    labels: tuple = ()  # (column, value) pairs that identify the row in a rebuilt table
+
+    def figure(self) -> dict:
+        return {"train_acc": self.train_acc, "test_acc": self.test_acc, "source": self.table}
+
+
+def _original_model_rows() -> list[ReferenceRow]:
+    return [ReferenceRow("thesis Table 3.1 footnotes 3-6", (ORIGINAL_MODELS, r["original_task"]), r["original_task"],
+                         "original models", float(r["train_acc"]), float(r["test_acc"]),
+                         (("original model", r["original_task"]),))
+            for r in read_table(ORIGINAL_MODELS)]
+
+
+def _table_rows(reference: str) -> list[ReferenceRow]:
+    if reference == "thesis_table_3_1":
+        return [ReferenceRow("thesis Table 3.1", (reference, r["original_task"], r["new_task"]),
+                             f"{r['original_task']} -> {r['new_task']}", "Table 3.1", float(r["train_acc"]),
+                             float(r["test_acc"]), (("original", r["original_task"]), ("new task", r["new_task"])))
+                for r in read_table(reference)]
+    if reference == "thesis_table_5_1":
+        return [ReferenceRow(f"thesis Table 5.1 ({r['backbone']})", (reference, r["backbone"], task),
+                             r["backbone"], task, float(r[f"{prefix}_train"]), float(r[f"{prefix}_test"]),
+                             (("backbone", r["backbone"]), ("new task", task)))
+                for task, prefix in TABLE_5_1_TASKS.items() for r in read_table(reference)]
+    return []  # thesis_experiment_2: the thesis reports no numbers, only that no tweak beat Table 3.1
+
+
+def reference_rows(reference: Optional[str]) -> list[ReferenceRow]:
+    """The published rows a grid with this `reference:` is compared with: the table's own rows, in its order,
+    then the original models of footnotes 3-6 (which any grid's pretrain cells are compared with)."""
+    if reference is None:
+        return []
+    return _table_rows(reference) + _original_model_rows()
+
+
+def row_key(reference: Optional[str], cell) -> Optional[tuple]:
+    """The key of the published row this cell reproduces (None: the thesis reports no such figure)."""
+    if reference is None:
+        return None
+    if cell.method == "pretrain":
+        return (ORIGINAL_MODELS, cell.task)
+    if reference == "thesis_table_3_1" and cell.method == "ar":
+        return (reference, cell.trained_on, cell.task)
+    if reference == "thesis_table_5_1" and cell.task in TABLE_5_1_TASKS and cell.method in ("linear_probe", "scratch"):
+        keras = "from_scratch" if cell.method == "scratch" else thesis_name(cell.backbone)
+        return (reference, keras, cell.task) if keras else None
+    return None
 
 
 def thesis_name(backbone: str) -> Optional[str]:
@@ -41,20 +97,14 @@ def thesis_name(backbone: str) -> Optional[str]:
 
 def reference_figure(reference: Optional[str], cell) -> Optional[dict]:
     """The thesis's figure for this cell: {train_acc, test_acc, source}, or None where it reports none."""
-    if reference is None:
+    key = row_key(reference, cell)
+    if key is None:
         return None
-    if cell.method == "pretrain":
-        row = next((r for r in read_table(ORIGINAL_MODELS) if r["original_task"] == cell.task), None)
-        return _figure(row, "train_acc", "test_acc", "thesis Table 3.1 footnotes 3-6") if row else None
-    if reference == "thesis_table_3_1" and cell.method == "ar":
-        row = next((r for r in read_table(reference)
-                    if (r["original_task"], r["new_task"]) == (cell.trained_on, cell.task)), None)
-        return _figure(row, "train_acc", "test_acc", "thesis Table 3.1") if row else None
-    if reference == "thesis_table_5_1" and cell.task in TABLE_5_1_TASKS:
-        prefix = TABLE_5_1_TASKS[cell.task]
-        keras = "from_scratch" if cell.method == "scratch" else thesis_name(cell.backbone)
-        row = next((r for r in read_table(reference) if r["backbone"] == keras), None)
-        if row is None or cell.method not in ("linear_probe", "scratch"):
-            return None
-        return _figure(row, f"{prefix}_train", f"{prefix}_test", f"thesis Table 5.1 ({keras})")
-    return None  # thesis_experiment_2: the thesis reports no numbers, only that no tweak beat Table 3.1
+    row = next((r for r in reference_rows(reference) if r.key == key), None)
+    return row.figure() if row else None
+
+
+def thesis_params(cell) -> dict[str, object]:
+    """The figure as MLflow params (`thesis.test_acc`, ...), so the UI shows it beside each run; {} if none."""
+    figure = reference_figure(getattr(cell, "reference", None), cell)
+    return {f"thesis.{k}": v for k, v in figure.items()} if figure else {}
