@@ -28,6 +28,7 @@ MLFLOW_RUN = "mlflow_run_id"
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
 PARENT_RUN = "mlflow.parentRunId"  # the MLflow UI nests a run under the run this tag names
+RUN_KIND = "reprogbench.run_kind"  # on runs that are not cells: grid_launch, report
 
 
 # --------------------------------------------------------------------------- local records
@@ -115,6 +116,19 @@ def default_tracking_uri(results_root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(results_root).resolve() / 'mlflow.db'}"
 
 
+def sqlite_path(uri: str) -> Optional[Path]:
+    """The database file of a `sqlite:///...` tracking URI (None for any other store)."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def artifact_location(uri: str, experiment: str) -> Optional[str]:
+    """Where a new experiment keeps its artifacts: beside a sqlite store (`mlartifacts/<experiment>`), so the
+    results folder holds them; MLflow's own default is `./mlruns` of whatever folder the process ran in.
+    None: the server decides."""
+    db = sqlite_path(uri)
+    return (db.resolve().parent / "mlartifacts" / experiment).as_uri() if db is not None else None
+
+
 class Tracker:
     """Logs cells to MLflow through an explicit client (no global active run, safe across cells).
 
@@ -152,7 +166,8 @@ class Tracker:
             if found:
                 return found.experiment_id
             # MLflow 3 tells GenAI experiments from model-training ones by this tag; ours are training runs
-            return self.client.create_experiment(self.experiment, tags={EXPERIMENT_KIND: "custom_model_development"})
+            return self.client.create_experiment(self.experiment, tags={EXPERIMENT_KIND: "custom_model_development"},
+                                                 artifact_location=artifact_location(self.uri, self.experiment))
 
         self.experiment_id = self._safe("create experiment", get_or_create)
         return self.experiment_id
@@ -202,6 +217,17 @@ class Tracker:
         Path(directory).mkdir(parents=True, exist_ok=True)
         run_file.write_text(run_id)
         return run_id
+
+    def log_params(self, run_id: Optional[str], params: Mapping[str, Any]) -> None:
+        if run_id is None or not params:
+            return
+        from mlflow.entities import Param
+
+        self._safe("log params", self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def log_artifacts(self, run_id: Optional[str], folder: Path, artifact_path: Optional[str] = None) -> None:
+        if run_id is not None:
+            self._safe("log artifacts", self.client.log_artifacts, run_id, str(folder), artifact_path)
 
     def log_metrics(self, run_id: Optional[str], metrics: Mapping[str, float], step: Optional[int] = None) -> None:
         if run_id is None:

@@ -37,7 +37,8 @@ from bench.energy import EnergyMeter, combine_sources, open_meter
 from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key
-from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, git_commit, save_torch, write_json
+from bench.reference import thesis_params
+from bench.track import CHECKPOINT, MODEL, PARENT_RUN, RESULT, Tracker, git_commit, save_torch, write_json
 
 
 def eval_batch(device: torch.device) -> int:
@@ -353,8 +354,12 @@ def run_pack(
     tracker: Optional[Tracker] = None,
     log: Callable[[str], None] = lambda line: None,
     options: TrainOptions = TrainOptions(),
+    parent_run: Optional[str] = None,
 ) -> list[dict]:
-    """Train cells that share a backbone pass (`bench.pack.pack_key`), each resuming from its checkpoint."""
+    """Train cells that share a backbone pass (`bench.pack.pack_key`), each resuming from its checkpoint.
+
+    `parent_run`: the MLflow run of the launch these cells belong to; their runs are nested under it.
+    """
     if len({pack_key(c) for c in cells}) != 1 or (len(cells) > 1 and pack_key(cells[0]) is None):
         raise ValueError("cells packed together must share a pack key: " + ", ".join(c.cell_id for c in cells))
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -395,12 +400,16 @@ def run_pack(
             log(f"  resuming {m.cell.name} from epoch {m.start_epoch}")
 
     tags = {"grid": cells[0].grid, "method": cells[0].method, "backbone": cells[0].backbone,
-            "new_task": cells[0].task, "git_commit": git_commit(), "pack_size": str(len(cells))}
+            "new_task": cells[0].task, "git_commit": git_commit(), "pack_size": str(len(cells)),
+            "device_type": accelerator.device.type, "world_size": str(accelerator.num_processes),
+            "torch_threads": str(torch.get_num_threads()),
+            **({PARENT_RUN: parent_run} if parent_run else {})}
     if main and tracker is not None:
         for m in members:
             m.run_id = tracker.start(m.cell, m.directory, {
                 **tags, "cell_id": m.cell.cell_id, "original_task": m.cell.trained_on or "none",
                 "seed": str(m.cell.seed)})
+            tracker.log_params(m.run_id, thesis_params(m.cell))  # the published figure, beside the spec
     images = {name: (s.images.to(accelerator.device), s.labels.to(accelerator.device))
               for name, s in (("train", task.train), ("val", task.val), ("test", task.test))}
     timer.charge("setup_s")

@@ -106,11 +106,23 @@ def submit_to_slurm(args, grid, cells, settings, profile) -> int:
 
     require_slurm()
     queue_states()  # a controller that does not answer is an error before anything is written
+    tracker = None
     if settings.tracking_uri:  # once, before jobs start: concurrent creation races
-        from bench.track import Tracker
+        import dataclasses
 
-        Tracker(settings.tracking_uri, grid.name).ensure_experiment()
-    submission = submit_grid(grid, cells, settings, profile)
+        from bench.track import Tracker
+        from launch.local import start_launch_run
+
+        tracker = Tracker(settings.tracking_uri, grid.name)
+        tracker.ensure_experiment()
+        # the cells' runs nest under this launch's run; it ends when the jobs are queued, they end in their jobs
+        settings = dataclasses.replace(settings, parent_run_id=start_launch_run(grid, cells, settings, "slurm",
+                                                                                 tracker))
+    try:
+        submission = submit_grid(grid, cells, settings, profile)
+    finally:
+        if tracker is not None:
+            tracker.finish(settings.parent_run_id, "done")
     for cell_id, job in submission.already_queued.items():
         print(f"already queued: {cell_id} (job {job})")
     print(f"{grid.name}: {sum(len(s.cells) for s in submission.submitted)} cell(s) submitted in "

@@ -12,6 +12,7 @@ import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Optional
@@ -35,6 +36,7 @@ class RunSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     already_done: int = 0
     experiment_id: Optional[str] = None  # the grid's MLflow experiment, when cells were tracked
+    parent_run_id: Optional[str] = None  # this launch's MLflow run; the cells' runs are nested under it
 
     @property
     def failed(self) -> list[Outcome]:
@@ -50,6 +52,7 @@ class RunSettings:
     pack: int = 8  # most cells sharing one backbone pass; 1 runs every cell alone
     cache_features: bool = True  # head-only methods train on features computed once
     compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
+    parent_run_id: Optional[str] = None  # the launch's MLflow run (`start_launch_run`); cells' runs nest under it
 
 
 def distributed_rank() -> int:
@@ -72,7 +75,8 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     log = (lambda line: tqdm.write(line)) if log_epochs else (lambda line: None)
     try:
         records = run_pack(cells, directories, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
-                           log=log, options=TrainOptions(settings.cache_features, settings.compile))
+                           log=log, options=TrainOptions(settings.cache_features, settings.compile),
+                           parent_run=settings.parent_run_id)
         return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
     except Diverged as exc:
         if len(cells) == 1:
@@ -139,6 +143,21 @@ def plan_packs(cells: list[Cell], settings: RunSettings) -> list[list[Cell]]:
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
+def start_launch_run(grid: Grid, cells: list[Cell], settings: RunSettings, launcher: str, tracker=None):
+    """One MLflow parent run per launch of a grid, so the UI groups the runs it started; -> its id or None.
+
+    A cell resumed from an earlier launch keeps the run (and parent) it started with.
+    """
+    from bench.track import RUN_KIND, Tracker, git_commit
+
+    tracker = tracker or Tracker(settings.tracking_uri, grid.name)
+    at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return tracker.start_parent(f"{grid.name} launch {at}", {
+        RUN_KIND: "grid_launch", "grid": grid.name, "launcher": launcher, "git_commit": git_commit(),
+        **({"reference": grid.reference} if grid.reference else {})},
+        params={"cells": len(cells), "pack": settings.pack, "grid_file": str(grid.path)})
+
+
 def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int = 1) -> RunSummary:
     summary = RunSummary()
     pending = []
@@ -150,11 +169,14 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
     if not pending:
         return summary
     main = distributed_rank() == 0
+    tracker = None
     if settings.tracking_uri and main:
         from bench.track import Tracker
 
-        # once, before cells fan out: concurrent creation races
-        summary.experiment_id = Tracker(settings.tracking_uri, grid.name).ensure_experiment()
+        tracker = Tracker(settings.tracking_uri, grid.name)
+        summary.experiment_id = tracker.ensure_experiment()  # once, before cells fan out: concurrent creation races
+        summary.parent_run_id = start_launch_run(grid, pending, settings, "local", tracker)
+        settings = dataclasses.replace(settings, parent_run_id=summary.parent_run_id)
 
     failed: set[str] = set()
     bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)
@@ -189,6 +211,12 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        if tracker is not None:
+            done = sum(o.status == "done" for o in summary.outcomes)
+            tracker.log_metrics(summary.parent_run_id, {"cells_done": done,
+                                                        "cells_failed": len(summary.outcomes) - done})
+            tracker.finish(summary.parent_run_id, "failed" if summary.failed or len(summary.outcomes) < len(pending)
+                           else "done")
     return summary
 
 

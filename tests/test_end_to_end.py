@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bench.config import load_grid
-from bench.track import CHECKPOINT, MODEL, RESULT, cell_dir, read_record
+from bench.track import CHECKPOINT, MODEL, PARENT_RUN, RESULT, RUN_KIND, cell_dir, read_record
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +103,11 @@ def test_mlflow_runs_mirror_the_records(tiny_run):
     experiment = client.get_experiment_by_name("tiny")
     assert experiment is not None
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens its runs table
-    runs = client.search_runs([experiment.experiment_id])
+    everything = client.search_runs([experiment.experiment_id])
+    launches = [r for r in everything if r.data.tags.get(RUN_KIND) == "grid_launch"]
+    assert len(launches) == 1 and launches[0].info.status == "FINISHED"  # one launch, its cells nested under it
+    runs = [r for r in everything if RUN_KIND not in r.data.tags]
+    assert {r.data.tags[PARENT_RUN] for r in runs} == {launches[0].info.run_id}
     recs = records(tiny_run)
     assert sorted(r.data.tags["cell_id"] for r in runs) == sorted(recs)
     for run in runs:
@@ -119,6 +123,8 @@ def test_mlflow_runs_mirror_the_records(tiny_run):
         assert run.data.params["hparams.lr"] == str(cell.spec["hparams"]["lr"])
         assert run.data.params["method.name"] == cell.method
         assert run.data.metrics["test_acc"] == pytest.approx(rec["metrics"]["test_acc"])
+        assert run.data.metrics["energy_j"] == pytest.approx(rec["energy"]["joules"])
+        assert tags["energy_source"] == rec["energy"]["source"] and tags["device_type"] == "cpu"
         val_history = client.get_metric_history(run.info.run_id, "val_acc")
         assert sorted(m.step for m in val_history) == [row["epoch"] for row in rec["history"]]
         assert [m.value for m in sorted(val_history, key=lambda m: m.step)] == \
