@@ -1,4 +1,4 @@
-"""`reprogbench`: run a grid (here or on Slurm), list cells, follow their status, prepare inputs, benchmark.
+"""`reprogbench`: run a grid (here or on Slurm), follow it, report its results, prepare inputs, benchmark.
 
 Exit status: 0 all good; 1 some cell failed; 2 bad input (a malformed grid, an unknown name, a missing file).
 """
@@ -153,6 +153,36 @@ def mlflow_hint(uri: str, experiment: str, experiment_id: str | None) -> str:
     return f"MLflow: open {uri.rstrip('/')}/{page} (experiment {experiment!r})"
 
 
+def cmd_report(args) -> int:
+    """Tables and plots from a grid's results (never trains): the thesis's tables beside ours, each method against
+    from-scratch (accuracy, compute, energy, CO2 and their ratios), time to the scratch accuracy, mean / sd / n
+    across seeds; PNGs and an HTML page; logged to the grid's MLflow experiment as a `report` run."""
+    from analysis import report
+    from analysis.render import to_markdown
+    from analysis.results import open_store
+
+    formats = report.parse_formats(args.format)  # every input checked before anything is read or written
+    intensity, origin = report.carbon_intensity(args.carbon_intensity)
+    grid, cells = _load(args)
+    results = _results_root(args)
+    explicit = bool(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    store = open_store(_tracking_uri(args), explicit)
+    out = Path(args.out) if args.out else results / grid.name / "report"
+    built = report.build(grid, cells, results, store, out, intensity, origin)
+    written = report.write(built, out, formats)
+    for table in built.tables:
+        print(to_markdown(table))
+    print(built.summary())
+    print(f"wrote {len(written)} file(s) to {out}: " + ", ".join(p.name for p in written))
+    if store is not None:
+        run_id = report.log_to_mlflow(built, store, results, out)
+        if run_id:
+            print(f"logged as artifacts of MLflow run {run_id} ('report {grid.name}')")
+        else:
+            print(f"not logged to MLflow: {store.uri} has no experiment {grid.name!r}")
+    return 0
+
+
 def cmd_cell(args) -> int:
     """One cell, in the foreground: what torchrun (and later schedulers) launch."""
     from launch.local import execute_cell
@@ -269,10 +299,25 @@ def build_parser() -> argparse.ArgumentParser:
     cell = grid_command("cell", "run one cell by id in the foreground (e.g. under torchrun)")
     cell.add_argument("cell_id")
     cell.set_defaults(func=cmd_cell)
-    for p in (run, cell):
+
+    report = grid_command("report", "tables and plots from the grid's results: the thesis's tables beside ours, "
+                          "each method against from-scratch (accuracy, compute, energy, CO2), time to accuracy; "
+                          "never trains")
+    report.add_argument("--out", help="folder for the report (default RESULTS/GRID/report)")
+    report.add_argument("--format", default="md,html,csv", help="comma-separated: md, html, csv (default all "
+                        "three; the PNGs are always written)")
+    report.add_argument("--carbon-intensity", type=float, metavar="G_PER_KWH",
+                        help="g CO2e per kWh of the electricity used (default $REPROGBENCH_CARBON_INTENSITY, else "
+                             "475, the world average, IEA 2019)")
+    report.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for run")
+    report.set_defaults(func=cmd_report)
+    for p in (run, cell, report):
         p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
                        "file mlflow.db in the results folder)")
-        p.add_argument("--no-tracking", action="store_true", help="local records only, no MLflow")
+    for p in (run, cell, report):
+        p.add_argument("--no-tracking", action="store_true", help="local records only, no MLflow" + (
+            " (report: read no MLflow store and log nothing to it)" if p is report else ""))
+    for p in (run, cell):
         p.add_argument("--compile", action="store_true",
                        help="torch.compile the backbone (worth it on GPU for long cells); compile time is "
                             "recorded apart as timing.compile_s")
@@ -309,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as typed, recorded beside benchmark figures
+    from analysis.errors import ReportError, StoreUnreadable
     from bench.data import DatasetMissing
     from bench.models import WeightsMissing
     from bench.models.thesis_nets import WEIGHTS_ENV, use_weights_dir
@@ -321,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable) as exc:
+    except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
+            StoreUnreadable) as exc:
         print(f"reprogbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -1,0 +1,75 @@
+"""What one finished cell cost and reached, read from its record: compute, energy, CO2, time to an accuracy.
+
+Compute is device-hours: the cell's wall-clock (its 1/K share if packed) times the devices it held: GPUs (one
+per rank) on CUDA, CPU cores (torch threads per rank) on a CPU. Energy is what the record measured (NVML, RAPL)
+or estimated, and CO2 = energy x a carbon intensity in g CO2e per kWh.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+J_PER_KWH = 3.6e6
+# The world-average carbon intensity of electricity, 475 g CO2e/kWh (IEA, 2019; CodeCarbon's world default).
+DEFAULT_CARBON_INTENSITY = 475.0
+CARBON_INTENSITY_ENV = "REPROGBENCH_CARBON_INTENSITY"
+
+
+@dataclass(frozen=True)
+class Cost:
+    wall_s: Optional[float]
+    devices: Optional[int]  # GPUs, or CPU cores
+    unit: str  # "GPU-h" or "CPU core-h"
+    train_images: Optional[int]
+    trainable: Optional[int]
+    energy_j: Optional[float]
+    energy_source: str  # nvml | rapl | estimate | "" (not recorded)
+
+    @property
+    def compute_h(self) -> Optional[float]:
+        return self.wall_s * self.devices / 3600 if self.wall_s is not None and self.devices else None
+
+    def co2_g(self, intensity: float) -> Optional[float]:
+        return co2_g(self.energy_j, intensity)
+
+
+def co2_g(energy_j: Optional[float], intensity: float) -> Optional[float]:
+    return energy_j / J_PER_KWH * intensity if energy_j is not None else None
+
+
+def devices_of(record: dict) -> tuple[Optional[int], str]:
+    env = record.get("environment") or {}
+    ranks = env.get("world_size") or 1
+    if env.get("device_type") == "cuda":
+        return ranks, "GPU-h"
+    threads = env.get("torch_threads")
+    return (ranks * threads if threads else None), "CPU core-h"
+
+
+def cost_of(record: dict) -> Cost:
+    devices, unit = devices_of(record)
+    energy = record.get("energy") or {}
+    return Cost(wall_s=(record.get("timing") or {}).get("total_s"), devices=devices, unit=unit,
+                train_images=(record.get("throughput") or {}).get("train_images"),
+                trainable=(record.get("parameters") or {}).get("trainable"),
+                energy_j=energy.get("joules"), energy_source=energy.get("source", ""))
+
+
+@dataclass(frozen=True)
+class Reached:
+    """The end of the first epoch whose val accuracy reached a threshold."""
+
+    epoch: int
+    wall_s: float
+    compute_h: Optional[float]
+    energy_j: Optional[float]
+
+
+def time_to_accuracy(record: dict, threshold: float) -> Optional[Reached]:
+    """From the per-epoch history: when val accuracy first reached `threshold` (None: it never did)."""
+    devices, _ = devices_of(record)
+    for row in record.get("history") or []:
+        if row.get("val_acc") is not None and row["val_acc"] >= threshold:
+            wall = row["elapsed_s"]
+            return Reached(row["epoch"], wall, wall * devices / 3600 if devices else None, row.get("energy_j"))
+    return None

@@ -1,0 +1,81 @@
+"""The thesis's tables rebuilt from our runs: each published row beside what our cells measured, and the
+difference. Rows we have not run yet are shown as missing, rows a grid cannot run with its stated reason."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from analysis.render import Column, Table
+from analysis.results import Setup
+from analysis.stats import Stat, difference, mean, summarize
+from bench.config import Grid
+from bench.reference import ORIGINAL_MODELS, ReferenceRow, reference_rows, row_key
+
+TITLES = {
+    "thesis_table_3_1": "Thesis Table 3.1: adversarial reprogramming (Elsayed et al.), ours beside the thesis",
+    "thesis_table_5_1": "Thesis Table 5.1: linear probe on frozen ImageNet backbones and from scratch, ours beside "
+                        "the thesis",
+    ORIGINAL_MODELS: "Thesis Table 3.1 footnotes 3-6: the original models, ours beside the thesis",
+}
+
+
+@dataclass
+class Compared:
+    """One published row and one of our setups that reproduces it (None: none does)."""
+
+    row: ReferenceRow
+    setup: Optional[Setup]
+    status: str
+    train_acc: Optional[Stat] = None
+    test_acc: Optional[Stat] = None
+
+    @property
+    def ours(self) -> str:
+        if self.setup is None:
+            return ""
+        return f"{self.setup.cell.method_label} {self.setup.cell.backbone}"
+
+
+def compare(grid: Grid, setups: list[Setup]) -> list[Compared]:
+    """Every row of the grid's reference table, in the thesis's order; the original models the grid pretrains."""
+    matched: dict[tuple, list[Setup]] = {}
+    for s in setups:
+        key = row_key(grid.reference, s.cell)
+        if key is not None:
+            matched.setdefault(key, []).append(s)
+    pretrained = {s.cell.task for s in setups if s.cell.method == "pretrain"}
+    out = []
+    for row in reference_rows(grid.reference):
+        if row.key[0] == ORIGINAL_MODELS and row.key[1] not in pretrained:
+            continue  # an original model this grid does not make
+        found = matched.get(row.key, [])
+        if not found:
+            why = grid.not_run.get(row.name)
+            out.append(Compared(row, None, f"not run: {why}" if why else "missing: no cell of this grid"))
+        for s in found:
+            records = [r.record for r in s.done]
+            out.append(Compared(row, s, s.status, summarize(r["metrics"].get("train_acc") for r in records),
+                                summarize(r["metrics"]["test_acc"] for r in records)))
+    return out
+
+
+def thesis_tables(grid: Grid, compared: list[Compared]) -> list[Table]:
+    tables: dict[str, list[Compared]] = {}
+    for c in compared:
+        tables.setdefault(c.row.key[0], []).append(c)
+    out = []
+    for name, rows in tables.items():
+        labels = [label for label, _ in rows[0].row.labels]
+        columns = [Column(label) for label in labels] + [
+            Column("ours"), Column("status"), Column("thesis train %", ".2f"), Column("ours train %", ".2f", True),
+            Column("thesis test %", ".2f"), Column("ours test %", ".2f", True),
+            Column("Δ test (ours − thesis)", "+.2f"), Column("cells")]
+        body = [[value for _, value in c.row.labels] + [
+            c.ours or None, c.status, c.row.train_acc, c.train_acc, c.row.test_acc, c.test_acc,
+            difference(mean(c.test_acc), c.row.test_acc),
+            " ".join(r.cell.cell_id for r in c.setup.results) if c.setup else None] for c in rows]
+        done = sum(c.test_acc is not None for c in rows)
+        notes = [f"{done} of {len(rows)} row(s) with a result; ours: mean ± sd over the seeds that finished; "
+                 "Δ = our mean test accuracy − the thesis's"]
+        out.append(Table(TITLES.get(name, name), name, columns, body, notes))
+    return out

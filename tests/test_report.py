@@ -1,0 +1,370 @@
+"""`reprogbench report` on results made by running a tiny grid through the real CLI: the
+thesis's Table 3.1 beside our run of one of its rows, the efficiency and time-to-accuracy tables recomputed
+here from the records, the PNGs, the records' energy, and the runs, parents and artifacts through the REST
+API of a real MLflow server on loopback."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fixtures_data import write_mnist_idx
+
+from bench.config import load_grid
+from bench.energy import open_meter
+from bench.track import PARENT_RUN, RUN_KIND, cell_dir, read_record
+from launch.cli import main
+
+# A Fashion-MNIST original (Debian's real files, cut to 600 training images) reprogrammed for MNIST 0/1: the
+# thesis's Table 3.1 row fashion_mnist -> mnist_01 (43.83%), beside a linear probe and from scratch.
+GRID = """
+name: report_tiny
+reference: thesis_table_3_1
+originals:
+  - {backbone: test_tinycnn, trained_on: fashion_mnist, hparams: {epochs: 2}, method_params: {ar: {input_size: 8}}}
+tasks: [mnist_01]
+methods:
+  - {name: ar, hparams: {lr: 0.05}}
+  - {name: linear_probe}
+  - {name: scratch}
+hparams: {batch_size: 64, epochs: 3}
+split: {max_train: 600}
+seeds: [0, 1]
+"""
+INTENSITY = 200.0  # g CO2e / kWh, given on the command line
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def cli(*args, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "launch.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """Seed 0 of every cell, then seed 1 of scratch only: ar and linear_probe seed 1 stay missing."""
+    root = tmp_path_factory.mktemp("report")
+    grid_path = root / "report_tiny.yaml"
+    grid_path.write_text(GRID)
+    data, results = root / "data", root / "results"
+    write_mnist_idx(data, n_train=600, n_test=200)
+    common = ["--results", results, "--data-root", data]
+    for filters in (["--filter", "seed=0"], ["--filter", "seed=1", "--filter", "method=scratch"]):
+        proc = cli("run", grid_path, *common, *filters)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    report = cli("report", grid_path, *common, "--carbon-intensity", INTENSITY)
+    grid = load_grid(grid_path, data_root=data)
+    return {"grid": grid, "grid_path": grid_path, "results": results, "data": data, "proc": report,
+            "out": results / "report_tiny" / "report"}
+
+
+def records(run) -> dict:
+    """cell method + seed -> record, for the cells that ran."""
+    out = {}
+    for cell in run["grid"].cells:
+        record = read_record(cell_dir(run["results"], "report_tiny", cell.cell_id))
+        if record:
+            out[(cell.method, cell.seed)] = record
+    return out
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def row_of(rows: list[dict], method: str) -> dict:
+    (row,) = [r for r in rows if r["method"].split("[")[0] == method]
+    return row
+
+
+def compute_h(record: dict) -> float:
+    env = record["environment"]
+    return record["timing"]["total_s"] * env["world_size"] * env["torch_threads"] / 3600
+
+
+@pytest.mark.slow
+def test_report_runs_and_says_what_it_read(reported):
+    proc = reported["proc"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "report_tiny: 7 cells: 5 done, 0 failed, 2 pending (missing)" in proc.stdout
+    assert "logged as artifacts of MLflow run" in proc.stdout
+    out = reported["out"]
+    for name in ("report.md", "report.html", "efficiency_mnist_01.csv", "time_to_accuracy_mnist_01.csv",
+                 "thesis_table_3_1.csv", "thesis_original_models.csv", "originals.csv"):
+        assert (out / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_efficiency_rows_are_computed_from_the_records(reported):
+    recs = records(reported)
+    rows = read_csv(reported["out"] / "efficiency_mnist_01.csv")
+    assert sorted(r["method"].split("[")[0] for r in rows) == ["ar", "linear_probe", "scratch"]
+    scratch_rows = [recs[("scratch", 0)], recs[("scratch", 1)]]
+    scratch = row_of(rows, "scratch")
+    scratch_acc = [r["metrics"]["test_acc"] for r in scratch_rows]
+    assert scratch["seeds"] == "done 2/2"
+    assert int(scratch["test acc % n"]) == 2
+    assert float(scratch["test acc %"]) == pytest.approx(statistics.fmean(scratch_acc))
+    assert float(scratch["test acc % sd"]) == pytest.approx(statistics.stdev(scratch_acc))
+    scratch_compute = statistics.fmean(compute_h(r) for r in scratch_rows)
+    scratch_energy = statistics.fmean(r["energy"]["joules"] for r in scratch_rows)
+    for method in ("ar", "linear_probe"):
+        row, rec = row_of(rows, method), recs[(method, 0)]
+        assert row["seeds"] == "done 1/2, 1 pending"  # seed 1 is shown as missing, not dropped
+        assert int(row["test acc % n"]) == 1 and row["test acc % sd"] == ""
+        assert float(row["test acc %"]) == pytest.approx(rec["metrics"]["test_acc"])
+        gain = rec["metrics"]["test_acc"] - statistics.fmean(scratch_acc)
+        assert float(row["Δ vs scratch (points)"]) == pytest.approx(gain)
+        assert float(row["wall-clock s"]) == pytest.approx(rec["timing"]["total_s"])
+        assert float(row["compute"]) == pytest.approx(compute_h(rec)) and row["unit"] == "CPU core-h"
+        assert float(row["train images"]) == rec["throughput"]["train_images"]
+        assert float(row["trainable params"]) == rec["parameters"]["trainable"]
+        assert float(row["energy J"]) == pytest.approx(rec["energy"]["joules"])
+        assert row["energy source"] == rec["energy"]["source"]
+        assert float(row["CO2 g"]) == pytest.approx(rec["energy"]["joules"] / 3.6e6 * INTENSITY)
+        assert float(row["compute ÷ scratch"]) == pytest.approx(compute_h(rec) / scratch_compute)
+        assert float(row["energy ÷ scratch"]) == pytest.approx(rec["energy"]["joules"] / scratch_energy)
+        assert float(row["points gained per device-h"]) == pytest.approx(gain / compute_h(rec))
+        assert (row["g CO2 per point gained"] == "") == (gain <= 0)  # only where accuracy was gained
+
+
+def first_epoch_reaching(record: dict, threshold: float):
+    return next((h for h in record["history"] if h["val_acc"] >= threshold), None)
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_is_read_from_the_epochs(reported):
+    recs = records(reported)
+    threshold = statistics.fmean(recs[("scratch", s)]["metrics"]["val_acc"] for s in (0, 1))
+    rows = read_csv(reported["out"] / "time_to_accuracy_mnist_01.csv")
+    for method, seeds in (("ar", [0]), ("linear_probe", [0]), ("scratch", [0, 1])):
+        row = row_of(rows, method)
+        hits = [h for h in (first_epoch_reaching(recs[(method, s)], threshold) for s in seeds) if h]
+        assert row["reached"] == f"{len(hits)}/{len(seeds)} seed(s) ≥ {threshold:.2f}%"
+        if hits:
+            assert float(row["epoch"]) == pytest.approx(statistics.fmean(h["epoch"] for h in hits))
+            assert float(row["wall-clock s"]) == pytest.approx(statistics.fmean(h["elapsed_s"] for h in hits))
+            assert float(row["energy J"]) == pytest.approx(statistics.fmean(h["energy_j"] for h in hits))
+        else:
+            assert row["epoch"] == row["wall-clock s"] == ""
+
+
+@pytest.mark.slow
+def test_the_thesis_table_has_every_row_with_ours_beside_the_one_we_ran(reported):
+    recs = records(reported)
+    rows = read_csv(reported["out"] / "thesis_table_3_1.csv")
+    assert len(rows) == 10  # every row of Table 3.1, in its order
+    assert (rows[0]["original"], rows[0]["new task"]) == ("imagenet", "mnist")
+    ours = [r for r in rows if (r["original"], r["new task"]) == ("fashion_mnist", "mnist_01")]
+    assert len(ours) == 1
+    row, ar = ours[0], recs[("ar", 0)]
+    assert float(row["thesis test %"]) == 43.83 and float(row["thesis train %"]) == 42.82
+    assert float(row["ours test %"]) == pytest.approx(ar["metrics"]["test_acc"])
+    assert float(row["ours train %"]) == pytest.approx(ar["metrics"]["train_acc"])
+    assert float(row["Δ test (ours − thesis)"]) == pytest.approx(ar["metrics"]["test_acc"] - 43.83)
+    assert row["status"] == "done 1/2, 1 pending" and len(row["cells"].split()) == 2
+    others = [r for r in rows if r is not row]
+    assert all(r["status"] == "missing: no cell of this grid" and r["ours test %"] == "" for r in others)
+
+    (original,) = read_csv(reported["out"] / "thesis_original_models.csv")  # only the original this grid makes
+    assert original["original model"] == "fashion_mnist" and float(original["thesis test %"]) == 89.40
+    assert float(original["ours test %"]) == pytest.approx(recs[("pretrain", 0)]["metrics"]["test_acc"])
+    (cost,) = read_csv(reported["out"] / "originals.csv")
+    assert float(cost["wall-clock s"]) == pytest.approx(recs[("pretrain", 0)]["timing"]["total_s"])
+    assert cost["reused by (cells)"] == "4"  # ar and linear_probe, two seeds each
+
+
+@pytest.mark.slow
+def test_the_pictures_are_png_images_and_the_html_page_shows_them_with_the_tables(reported):
+    import matplotlib.image
+
+    out = reported["out"]
+    pictures = {"accuracy_vs_compute_mnist_01.png", "learning_curves_mnist_01.png", "thesis_table_3_1_bars.png"}
+    assert {p.name for p in out.glob("*.png")} == pictures
+    page = (out / "report.html").read_text()
+    markdown = (out / "report.md").read_text()
+    for name in pictures:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000
+        image = matplotlib.image.imread(out / name)
+        assert image.shape[0] > 200 and image.shape[1] > 300 and image.std() > 0.01  # drawn, not blank
+        assert f'<img src="{name}"' in page and f"]({name})" in markdown
+    assert page.count("<table>") == 5  # thesis 3.1, its footnotes, efficiency, time to accuracy, originals
+    for title in ("Thesis Table 3.1", "Efficiency against from-scratch: new task mnist_01",
+                  "Time to the from-scratch accuracy", "Original models"):
+        assert title in page and title in markdown
+    assert f"{INTENSITY:g} g CO2e/kWh (--carbon-intensity" in page
+
+
+@pytest.mark.slow
+def test_every_record_carries_the_energy_this_machine_can_measure(reported):
+    for rec in records(reported).values():
+        energy = rec["energy"]
+        expected = open_meter("cpu", threads=rec["environment"]["torch_threads"])
+        expected.close()
+        assert energy["source"] == expected.source  # estimate here (no RAPL on the VM), rapl where readable
+        assert energy["estimate"] == (expected.source == "estimate") and energy["ranks"] == 1
+        assert energy["joules"] > 0
+        if energy["estimate"]:  # the stated power over exactly the timed phases
+            assert energy["watts"] == expected.describe()["watts"]
+            assert energy["joules"] == pytest.approx(energy["watts"] * rec["timing"]["total_s"],
+                                                     abs=energy["watts"] * 5e-4 + 1e-3)
+        per_epoch = [h["energy_j"] for h in rec["history"]]
+        assert per_epoch == sorted(per_epoch) and per_epoch[-1] <= energy["joules"] + 1e-9
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, "the server exited"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer"
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Interrupt the process group this test started (the server and its workers), then make sure."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.slow
+def test_a_real_mlflow_server_shows_the_runs_their_launch_parents_and_the_report(reported, tmp_path):
+    port = free_port()
+    db = reported["results"] / "mlflow.db"
+    mlflow = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{db}"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/health", server)
+        experiment = get_json(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=report_tiny")
+        runs = get_json(f"{base}/api/2.0/mlflow/runs/search",
+                        {"experiment_ids": [experiment["experiment"]["experiment_id"]], "max_results": 1000})["runs"]
+        tags = {r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs}
+        launches = {i for i, t in tags.items() if t.get(RUN_KIND) == "grid_launch"}
+        reports = [i for i, t in tags.items() if t.get(RUN_KIND) == "report"]
+        cells = {i: t for i, t in tags.items() if "cell_id" in t}
+        assert len(launches) == 2 and len(reports) == 1  # two `run` commands, one report
+        assert sorted(t["cell_id"] for t in cells.values()) == sorted(r["cell_id"] for r in records(reported).values())
+        assert all(t[PARENT_RUN] in launches for t in cells.values())
+        assert len({t[PARENT_RUN] for t in cells.values()}) == 2  # each cell under the launch that ran it
+
+        by_id = {r["info"]["run_id"]: r for r in runs}
+        params = {i: {p["key"]: p["value"] for p in by_id[i]["data"].get("params", [])} for i in cells}
+        metrics = {i: {m["key"] for m in by_id[i]["data"].get("metrics", [])} for i in cells}
+        for run_id, t in cells.items():
+            figure = {"pretrain": "89.4", "ar": "43.83"}.get(t["method"])
+            assert params[run_id].get("thesis.test_acc") == figure  # the thesis figure where it reports one
+            assert by_id[run_id]["info"]["run_name"].startswith(t["method"])
+        common = set.intersection(*metrics.values())  # the same names across methods: comparable in the UI
+        assert {"test_acc", "best_val_acc", "val_acc", "train_acc", "total_s", "energy_j", "train_images",
+                "trainable_params"} <= common
+
+        listed = get_json(f"{base}/api/2.0/mlflow/artifacts/list?run_id={reports[0]}&path=report")
+        files = {f["path"]: f for f in listed["files"]}
+        for name in ("accuracy_vs_compute_mnist_01.png", "learning_curves_mnist_01.png",
+                     "thesis_table_3_1_bars.png", "report.html", "efficiency_mnist_01.csv"):
+            assert int(files[f"report/{name}"]["file_size"]) > 0
+    finally:
+        stop(server)
+
+
+# --------------------------------------------------------------------------- without running anything
+
+
+def test_an_empty_results_folder_gives_the_thesis_table_with_every_cell_missing(tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["report", "thesis_table_5_1", "--results", str(results)]) == 0
+    grid = load_grid("thesis_table_5_1")
+    out = results / "thesis_table_5_1" / "report"
+    rows = read_csv(out / "thesis_table_5_1.csv")
+    assert len(rows) == 18  # nine rows of Table 5.1 on each of the two datasets
+    ours = [r for r in rows if r["cells"]]
+    assert sorted(c for r in ours for c in r["cells"].split()) == sorted(c.cell_id for c in grid.cells)
+    assert all(r["status"] == "missing (1 pending)" and r["ours test %"] == "" for r in ours)
+    not_run = [r for r in rows if not r["cells"]]
+    assert {r["backbone"] for r in not_run} == set(grid.not_run) and len(not_run) == 4
+    assert all(r["status"].startswith("not run: ") and r["thesis test %"] for r in not_run)
+    assert {float(r["thesis test %"]) for r in rows if r["backbone"] == "from_scratch"} == {38.95, 3.63}
+    assert (out / "thesis_table_5_1_bars.png").read_bytes().startswith(PNG_MAGIC)
+    assert not list(out.glob("accuracy_vs_compute_*.png"))  # nothing finished: nothing to place
+    assert [p.name for p in results.iterdir()] == ["thesis_table_5_1"]  # no MLflow store created
+    printed = capsys.readouterr().out
+    assert "14 cells: 0 done, 0 failed, 14 pending (missing)" in printed and "NASNetMobile" in printed
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["report", "no_such_grid"], "no such grid file, and not a shipped grid"),
+    (["report", "demo", "--format", "md,pdf"], "unknown format 'pdf'; give a comma-separated list of md, html, csv"),
+    (["report", "demo", "--carbon-intensity", "-5"], "is negative"),
+    (["report", "demo", "--tracking-uri", "sqlite:////nonexistent/mlflow.db"], "no such file"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, needle):
+    results = tmp_path / "results"
+    assert main([*args, "--results", str(results)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reprogbench: error: ") and needle in err[0], err
+    assert not results.exists()
+
+
+def test_an_unreadable_store_is_one_line_naming_the_fix(tmp_path, capsys):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "mlflow.db").write_bytes(b"not a database" * 100)
+    assert main(["report", "demo", "--results", str(results)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be read" in err[0] and "--no-tracking" in err[0]
+    assert [p.name for p in results.iterdir()] == ["mlflow.db"]  # no report written
+    assert main(["report", "demo", "--results", str(results), "--no-tracking", "--format", "md"]) == 0
+
+
+def test_the_pareto_front_keeps_what_nothing_cheaper_beats():
+    from analysis.plots import pareto_front
+
+    points = [(2.0, 40.0), (1.0, 50.0), (3.0, 90.0), (0.5, 10.0), (4.0, 90.0), (3.0, 60.0)]
+    assert pareto_front(points) == [(0.5, 10.0), (1.0, 50.0), (3.0, 90.0)]
+
+
+def test_figures_across_seeds_are_mean_sample_sd_and_count():
+    from analysis.stats import summarize
+
+    stat = summarize([1.0, 2.0, None, 4.0])
+    assert (stat.mean, stat.n) == (pytest.approx(7 / 3), 3)
+    assert stat.sd == pytest.approx(statistics.stdev([1.0, 2.0, 4.0]))
+    assert summarize([5.0]).sd is None and summarize([None]) is None
