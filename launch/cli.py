@@ -1,4 +1,4 @@
-"""`reprogbench`: run a grid (here or on Slurm), follow it, report its results, prepare inputs, benchmark.
+"""`reprogbench`: run grids (here or on Slurm), follow them, report results, open MLflow, prepare inputs, benchmark.
 
 Exit status: 0 all good; 1 some cell failed; 2 bad input (a malformed grid, an unknown name, a missing file).
 """
@@ -146,11 +146,13 @@ def cmd_status(args) -> int:
 
 def mlflow_hint(uri: str, experiment: str, experiment_id: str | None) -> str:
     """The command that shows these runs, and the page that lists them (MLflow 3 opens on GenAI pages)."""
-    page = f"#/experiments/{experiment_id}/runs" if experiment_id else "#/experiments"
+    from launch.mlflow_ui import runs_url
+
     if uri.startswith("sqlite"):
-        return (f"MLflow: mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{page} "
-                f"(experiment {experiment!r})")
-    return f"MLflow: open {uri.rstrip('/')}/{page} (experiment {experiment!r})"
+        return (f"MLflow: mlflow ui --backend-store-uri {uri}   then open "
+                f"{runs_url('http://127.0.0.1:5000', experiment_id)} (experiment {experiment!r}; "
+                "or `reprogbench ui GRID`)")
+    return f"MLflow: open {runs_url(uri, experiment_id)} (experiment {experiment!r})"
 
 
 def cmd_report(args) -> int:
@@ -177,10 +179,30 @@ def cmd_report(args) -> int:
     if store is not None:
         run_id = report.log_to_mlflow(built, store, results, out)
         if run_id:
-            print(f"logged as artifacts of MLflow run {run_id} ('report {grid.name}')")
+            print(f"logged as artifacts of MLflow run {run_id} ('report {grid.name}'); `reprogbench ui {args.grid}"
+                  + (f" --results {args.results}" if args.results else "") + "` shows it")
         else:
             print(f"not logged to MLflow: {store.uri} has no experiment {grid.name!r}")
     return 0
+
+
+def cmd_ui(args) -> int:
+    """The MLflow UI on 127.0.0.1 for the grid's store; prints the URL of the grid's runs table."""
+    from analysis.results import Store, open_store
+    from bench.track import default_tracking_uri, sqlite_path
+    from launch.mlflow_ui import UiError, runs_url, serve
+
+    grid = load_grid(args.grid, data_root=args.data_root)
+    uri = args.tracking_uri or default_tracking_uri(_results_root(args))
+    db = sqlite_path(uri)
+    if db is None:  # a tracking server: it already serves the UI
+        experiment_id = open_store(uri, explicit=True).experiment_id(grid.name)
+        print(f"MLflow UI: {runs_url(uri, experiment_id)} (the tracking server serves it)")
+        return 0
+    if not db.is_file():
+        raise UiError(f"no MLflow store at {db}: run the grid first (`reprogbench run {args.grid}`), or give "
+                      "--results / --tracking-uri where its runs were logged")
+    return serve(uri, args.port, Store(uri).experiment_id(grid.name))
 
 
 def cmd_cell(args) -> int:
@@ -311,7 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "475, the world average, IEA 2019)")
     report.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for run")
     report.set_defaults(func=cmd_report)
-    for p in (run, cell, report):
+
+    ui = grid_command("ui", "start the MLflow UI on 127.0.0.1 for the grid's runs and print their URL")
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    ui.set_defaults(func=cmd_ui)
+    for p in (run, cell, report, ui):
         p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
                        "file mlflow.db in the results folder)")
     for p in (run, cell, report):
@@ -358,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.data import DatasetMissing
     from bench.models import WeightsMissing
     from bench.models.thesis_nets import WEIGHTS_ENV, use_weights_dir
+    from launch.mlflow_ui import UiError
     from launch.preflight import InputsMissing
     from launch.slurm import SlurmUnavailable
 
@@ -368,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
-            StoreUnreadable) as exc:
+            StoreUnreadable, UiError) as exc:
         print(f"reprogbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

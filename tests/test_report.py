@@ -1,4 +1,4 @@
-"""`reprogbench report` on results made by running a tiny grid through the real CLI: the
+"""`reprogbench report` and `reprogbench ui` on results made by running a tiny grid through the real CLI: the
 thesis's Table 3.1 beside our run of one of its rows, the efficiency and time-to-accuracy tables recomputed
 here from the records, the PNGs, the records' energy, and the runs, parents and artifacts through the REST
 API of a real MLflow server on loopback."""
@@ -305,6 +305,26 @@ def test_a_real_mlflow_server_shows_the_runs_their_launch_parents_and_the_report
         stop(server)
 
 
+@pytest.mark.slow
+def test_ui_starts_the_mlflow_ui_on_loopback_and_prints_the_runs_url(reported):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "ui", str(reported["grid_path"]), "--results",
+                             str(reported["results"]), "--data-root", str(reported["data"]), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()  # printed once the server answers
+        from mlflow.tracking import MlflowClient
+
+        experiment = MlflowClient(f"sqlite:///{reported['results'] / 'mlflow.db'}").get_experiment_by_name(
+            "report_tiny")
+        assert line.startswith(f"MLflow UI: http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+
+
 # --------------------------------------------------------------------------- without running anything
 
 
@@ -334,6 +354,7 @@ def test_an_empty_results_folder_gives_the_thesis_table_with_every_cell_missing(
     (["report", "demo", "--format", "md,pdf"], "unknown format 'pdf'; give a comma-separated list of md, html, csv"),
     (["report", "demo", "--carbon-intensity", "-5"], "is negative"),
     (["report", "demo", "--tracking-uri", "sqlite:////nonexistent/mlflow.db"], "no such file"),
+    (["ui", "demo"], "no MLflow store at"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, needle):
     results = tmp_path / "results"

@@ -1,0 +1,83 @@
+"""`reprogbench ui GRID`: the MLflow UI on this machine's loopback, on the store a grid's runs were logged to,
+with the URL of the grid's runs table (MLflow 3 otherwise opens on its GenAI pages)."""
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+HOST = "127.0.0.1"
+
+
+class UiError(RuntimeError):
+    """The UI cannot start (no store, a busy port, no mlflow executable); one line with the fix."""
+
+
+def runs_url(base: str, experiment_id: Optional[str]) -> str:
+    return f"{base.rstrip('/')}/" + (f"#/experiments/{experiment_id}/runs" if experiment_id else "#/experiments")
+
+
+def port_is_free(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _answers(port: int, host: str = HOST) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def mlflow_executable() -> str:
+    beside = Path(sys.executable).parent / "mlflow"  # the venv's, when reprogbench runs from one
+    found = str(beside) if beside.is_file() else shutil.which("mlflow")
+    if not found:
+        raise UiError("the mlflow command is not installed beside this Python; `make install` installs it")
+    return found
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def serve(uri: str, port: int, experiment_id: Optional[str], echo=print, startup_s: float = 180.0) -> int:
+    """Start `mlflow ui` on HOST:port for `uri`, print the runs URL once it answers, and wait for it to end
+    (Ctrl-C stops it). -> its exit status."""
+    if not port_is_free(port):
+        raise UiError(f"port {port} on {HOST} is in use (another MLflow UI?); pass --port N with a free port")
+    command = [mlflow_executable(), "ui", "--backend-store-uri", uri, "--host", HOST, "--port", str(port)]
+    proc = subprocess.Popen(command, stdout=sys.stderr)  # stdout keeps only the URL, for scripts to read
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a job manager: still stop the server
+    try:
+        deadline = time.monotonic() + startup_s
+        while not _answers(port):
+            if proc.poll() is not None:
+                raise UiError(f"mlflow ui exited with status {proc.returncode} before answering on port {port}; "
+                              "its messages are above")
+            if time.monotonic() > deadline:
+                raise UiError(f"mlflow ui did not answer on {HOST}:{port} within {startup_s:.0f}s")
+            time.sleep(0.5)
+        echo(f"MLflow UI: {runs_url(f'http://{HOST}:{port}', experiment_id)}   (Ctrl-C stops it)")
+        sys.stdout.flush()
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
