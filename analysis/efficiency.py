@@ -13,7 +13,7 @@ from analysis.measures import Reached, cost_of, time_to_accuracy
 from analysis.render import Column, Table
 from analysis.results import Setup
 from analysis.stats import Stat, difference, mean, ratio, summarize
-from analysis.table import _original
+from analysis.table import original_of
 
 
 @dataclass
@@ -113,7 +113,7 @@ def efficiency_table(task: str, setups: list[Setup], intensity: float) -> Table:
         co2_per_point = ratio(mean(f.co2_g), gain) if gain is not None and gain > 0 else None
         reach_ratio = ratio(_reach_compute(s, threshold), _reach_compute(base_setup, threshold)) if same_unit else None
         saved = 100.0 * (1.0 - reach_ratio) if reach_ratio is not None else None
-        rows.append([method_name(s), _original(s.cell), s.status, f.test_acc, gain, f.wall_s, f.compute_h,
+        rows.append([method_name(s), original_of(s.cell), s.status, f.test_acc, gain, f.wall_s, f.compute_h,
                      f.unit or None, f.train_images, f.trainable, f.energy_j,
                      f.energy_sources if s.done else None, f.co2_g,
                      compute_ratio, ratio(mean(f.energy_j), mean(b.energy_j) if b else None), per_h, co2_per_point,
@@ -129,7 +129,7 @@ def _baseline_notes(setups: list[Setup], figs: dict) -> list[str]:
     notes = []
     for s in scratch:
         f = figs[id(s)]
-        notes.append(f"baseline: {method_name(s)} {_original(s.cell)}: " + (
+        notes.append(f"baseline: {method_name(s)} {original_of(s.cell)}: " + (
             f"test {f.test_acc.mean:.2f}%, selected val {f.val_acc.mean:.2f}% (the accuracy to reach), "
             f"over {f.test_acc.n} seed(s)" if f.test_acc else "not run yet: ratios are missing"))
     return notes
@@ -147,7 +147,7 @@ def time_to_accuracy_table(task: str, setups: list[Setup]) -> Table:
         base_unit = "/".join(sorted({cost_of(r.record).unit for r in base_setup.done})) if base_setup else None
         reached_text = (f"{len(got)}/{len(s.done)} seed(s) ≥ {threshold:.2f}%" if threshold is not None and s.done
                         else ("no baseline accuracy" if s.done else s.status))
-        rows.append([method_name(s), _original(s.cell), reached_text, summarize(h.epoch for h in got),
+        rows.append([method_name(s), original_of(s.cell), reached_text, summarize(h.epoch for h in got),
                      summarize(h.wall_s for h in got), summarize(h.compute_h for h in got), unit or None,
                      summarize(h.energy_j for h in got),
                      ratio(_reach_compute(s, threshold), _reach_compute(base_setup, threshold))

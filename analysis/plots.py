@@ -8,11 +8,11 @@ from typing import Optional
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from analysis.efficiency import SetupFigures, method_name
 from analysis.results import Setup
-from analysis.table import _original
+from analysis.table import original_of
 from analysis.thesis import Compared
 
 MARKERS = {"ar": "o", "linear_probe": "s", "scratch": "^", "pretrain": "D"}
@@ -52,7 +52,7 @@ def accuracy_vs_compute(task: str, figs: list[SetupFigures], path: Path) -> Opti
     colours = {}
     extra: dict[str, str] = {}
     for f in shown:
-        key = _original(f.setup.cell)
+        key = original_of(f.setup.cell)
         colour = colours.setdefault(key, f"C{len(colours) % 10}")
         ax.errorbar(f.compute_h.mean, f.test_acc.mean, xerr=f.compute_h.sd or 0, yerr=f.test_acc.sd or 0,
                     marker=_marker(f.setup.cell.method, extra), markersize=9, color=colour, linestyle="none",
@@ -62,6 +62,10 @@ def accuracy_vs_compute(task: str, figs: list[SetupFigures], path: Path) -> Opti
         xs, ys = zip(*front, strict=True)
         ax.plot(xs, ys, drawstyle="steps-post", color="0.4", linestyle="--", linewidth=1, label="Pareto front")
     ax.set_xscale("log")
+    # 1-2-5 ticks labelled plainly: a grid's points often sit within one decade, where powers of ten say little
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.2g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     units = sorted({f.unit for f in shown})
     ax.set_xlabel(f"compute ({' / '.join(units)}, log scale)")
     ax.set_ylabel("test accuracy (%)")
@@ -88,7 +92,7 @@ def learning_curves(task: str, setups: list[Setup], threshold: Optional[float], 
         if threshold is not None:
             ax.axhline(threshold, color="0.5", linestyle=":", linewidth=1, label="scratch val")
         cell = result.cell
-        ax.set_title(f"{cell.method_label} · {_original(cell)}\nseed {cell.seed} ({cell.cell_id})", fontsize=7)
+        ax.set_title(f"{cell.method_label} · {original_of(cell)}\nseed {cell.seed} ({cell.cell_id})", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch", fontsize=7)

@@ -14,7 +14,8 @@ def _status(record: dict | None) -> str:
     return record["status"] if record else "pending"
 
 
-def _original(cell: Cell) -> str:
+def original_of(cell: Cell) -> str:
+    """What a cell starts from: `fashion_mnist/smallcnn` (an original model), `smallcnn (random init)`."""
     if cell.method == "pretrain":
         return "-"
     return f"{cell.trained_on}/{cell.backbone}" if cell.trained_on else f"{cell.backbone} (random init)"
@@ -29,7 +30,7 @@ def cells_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
     rows = []
     for cell in cells:
         record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
-        row = [cell.cell_id, _status(record), cell.method_label, _original(cell), cell.task, cell.seed,
+        row = [cell.cell_id, _status(record), cell.method_label, original_of(cell), cell.task, cell.seed,
                ",".join(cell.depends_on) or "-"]
         rows.append(row + ([_thesis(grid, cell)] if grid.reference else []))
     counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed")}
