@@ -75,6 +75,12 @@ class NvmlMeter(_Described):
     def joules(self) -> float:
         return (self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle) - self._start) / 1000.0
 
+    def close(self) -> None:
+        try:
+            self._nvml.nvmlShutdown()  # NVML counts inits: one shutdown per meter's init
+        except Exception:  # noqa: BLE001 - closing a meter must never fail a cell
+            pass
+
 
 def _nvml_handle(device_index: int):
     """(pynvml module, handle) of this process's CUDA device; NVML counts devices in its own order, so the

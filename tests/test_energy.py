@@ -83,12 +83,13 @@ def test_without_nvml_a_gpu_meter_is_a_stated_estimate():
 def test_nvml_energy_is_the_counter_difference_in_joules():
     """No GPU here: a stand-in for pynvml that returns the counter (mJ) NVML would."""
     readings = iter([5_000_000, 5_250_000, 6_000_000])
-    nvml = SimpleNamespace(nvmlDeviceGetTotalEnergyConsumption=lambda handle: next(readings))
+    nvml = SimpleNamespace(nvmlDeviceGetTotalEnergyConsumption=lambda handle: next(readings), nvmlShutdown=None)
     meter = energy.NvmlMeter("handle", nvml, "NVIDIA H100")
     assert meter.joules() == pytest.approx(250.0)
     assert meter.joules() == pytest.approx(1000.0)
     assert meter.describe() == {"source": "nvml", "estimate": False,
                                 "basis": "NVML total energy counter of NVIDIA H100 (GPU board only)"}
+    meter.close()  # a failing shutdown (here: not callable) does not raise
 
 
 class SteppedMeter:
