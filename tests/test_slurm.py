@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import load_grid
-from bench.track import MLFLOW_RUN, cell_dir, read_json, read_record
+from bench.track import MLFLOW_RUN, PARENT_RUN, RUN_KIND, cell_dir, read_json, read_record
 from bench.train import checkpoint_epoch
 from launch.local import RunSettings, execute_cell
 from launch.slurm import SLURM_RECORD, cell_states, queue_states, wait
@@ -91,7 +91,11 @@ def test_a_grid_runs_as_job_arrays_and_a_rerun_submits_nothing(slurm_cluster, tm
 
     client = mlflow.MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(grid.name)
-    runs = client.search_runs([experiment.experiment_id])
+    everything = client.search_runs([experiment.experiment_id])
+    (launch,) = [r for r in everything if r.data.tags.get(RUN_KIND) == "grid_launch"]
+    assert launch.data.tags["launcher"] == "slurm"
+    runs = [r for r in everything if RUN_KIND not in r.data.tags]
+    assert {r.data.tags[PARENT_RUN] for r in runs} == {launch.info.run_id}  # nested under the submission
     assert sorted(r.data.tags["cell_id"] for r in runs) == sorted(records)
     assert {r.data.tags["cell_id"]: r.info.status for r in runs}[ar.cell_id] == "FINISHED"
 
@@ -141,8 +145,8 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     outcome = execute_cell(cell, RunSettings(alone, None, None))
     assert outcome.status == "done"
     assert record["metrics"] == outcome.record["metrics"]
-    def without_clock(history):
-        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in history]
+    def without_clock(history):  # time, and energy (measured over that time), differ between runs
+        return [{k: v for k, v in row.items() if k not in ("elapsed_s", "energy_j")} for row in history]
 
     assert without_clock(record["history"]) == without_clock(outcome.record["history"])
 
@@ -150,7 +154,8 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name(grid.name).experiment_id])
+    runs = [r for r in client.search_runs([client.get_experiment_by_name(grid.name).experiment_id])
+            if RUN_KIND not in r.data.tags]
     assert [r.info.run_id for r in runs] == [(directory / MLFLOW_RUN).read_text().strip()]
     assert len(client.get_metric_history(runs[0].info.run_id, "val_acc")) >= 8
 
