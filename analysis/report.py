@@ -117,8 +117,9 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
                                     out / f"{grid.reference}_bars.png")
         if bars:
             section.items.append(Picture("Published test accuracy (grey) and ours (blue)", bars))
-        if not compared:
-            section.notes.append(f"the thesis reports no figures for {grid.reference} (see bench/reference/)")
+        if not main_rows:
+            section.notes.append(f"the thesis reports no figures for {grid.reference} beyond its original models "
+                                 f"(bench/reference/{grid.reference}.md)")
         report.sections.append(section)
 
     for task, task_setups in by_task(setups).items():
