@@ -50,6 +50,7 @@ class RunSettings:
     pack: int = 8  # most cells sharing one backbone pass; 1 runs every cell alone
     cache_features: bool = True  # head-only methods train on features computed once
     compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
+    run_tags: tuple[tuple[str, str], ...] = ()  # added to each cell's MLflow run (e.g. a sweep's tuned re-run)
 
 
 def distributed_rank() -> int:
@@ -72,7 +73,8 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     log = (lambda line: tqdm.write(line)) if log_epochs else (lambda line: None)
     try:
         records = run_pack(cells, directories, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
-                           log=log, options=TrainOptions(settings.cache_features, settings.compile))
+                           log=log, options=TrainOptions(settings.cache_features, settings.compile),
+                           run_tags=dict(settings.run_tags))
         return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
     except Diverged as exc:
         if len(cells) == 1:
