@@ -145,7 +145,6 @@ def cmd_sweep(args) -> int:
     """Ray Tune over each selected cell's search space; the best config is then run once as a cell."""
     from bench.track import cell_dir, cell_status
     from launch.preflight import check_inputs
-    from launch.sweep import sweep_cells
     from launch.sweep_records import SweepOptions, check_sweepable, results_table
 
     grid, cells = _load(args)
@@ -158,6 +157,8 @@ def cmd_sweep(args) -> int:
                  args.data_root, args.grid)
     if args.launcher == "slurm":
         return submit_sweep_to_slurm(args, grid, chosen, settings, options, profile)
+    from launch.sweep import sweep_cells  # Ray is imported once everything has been checked
+
     results = sweep_cells(grid, cells, settings, options)
     print(results_table(results, settings.results_root))
     if settings.tracking_uri:

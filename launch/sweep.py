@@ -46,6 +46,7 @@ from launch.sweep_records import (
     best_trial,
     check_sweepable,
     config_text,
+    previous_sweep,
     read_trials,
     run_id_of,
     sweep_dir,
@@ -76,7 +77,8 @@ def connect(address: Optional[str]) -> None:
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
              "configure_logging": True}
     if address is None:
-        ray.init(**quiet)
+        # "local": a new instance here, never a cluster some earlier `ray start` left its address for in /tmp/ray
+        ray.init(address="local", **quiet)
         return
     _probe(address)
     try:
@@ -247,12 +249,7 @@ def sweep_cell(cell: Cell, settings: RunSettings, options: SweepOptions, log=pri
 
     directory = sweep_dir(settings.results_root, cell.grid, cell.cell_id).resolve()
     summary_path = directory / SUMMARY
-    previous = read_json(summary_path)
-    if previous and previous["options"] != options.identity():
-        raise SweepError(f"cell {cell.cell_id} was swept with {previous['options']}, not {options.identity()}: "
-                         f"rerun with those options to resume it, or remove {directory} to start again")
-    if previous and previous.get("status") == "done":
-        return SweepResult(cell, previous, skipped=True)
+    previous = previous_sweep(cell, settings.results_root, options)
     epochs = max_of(cell.search, "epochs", cell.spec["hparams"]["epochs"])
     summary = {"cell_id": cell.cell_id, "name": cell.name, "grid": cell.grid, "space": cell.search,
                "options": options.identity(), "status": "running", "recipe_cell_id": cell.cell_id}
@@ -361,8 +358,14 @@ def sweep_cells(grid: Grid, cells: list[Cell], settings: RunSettings, options: S
                 log=print) -> list[SweepResult]:
     """Dependencies first (as cells), then one sweep per cell with a search space, one after another."""
     chosen = check_sweepable(grid, cells)
+    previous = {c.cell_id: previous_sweep(c, settings.results_root, options) for c in chosen}  # before anything runs
+    finished = {i for i, p in previous.items() if p and p.get("status") == "done"}
+    if len(finished) == len(chosen):  # nothing to do: not even Ray is started
+        for cell in chosen:
+            log(f"{cell.cell_id} {cell.name}: swept before, nothing to do")
+        return [SweepResult(c, previous[c.cell_id], skipped=True) for c in chosen]
     connect(options.address)  # a cluster that is not there is an error before anything runs
-    needed = {d for c in chosen for d in c.depends_on}
+    needed = {d for c in chosen if c.cell_id not in finished for d in c.depends_on}
     dependencies = [c for c in cells if c.cell_id in needed]
     if dependencies:
         summary = run_cells(grid, dependencies, settings)
@@ -375,12 +378,13 @@ def sweep_cells(grid: Grid, cells: list[Cell], settings: RunSettings, options: S
         Tracker(settings.tracking_uri, grid.name).ensure_experiment()
     results = []
     for i, cell in enumerate(chosen, 1):
+        if cell.cell_id in finished:
+            log(f"sweep {i}/{len(chosen)}: {cell.cell_id} {cell.name}: swept before, nothing to do")
+            results.append(SweepResult(cell, previous[cell.cell_id], skipped=True))
+            continue
         log(f"sweep {i}/{len(chosen)}: {cell.cell_id} {cell.name}: {options.samples} sample(s), "
             f"{options.scheduler}, {options.search} search over {', '.join(cell.search)}")
-        result = sweep_cell(cell, settings, options, log)
-        if result.skipped:
-            log("  swept before: nothing to do")
-        results.append(result)
+        results.append(sweep_cell(cell, settings, options, log))
     return results
 
 

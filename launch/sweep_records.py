@@ -68,6 +68,16 @@ def sweep_dir(results_root: Path, grid: str, cell_id: str) -> Path:
     return Path(results_root) / grid / SWEEPS / cell_id
 
 
+def previous_sweep(cell: Cell, results_root: Path, options: SweepOptions) -> Optional[dict]:
+    """The summary of an earlier sweep of this cell, if any; a resume must not change what is being swept."""
+    directory = sweep_dir(results_root, cell.grid, cell.cell_id)
+    previous = read_json(directory / SUMMARY)
+    if previous and previous["options"] != options.identity():
+        raise SweepError(f"cell {cell.cell_id} was swept with {previous['options']}, not {options.identity()}: "
+                         f"rerun with those options to resume it, or remove {directory} to start again")
+    return previous
+
+
 def sweepable(cells: list[Cell]) -> list[Cell]:
     return [c for c in cells if c.search]
 
