@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from bench.data import dataset_available, dataset_info, list_datasets
 from bench.methods import METHODS, list_methods
 from bench.models import backbone_info, list_backbones
+from bench.search_space import SearchSpaceError, Space, parse_space, values_to_check
 
 GRIDS_DIR = Path(__file__).parent / "grids"
 IMAGENET = "imagenet"
@@ -110,6 +111,8 @@ class Cell:
     # the grid's published table (bench/reference), so a cell can carry its figure into MLflow; not in the spec,
     # so not in the cell_id: the same experiment compared with another table is the same cell
     reference: Optional[str] = None
+    # what `reprogbench sweep` samples for this cell (bench.search_space); not part of the spec or the cell_id
+    search: Optional[Space] = None
 
     @property
     def method(self) -> str:
@@ -158,9 +161,15 @@ class Cell:
 def _non_default(method_spec: Mapping[str, Any], hparams: Mapping[str, Any]) -> str:
     """`[input_size=16,lr=0.05]`: what sets a cell apart from its method's defaults and the thesis recipe."""
     defaults = {**METHODS.get(method_spec["name"]).Params().model_dump(), **HParams().model_dump(), "name": None}
-    changed = [f"{k}={v}" for k, v in sorted({**method_spec, **hparams}.items())
+    changed = [f"{k}={short_value(v)}" for k, v in sorted({**method_spec, **hparams}.items())
                if k != "name" and defaults.get(k) != v]
     return f"[{','.join(changed)}]" if changed else ""
+
+
+def short_value(value: Any) -> str:
+    """A value as a name shows it: a sampled lr of 0.0123456789 reads as 0.01235; 0.05 and 0.0 stay as they are."""
+    text = str(value)
+    return f"{value:.4g}" if isinstance(value, float) and len(text) > 7 else text
 
 
 FILTER_KEYS = ("method", "task", "backbone", "seed", "original", "id")
@@ -337,8 +346,10 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
         hparams_override = entry.get("hparams", {})
         if not isinstance(hparams_override, dict):
             raise GridError(f"{where}.hparams: must be a mapping of key: value")
-        params_raw = {k: v for k, v in entry.items() if k not in ("name", "hparams")}
-        param_sets = [_validated(method.Params, p, where, ("name", "hparams")) for p in expand(params_raw, where)]
+        params_raw = {k: v for k, v in entry.items() if k not in ("name", "hparams", "search")}
+        param_sets = [_validated(method.Params, p, where, ("name", "hparams", "search"))
+                      for p in expand(params_raw, where)]
+        search = _search_space(method, entry, where)
         override_sets = expand(hparams_override, f"{where}.hparams")
         for (original, backbone, num_source, pretrain, label), spec_o, task, params, base_h, over_h, seed in (
             (o, spec_o, t, p, b, v, s) for (o, spec_o), t, p, b, v, s in itertools.product(
@@ -367,7 +378,8 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
             if skip:
                 skipped.setdefault(cell_id, Cell(name, spec, cell_id, depends, reason, label))
             else:
-                cells.setdefault(cell_id, Cell(name, spec, cell_id, depends, None, label))
+                _check_search(spec, search, f"{where}.search")
+                cells.setdefault(cell_id, Cell(name, spec, cell_id, depends, None, label, search))
     needed = {dep for c in cells.values() for dep in c.depends_on}
     # a pretrain cell nobody reprograms (e.g. a grid of scratch baselines) would be wasted compute
     kept = [c for c in cells.values() if c.method != "pretrain" or c.cell_id in needed]
@@ -377,6 +389,71 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
         skipped = {k: replace(c, reference=grid.reference) for k, c in skipped.items()}
     return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes,
                 reference=grid.reference, not_run=dict(grid.not_run))
+
+
+# --------------------------------------------------------------------------- search spaces and overrides
+
+
+def searchable(method_name: str) -> list[str]:
+    """What a sweep may sample for a method: every hyperparameter and every parameter of the method."""
+    return sorted({*HParams.model_fields, *METHODS.get(method_name).Params.model_fields})
+
+
+def _search_space(method, entry: Mapping[str, Any], where: str) -> Optional[Space]:
+    """The method entry's `search:`, else the method's default space; None for a method nobody sweeps."""
+    raw = entry.get("search", method.search_space or None)
+    if raw is None:
+        return None
+    try:
+        return parse_space(raw, searchable(method.name), f"{where}.search")
+    except SearchSpaceError as exc:
+        raise GridError(str(exc)) from None
+
+
+def with_overrides(spec: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec with some hyperparameters / method parameters replaced (a sweep's trial, a tuned cell),
+    validated and canonical like any cell's spec."""
+    method = METHODS.get(spec["method"]["name"])
+    unknown = sorted(set(overrides) - set(searchable(method.name)))
+    if unknown:
+        raise GridError(f"{', '.join(unknown)}: not a hyperparameter or a parameter of {method.name}")
+    hparams = {**spec["hparams"], **{k: v for k, v in overrides.items() if k in HParams.model_fields}}
+    params = {**{k: v for k, v in spec["method"].items() if k != "name"},
+              **{k: v for k, v in overrides.items() if k not in HParams.model_fields}}
+    return {**spec, "hparams": _validated(HParams, hparams, "hparams").model_dump(),
+            "method": {"name": method.name, **_validated(method.Params, params, method.name).model_dump()}}
+
+
+def skip_reason(spec: Mapping[str, Any]) -> Optional[str]:
+    """Why the method's `skip` rejects this spec, or None when it can run."""
+    method = METHODS.get(spec["method"]["name"])
+    original = spec["original"]
+    info = replace(backbone_info(spec["backbone"]["name"]), input_size=spec["backbone"]["input_size"])
+    on_dataset = original is not None and original["weights"] is None
+    num_source = dataset_info(original["trained_on"]).num_classes if on_dataset else info.num_classes
+    params = method.Params(**{k: v for k, v in spec["method"].items() if k != "name"})
+    skip, reason = method.skip(params, info, num_source, dataset_info(spec["task"]))
+    return reason if skip else None
+
+
+def override_cell(cell: Cell, overrides: Mapping[str, Any]) -> Cell:
+    """`cell` with some of its parameters replaced: its own spec, hence its own cell_id."""
+    spec = with_overrides(cell.spec, overrides)
+    reason = skip_reason(spec)
+    if reason:
+        raise GridError(f"{cell.name} with {dict(overrides)}: {reason}")
+    return Cell(cell.grid, spec, make_cell_id(spec), cell.depends_on, original_label=cell.original_label)
+
+
+def _check_search(spec: Mapping[str, Any], search: Optional[Space], where: str) -> None:
+    """Every end of every range and every choice must make a cell that can run: caught here, not mid-sweep."""
+    for name, value in values_to_check(search or {}):
+        try:
+            reason = skip_reason(with_overrides(spec, {name: value}))
+        except GridError as exc:
+            raise GridError(f"{where}.{name}: {value!r} is not a valid value ({exc})") from None
+        if reason:
+            raise GridError(f"{where}.{name}: {value!r} makes a cell that cannot run: {reason}")
 
 
 def resolve_grid_path(grid: str | Path) -> Path:

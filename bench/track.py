@@ -28,7 +28,7 @@ MLFLOW_RUN = "mlflow_run_id"
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
 PARENT_RUN = "mlflow.parentRunId"  # the MLflow UI nests a run under the run this tag names
-RUN_KIND = "reprogbench.run_kind"  # on runs that are not cells: grid_launch, report
+RUN_KIND = "reprogbench.run_kind"  # on runs that are not cells: grid_launch, report, sweep, sweep_trial
 
 
 # --------------------------------------------------------------------------- local records
@@ -238,9 +238,15 @@ class Tracker:
         batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
         self._safe("log metrics", self.client.log_batch, run_id, metrics=batch)
 
+    def set_tags(self, run_id: Optional[str], tags: Mapping[str, str]) -> None:
+        if run_id is None or not tags:
+            return
+        from mlflow.entities import RunTag
+
+        self._safe("set tags", self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
     def finish(self, run_id: Optional[str], status: str, tags: Optional[Mapping[str, str]] = None) -> None:
         if run_id is None:
             return
-        for key, value in (tags or {}).items():
-            self._safe("set tag", self.client.set_tag, run_id, key, value)
+        self.set_tags(run_id, tags or {})
         self._safe("end run", self.client.set_terminated, run_id, "FINISHED" if status == "done" else "FAILED")

@@ -68,6 +68,9 @@ class MissingOriginal(FileNotFoundError):
 class TrainOptions:
     cache_features: bool = True  # head-only methods: backbone features computed once, not every epoch
     compile: bool = False  # torch.compile the backbone's body; compile time is reported apart
+    # False for a sweep's trials: they are selected on validation, and only the chosen config, re-run as a cell,
+    # may read the test split
+    evaluate_test: bool = True
 
 
 @dataclass
@@ -355,10 +358,14 @@ def run_pack(
     log: Callable[[str], None] = lambda line: None,
     options: TrainOptions = TrainOptions(),
     parent_run: Optional[str] = None,
+    on_epoch: Optional[Callable[[Cell, dict], None]] = None,
+    run_tags: Optional[dict[str, str]] = None,
 ) -> list[dict]:
     """Train cells that share a backbone pass (`bench.pack.pack_key`), each resuming from its checkpoint.
 
     `parent_run`: the MLflow run of the launch these cells belong to; their runs are nested under it.
+    `on_epoch(cell, row)` is called on the main process after each epoch with that epoch's history row and
+    `best_val_acc` (a sweep reports it to Ray Tune); `run_tags` are added to each cell's MLflow run.
     """
     if len({pack_key(c) for c in cells}) != 1 or (len(cells) > 1 and pack_key(cells[0]) is None):
         raise ValueError("cells packed together must share a pack key: " + ", ".join(c.cell_id for c in cells))
@@ -403,7 +410,7 @@ def run_pack(
             "new_task": cells[0].task, "git_commit": git_commit(), "pack_size": str(len(cells)),
             "device_type": accelerator.device.type, "world_size": str(accelerator.num_processes),
             "torch_threads": str(torch.get_num_threads()),
-            **({PARENT_RUN: parent_run} if parent_run else {})}
+            **({PARENT_RUN: parent_run} if parent_run else {}), **(run_tags or {})}
     if main and tracker is not None:
         for m in members:
             m.run_id = tracker.start(m.cell, m.directory, {
@@ -437,16 +444,23 @@ def run_pack(
             timer.charge("eval_s")
             for m, (train_loss, train_acc, seen), (val_loss, val_acc) in zip(members, trained, validated, strict=True):
                 end_of_epoch(m, epoch, train_loss, train_acc, seen, val_loss, val_acc, main, tracker, log)
+                if on_epoch is not None and main:
+                    on_epoch(m.cell, {**m.history[-1], "best_val_acc": m.best["val_acc"]})
             accelerator.wait_for_everyone()
             timer.skip()
 
         for m in members:
             m.learned.load_state_dict(m.best["learned"])
         timer.skip()
-        tested = evaluate(model, len(members), splits["test"], accelerator)  # the one and only read of test
-        timer.charge("eval_s")
-    except BaseException:
-        if main and tracker is not None:
+        if options.evaluate_test:
+            tested = evaluate(model, len(members), splits["test"], accelerator)  # the one and only read of test
+            timer.charge("eval_s")
+        else:
+            tested = [(None, None)] * len(members)
+    except BaseException as exc:
+        # SystemExit: stopped on purpose (Ray Tune's scheduler ends a weak trial this way); who stopped it closes
+        # the run
+        if main and tracker is not None and not isinstance(exc, SystemExit):
             for m in members:
                 tracker.finish(m.run_id, "failed")
         raise
@@ -464,7 +478,7 @@ def run_pack(
             save_torch(m.directory / MODEL, m.learned.state_dict())
         write_json(m.directory / RESULT, record)
         if tracker is not None:
-            final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": m.best["val_acc"],
+            final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": m.best["val_acc"],  # None: not read
                      **record["timing"], "trainable_params": m.parameters["trainable"],
                      "images_per_s": record["throughput"]["images_per_s"] or 0.0,
                      "train_images": m.clock.train_images, "energy_j": record["energy"]["joules"]}

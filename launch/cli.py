@@ -205,6 +205,85 @@ def cmd_ui(args) -> int:
     return serve(uri, args.port, Store(uri).experiment_id(grid.name))
 
 
+def cmd_sweep(args) -> int:
+    """Ray Tune over each selected cell's search space; the best config is then run once as a cell."""
+    from bench.track import cell_dir, cell_status
+    from launch.preflight import check_inputs
+    from launch.sweep_records import SweepOptions, check_sweepable, results_table
+
+    grid, cells = _load(args)
+    options = SweepOptions(args.samples, args.scheduler, args.search, args.max_concurrent, args.address,
+                           args.cpus_per_trial, args.gpus_per_trial, args.reduction_factor)
+    chosen = check_sweepable(grid, cells)
+    profile = slurm_profile(args) if args.launcher == "slurm" else None
+    settings = _settings(args)
+    check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
+                 args.data_root, args.grid)
+    if args.launcher == "slurm":
+        return submit_sweep_to_slurm(args, grid, chosen, settings, options, profile)
+    from launch.sweep import sweep_cells  # Ray is imported once everything has been checked
+
+    results = sweep_cells(grid, cells, settings, options)
+    print(results_table(results, settings.results_root))
+    if settings.tracking_uri:
+        from bench.track import Tracker
+
+        experiment_id = Tracker(settings.tracking_uri, grid.name).ensure_experiment()
+        print(mlflow_hint(settings.tracking_uri, grid.name, experiment_id))
+    failed = [r for r in results if r.summary.get("status") != "done"]
+    for r in failed:
+        print(f"failed: sweep of {r.cell.cell_id} {r.cell.name}: "
+              f"{r.summary.get('error') or (r.summary.get('tuned') or {}).get('error')}", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def sweep_argv(args, settings, options) -> list[str]:
+    """The sweep as the job inside the allocation runs it: absolute paths, every option explicit."""
+    grid = str(Path(args.grid).resolve()) if Path(args.grid).is_file() else args.grid
+    argv = [grid, "--results", str(Path(settings.results_root).resolve()), "--samples", str(options.samples),
+            "--scheduler", options.scheduler, "--search", options.search, "--cpus-per-trial",
+            str(options.cpus_per_trial), "--reduction-factor", str(options.reduction_factor)]
+    for item in args.filter or []:
+        argv += ["--filter", item]
+    if options.max_concurrent:
+        argv += ["--max-concurrent", str(options.max_concurrent)]
+    if options.gpus_per_trial is not None:
+        argv += ["--gpus-per-trial", str(options.gpus_per_trial)]
+    if args.data_root:
+        argv += ["--data-root", str(Path(args.data_root).resolve())]
+    if args.weights_dir:
+        argv += ["--weights-dir", str(Path(args.weights_dir).resolve())]
+    argv += ["--tracking-uri", settings.tracking_uri] if settings.tracking_uri else ["--no-tracking"]
+    argv += ["--compile"] if args.compile else []
+    argv += ["--no-feature-cache"] if args.no_feature_cache else []
+    return argv
+
+
+def submit_sweep_to_slurm(args, grid, chosen, settings, options, profile) -> int:
+    from bench.track import read_json
+    from launch.ray_slurm import submit_sweep, wait_for_job
+    from launch.sweep_records import SUMMARY, SweepResult, results_table, sweep_dir
+
+    if settings.tracking_uri:  # once, before the job's trials start: concurrent creation races
+        from bench.track import Tracker
+
+        Tracker(settings.tracking_uri, grid.name).ensure_experiment()
+    job_id, log = submit_sweep(sweep_argv(args, settings, options), profile,
+                               Path(settings.results_root).resolve() / grid.name / "sweeps")
+    print(f"{grid.name}: sweep of {len(chosen)} cell(s) submitted as job {job_id} (a Ray cluster on "
+          f"{profile.for_method('sweep')['nodes']} node(s)); log: {log}")
+    if not args.wait:
+        return 0
+    wait_for_job(job_id)
+    results = [SweepResult(c, read_json(sweep_dir(settings.results_root, grid.name, c.cell_id) / SUMMARY) or {})
+               for c in chosen]
+    print(results_table(results, settings.results_root))
+    failed = [r for r in results if r.summary.get("status") != "done"]
+    if failed:
+        print(f"failed: {len(failed)} sweep(s) did not finish; see {log}", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
 def cmd_cell(args) -> int:
     """One cell, in the foreground: what torchrun (and later schedulers) launch."""
     from launch.local import execute_cell
@@ -318,6 +397,35 @@ def build_parser() -> argparse.ArgumentParser:
                     "dependency, e.g. pretrain; 2: the cells that need them)")
     ls.set_defaults(func=cmd_ls)
 
+    sweep = grid_command("sweep", "Ray Tune over each selected cell's search space (ASHA stops weak trials); the "
+                                  "best config on validation is then run once as a cell, its test read once")
+    sweep.add_argument("--samples", type=int, required=True, metavar="N", help="configs sampled per cell")
+    sweep.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for run")
+    sweep.add_argument("--scheduler", choices=["asha", "fifo"], default="asha",
+                       help="asha: stop weak trials at epochs 1, rf, rf^2, ... (default); fifo: run every trial out")
+    sweep.add_argument("--reduction-factor", type=int, default=2, metavar="RF",
+                       help="ASHA keeps the best 1/RF of trials at each rung (default 2)")
+    sweep.add_argument("--search", choices=["random", "optuna"], default="random",
+                       help="random sampling (default) or Optuna's TPE; both seeded by the cell's seed")
+    sweep.add_argument("--max-concurrent", type=int, metavar="K",
+                       help="trials at once (default: as many as the Ray cluster's CPUs/GPUs hold; never more)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial asks Ray for (default 1)")
+    sweep.add_argument("--gpus-per-trial", type=float,
+                       help="GPUs each trial asks Ray for (default: 1 when the cluster has GPUs, else 0)")
+    sweep.add_argument("--address", help="join this Ray cluster (auto: the one started on this node, or "
+                       "$RAY_ADDRESS); default: start Ray on this machine")
+    sweep.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                       help="local: sweep here or on --address (default); slurm: submit slurm/ray-sweep.sbatch, "
+                            "a Ray cluster in one allocation running this sweep")
+    sweep_slurm = sweep.add_argument_group("slurm", "with --launcher slurm; flags override the profile")
+    sweep_slurm.add_argument("--profile", help="a profile YAML or a name in slurm/profiles/ (as for run)")
+    sweep_slurm.add_argument("--partition")
+    sweep_slurm.add_argument("--time", help="the whole sweep's time limit: minutes or D-HH:MM:SS (default 60)")
+    sweep_slurm.add_argument("--nodes", type=int, help="nodes of the Ray cluster (default 1)")
+    sweep_slurm.add_argument("--gpus-per-node", type=int)
+    sweep_slurm.add_argument("--wait", action="store_true", help="block until the job ends, then print the table")
+    sweep.set_defaults(func=cmd_sweep, tasks_per_node=None, array_parallelism=None)
+
     cell = grid_command("cell", "run one cell by id in the foreground (e.g. under torchrun)")
     cell.add_argument("cell_id")
     cell.set_defaults(func=cmd_cell)
@@ -337,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = grid_command("ui", "start the MLflow UI on 127.0.0.1 for the grid's runs and print their URL")
     ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     ui.set_defaults(func=cmd_ui)
-    for p in (run, cell, report, ui):
+    for p in (run, cell, sweep, report, ui):
         p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
                        "file mlflow.db in the results folder)")
     for p in (run, cell, report):
@@ -387,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     from launch.mlflow_ui import UiError
     from launch.preflight import InputsMissing
     from launch.slurm import SlurmUnavailable
+    from launch.sweep_records import SweepError
 
     weights_dir = getattr(args, "weights_dir", None) or os.environ.get(WEIGHTS_ENV)
     if weights_dir:
@@ -395,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
-            StoreUnreadable, UiError) as exc:
+            StoreUnreadable, UiError, SweepError) as exc:
         print(f"reprogbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -53,6 +53,7 @@ class RunSettings:
     cache_features: bool = True  # head-only methods train on features computed once
     compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
     parent_run_id: Optional[str] = None  # the launch's MLflow run (`start_launch_run`); cells' runs nest under it
+    run_tags: tuple[tuple[str, str], ...] = ()  # added to each cell's MLflow run (e.g. a sweep's tuned re-run)
 
 
 def distributed_rank() -> int:
@@ -76,7 +77,7 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     try:
         records = run_pack(cells, directories, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
                            log=log, options=TrainOptions(settings.cache_features, settings.compile),
-                           parent_run=settings.parent_run_id)
+                           parent_run=settings.parent_run_id, run_tags=dict(settings.run_tags))
         return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
     except Diverged as exc:
         if len(cells) == 1:

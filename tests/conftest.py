@@ -1,7 +1,11 @@
-"""Fixtures shared by test modules: empty weights caches, and a network that refuses every connection."""
+"""Fixtures shared by test modules: empty weights caches, a network that refuses every connection, and the local
+single-node Slurm cluster."""
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import huggingface_hub
 import pytest
@@ -47,3 +51,19 @@ def offline(monkeypatch):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+
+
+CLUSTER = Path(__file__).resolve().parent.parent / "slurm" / "local-cluster"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """Starts the local cluster of slurm/local-cluster (installing slurm-wlm and munge if needed) once for the
+    session; stops it afterwards unless it was already up before the tests."""
+    was_up = subprocess.run(["sinfo", "-h"], capture_output=True, text=True).stdout.strip() != "" \
+        if shutil.which("sinfo") else False
+    started = subprocess.run([CLUSTER / "start"], capture_output=True, text=True, timeout=600)
+    assert started.returncode == 0, f"could not start the local Slurm cluster:\n{started.stdout}\n{started.stderr}"
+    yield
+    if not was_up:
+        subprocess.run([CLUSTER / "stop"], capture_output=True, text=True, timeout=120)

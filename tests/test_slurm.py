@@ -8,7 +8,6 @@ profiles rejected before anything is queued.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,20 +22,6 @@ from launch.local import RunSettings, execute_cell
 from launch.slurm import SLURM_RECORD, cell_states, queue_states, wait
 
 REPO = Path(__file__).resolve().parent.parent
-CLUSTER = REPO / "slurm" / "local-cluster"
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """Starts the local cluster (installing slurm-wlm and munge if needed); stops it afterwards unless it was
-    already up before the tests."""
-    was_up = subprocess.run(["sinfo", "-h"], capture_output=True, text=True).stdout.strip() != "" \
-        if shutil.which("sinfo") else False
-    started = subprocess.run([CLUSTER / "start"], capture_output=True, text=True, timeout=600)
-    assert started.returncode == 0, f"could not start the local Slurm cluster:\n{started.stdout}\n{started.stderr}"
-    yield
-    if not was_up:
-        subprocess.run([CLUSTER / "stop"], capture_output=True, text=True, timeout=120)
 
 
 def cli(*args, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -53,6 +53,10 @@ def _input_size(params: ARParams, canvas: int, task: DatasetInfo) -> int:
 class AR(Method):
     name = "ar"
     Params = ARParams
+    # Elsayed et al. used Adam at lr 0.05; the thesis 1e-3 for every method: the range spans both. λ around the
+    # default 1e-4, two decades either way.
+    search_space = {"lr": {"loguniform": [1.0e-3, 0.3]}, "lam": {"loguniform": [1.0e-6, 1.0e-2]},
+                    "batch_size": {"choice": [64, 128]}}
 
     def skip(self, params, backbone: BackboneInfo, num_source: int, task: DatasetInfo):
         if params.combine == "multiply" and params.mask == "centre":

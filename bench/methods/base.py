@@ -75,6 +75,8 @@ class Method:
     uses_original: ClassVar[bool] = True
     # True only for `pretrain`: the cell's weights become an original model other cells load
     makes_original: ClassVar[bool] = False
+    # what `reprogbench sweep` samples when a grid gives no `search:` (format: bench.search_space); {}: not swept
+    search_space: ClassVar[dict] = {}
 
     def skip(
         self, params: MethodParams, backbone: BackboneInfo, num_source: int, task: DatasetInfo

@@ -31,6 +31,9 @@ class LinearProbe(FrozenBackboneModel):
 class LinearProbeMethod(Method):
     name = "linear_probe"
     Params = MethodParams
+    # a softmax layer on frozen features: the usual logistic-regression ranges
+    search_space = {"lr": {"loguniform": [1.0e-4, 0.1]}, "weight_decay": {"loguniform": [1.0e-6, 1.0e-2]},
+                    "batch_size": {"choice": [64, 128, 256]}}
 
     def build(self, backbone: Backbone, task: DatasetInfo, params: MethodParams, seed: int) -> LinearProbe:
         return LinearProbe(backbone, task.num_classes)

@@ -25,6 +25,9 @@ class Scratch(Method):
 
     name = "scratch"
     uses_original = False
+    # Adam on a whole network: around the thesis's 1e-3
+    search_space = {"lr": {"loguniform": [1.0e-4, 1.0e-2]}, "weight_decay": {"loguniform": [1.0e-6, 1.0e-3]},
+                    "batch_size": {"choice": [64, 128]}}
 
     def build(self, backbone: Backbone, task: DatasetInfo, params: MethodParams, seed: int) -> WholeNetwork:
         return WholeNetwork(backbone)
@@ -36,3 +39,4 @@ class Pretrain(Scratch):
 
     name = "pretrain"
     makes_original = True
+    search_space = {}  # an original model is made once, with its grid's recipe; sweeps tune what reuses it

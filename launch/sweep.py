@@ -1,0 +1,391 @@
+"""`reprogbench sweep GRID`: Ray Tune over each selected cell's search space, then the best config run once as a cell.
+
+For each selected cell:
+1. its dependencies (pretrain cells) run first, as normal cells (`launch.local.run_cells`);
+2. Ray Tune samples `samples` configs from the cell's search space (`bench.search_space`); each trial runs the
+   same trainer as `reprogbench run` (`bench.train.run_pack`) with the test split left unread, and reports val
+   accuracy and loss every epoch, so ASHA can stop weak trials early;
+3. the trial with the best validation accuracy is chosen (validation only), and its config re-run once as a
+   normal cell of the grid (its own cell_id, in the grid's results folder): the only read of the test split,
+   recorded in `sweep.json` as the cell's tuned result beside the grid's own recipe.
+
+Files, under `results/<grid>/sweeps/<cell_id>/`: `sweep.json` (options, trials, best, tuned result), `tune/` (Ray
+Tune's experiment state), `trials/<trial_id>/` (each trial's checkpoint, history and record, as a cell's).
+The same command resumes an interrupted sweep (`Tuner.restore`): a finished trial is never trained again
+(its record is replayed to Ray), an interrupted one resumes from its last epoch's checkpoint.
+
+MLflow: one parent run per cell's sweep, one child run per trial (`mlflow.parentRunId`), the best trial tagged
+`best_trial`, the tuned re-run tagged `tuned_from`. The experiment is created once, before any trial starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+from ray import tune
+
+from bench.config import Cell, Grid, override_cell
+from bench.search_space import Space, max_of
+from bench.track import PARENT_RUN, RESULT, RUN_KIND, cell_dir, cell_status, read_json, read_record, write_json
+from launch.local import RunSettings, execute_pack, run_cells
+from launch.sweep_records import (
+    EXPERIMENT,
+    HISTORY_FILE,
+    METRIC,
+    PARENT_FILE,
+    SUMMARY,
+    TRIAL_FILE,
+    TRIALS,
+    SweepError,
+    SweepOptions,
+    SweepResult,
+    best_trial,
+    check_sweepable,
+    config_text,
+    previous_sweep,
+    read_trials,
+    run_id_of,
+    sweep_dir,
+)
+
+# --------------------------------------------------------------------------- Ray
+
+
+def ray_space(space: Space) -> dict[str, Any]:
+    """Our space -> Ray Tune's sampling primitives (`int` includes both ends; Ray's randint excludes high)."""
+    make = {
+        "loguniform": lambda v: tune.loguniform(v[0], v[1]),
+        "uniform": lambda v: tune.uniform(v[0], v[1]),
+        "int": lambda v: tune.randint(v[0], v[1] + 1),
+        "choice": lambda v: tune.choice(v),
+    }
+    return {name: make[kind](values) for name, dist in space.items() for kind, values in dist.items()}
+
+
+def connect(address: Optional[str]) -> None:
+    """Join the Ray cluster at `address`, or start one on this machine."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+             "configure_logging": True}
+    if address is None:
+        # "local": a new instance here, never a cluster some earlier `ray start` left its address for in /tmp/ray
+        ray.init(address="local", **quiet)
+        return
+    _probe(address)
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SweepError(f"no Ray cluster at --address {address} ({first}): start one with `ray start --head` "
+                         "(or slurm/ray-sweep.sbatch inside an allocation), or drop --address to run here") from None
+    _wait_for_nodes(int(os.environ.get(NODES_ENV, "1")))
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once on an address nobody listens on: `ray.init` would retry for minutes before giving up."""
+    import socket
+
+    bootstrap = address
+    if address == "auto":
+        current = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+        bootstrap = os.environ.get("RAY_ADDRESS") or (current.read_text().strip() if current.is_file() else "")
+        if not bootstrap:
+            raise SweepError("--address auto: no Ray cluster on this node (no $RAY_ADDRESS, no "
+                             f"{current}): start one with `ray start --head`, or drop --address to run here")
+    host, _, port = bootstrap.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise SweepError(f"no Ray cluster at --address {address} ({bootstrap}: {exc}): start one with `ray start "
+                         "--head` (or slurm/ray-sweep.sbatch inside an allocation), or drop --address to run "
+                         "here") from None
+
+
+NODES_ENV = "REPROGBENCH_RAY_NODES"  # set by slurm/ray-sweep.sbatch: the nodes its Ray cluster will have
+
+
+def _wait_for_nodes(expected: int, timeout_s: float = 180.0) -> None:
+    """Worker nodes join after the head: size the sweep's concurrency once they are all in."""
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while (alive := sum(n["Alive"] for n in ray.nodes())) < expected:
+        if time.monotonic() > deadline:
+            raise SweepError(f"only {alive} of {expected} Ray nodes joined within {timeout_s:.0f}s: see the job log")
+        time.sleep(2)
+
+
+def trial_resources(options: SweepOptions) -> dict[str, float]:
+    import ray
+
+    gpus = options.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    return {"cpu": options.cpus_per_trial, "gpu": gpus}
+
+
+def concurrency(options: SweepOptions, resources: Mapping[str, float]) -> int:
+    """Trials at once: what the cluster holds (never oversubscribed), and at most --max-concurrent."""
+    import ray
+
+    total = ray.cluster_resources()
+    fits = math.floor(total.get("CPU", 1) / resources["cpu"] + 1e-9)
+    if resources["gpu"]:
+        fits = min(fits, math.floor(total.get("GPU", 0) / resources["gpu"] + 1e-9))
+    if fits < 1:
+        raise SweepError(f"a trial asks for {resources['cpu']:g} CPU(s) and {resources['gpu']:g} GPU(s); the Ray "
+                         f"cluster has {total.get('CPU', 0):g} and {total.get('GPU', 0):g}")
+    return min(fits, options.max_concurrent or fits)
+
+
+# --------------------------------------------------------------------------- one trial (runs in a Ray worker)
+
+
+def _report_row(row: Mapping[str, Any]) -> dict[str, float]:
+    keys = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "best_val_acc", "elapsed_s")
+    return {k: row[k] for k in keys}
+
+
+def _with_best(history: list[dict]) -> list[dict]:
+    best, rows = -1.0, []
+    for row in history:
+        best = max(best, row["val_acc"])
+        rows.append({**row, "best_val_acc": best})
+    return rows
+
+
+def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Optional[str]) -> None:
+    """One trial: the base cell with `config` applied, trained by the same trainer as `run`, test left unread."""
+    import torch
+
+    from bench.track import Tracker
+    from bench.train import Diverged, TrainOptions, run_pack
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    trial_id = tune.get_context().get_trial_id()
+    directory = sweep_dir(settings.results_root, base.grid, base.cell_id) / TRIALS / trial_id
+    record = read_record(directory)
+    if record and record["status"] == "done":
+        # finished before the driver was interrupted: give Ray its epochs again instead of training again
+        for row in _with_best(record["history"]):
+            tune.report(_report_row(row))
+        return
+    cell = override_cell(base, config)
+    write_json(directory / TRIAL_FILE, {"trial_id": trial_id, "config": config, "cell_id": cell.cell_id,
+                                        "name": cell.name, "spec": cell.spec})
+
+    last = cell.spec["hparams"]["epochs"]
+
+    def on_epoch(_cell: Cell, row: dict) -> None:
+        history = (read_json(directory / HISTORY_FILE) or {"epochs": []})["epochs"]
+        write_json(directory / HISTORY_FILE, {"epochs": [*history, row]})
+        if row["epoch"] < last:  # the last epoch is reported once the record is written: Ray ends the trial there
+            tune.report(_report_row(row))
+
+    tracker = Tracker(settings.tracking_uri, base.grid) if settings.tracking_uri else None
+    tags = {RUN_KIND: "sweep_trial", "sweep_of": base.cell_id, "trial_id": trial_id,
+            **({PARENT_RUN: parent_run_id} if parent_run_id else {})}
+    deps = {dep: cell_dir(settings.results_root, base.grid, dep) for dep in base.depends_on}
+    try:
+        [record] = run_pack([cell], [directory], data_root=settings.data_root, dependency_dirs=deps,
+                            tracker=tracker, on_epoch=on_epoch, run_tags=tags,
+                            options=TrainOptions(settings.cache_features, settings.compile, evaluate_test=False))
+    except Diverged as exc:  # a config whose loss diverges is an outcome of the sweep, not a failure of it
+        write_json(directory / RESULT, {"cell_id": cell.cell_id, "name": cell.name, "status": "failed",
+                                        "error": str(exc), "spec": cell.spec})
+        return
+    tune.report(_report_row(_with_best(record["history"])[-1]))
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+class TrialProgress(tune.Callback):
+    """A line per finished trial (Ray's own tables are off), and the trial's MLflow run closed: ASHA ends a
+    stopped trial's worker before the trial can close its run. Pickled with Ray Tune's state: plain data only."""
+
+    def __init__(self, cell: Cell, directory: Path, samples: int, tracking_uri: Optional[str]):
+        self.cell, self.directory, self.samples, self.tracking_uri = cell, directory, samples, tracking_uri
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended(trial, trials, failed=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended(trial, trials, failed=True)
+
+    def ended(self, trial, trials, failed: bool) -> None:
+        count = 1 + sum(t.status in (t.TERMINATED, t.ERROR) for t in trials if t is not trial)  # resumes included
+        folder = self.directory / TRIALS / trial.trial_id
+        record = read_record(folder) or {}
+        result = trial.last_result or {}
+        epochs = result.get("epoch", 0)
+        failed = failed or record.get("status") == "failed"
+        how = "failed" if failed else ("done" if record.get("status") == "done" else "stopped early")
+        best = result.get("best_val_acc")
+        why = f": {record['error']}" if record.get("error") else ""
+        print(f"  trial {count}/{self.samples} {trial.trial_id} ({config_text(trial.config)}): {how} after "
+              f"{epochs} epoch(s)" + (f", best val {best:.2f}%" if best is not None else "") + why, flush=True)
+        run_id = run_id_of(folder)
+        if self.tracking_uri and run_id:
+            from bench.track import Tracker
+
+            Tracker(self.tracking_uri, self.cell.grid).finish(
+                run_id, "failed" if failed else "done", tags={"trial_state": how, "epochs_run": str(epochs)})
+
+
+def sweep_cell(cell: Cell, settings: RunSettings, options: SweepOptions, log=print) -> SweepResult:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    directory = sweep_dir(settings.results_root, cell.grid, cell.cell_id).resolve()
+    summary_path = directory / SUMMARY
+    previous = previous_sweep(cell, settings.results_root, options)
+    epochs = max_of(cell.search, "epochs", cell.spec["hparams"]["epochs"])
+    summary = {"cell_id": cell.cell_id, "name": cell.name, "grid": cell.grid, "space": cell.search,
+               "options": options.identity(), "status": "running", "recipe_cell_id": cell.cell_id}
+    write_json(summary_path, {**(previous or {}), **summary})
+
+    tracker, parent = None, None
+    if settings.tracking_uri:
+        from bench.track import Tracker
+
+        tracker = Tracker(settings.tracking_uri, cell.grid)
+        parent = tracker.start_parent(
+            f"sweep {cell.name}", {"grid": cell.grid, "method": cell.method, "backbone": cell.backbone,
+                                   "new_task": cell.task, "sweep_of": cell.cell_id, RUN_KIND: "sweep"},
+            params={**options.identity(), **{f"space.{k}": v for k, v in cell.search.items()}},
+            run_file=directory / PARENT_FILE)
+
+    resources = trial_resources(options)
+    trial_settings = dataclasses.replace(settings, threads=max(1, int(resources["cpu"])), pack=1)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=cell, settings=trial_settings, parent_run_id=parent), resources)
+    path = directory / EXPERIMENT
+    progress = TrialProgress(cell, directory, options.samples, settings.tracking_uri)
+    # Ray saves its experiment state at most every 10 s by default; a resume needs the trials that ended
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, no tables: TrialProgress prints a line each
+    if tune.Tuner.can_restore(str(path)):
+        log(f"  resuming the sweep in {path}")
+        # its callbacks (this TrialProgress) come back with Ray Tune's state
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        if options.scheduler == "asha":
+            scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=1,
+                                      reduction_factor=options.reduction_factor)
+        else:
+            scheduler = FIFOScheduler()
+        tuner = tune.Tuner(
+            trainable, param_space=ray_space(cell.search),
+            tune_config=tune.TuneConfig(metric=METRIC, mode="max", num_samples=options.samples, scheduler=scheduler,
+                                        search_alg=_searcher(options, cell.seed, concurrency(options, resources))),
+            run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(directory), verbose=0,
+                                      callbacks=[progress],
+                                      failure_config=tune.FailureConfig(max_failures=0)))
+    tuner.fit()
+
+    trials = read_trials(directory, epochs)
+    best = best_trial(trials)
+    summary = {**summary, "trials": trials, "best": best}
+    if best is None:  # every trial failed (e.g. diverged in its first epoch): this cell fails, the next go on
+        summary = {**summary, "status": "failed",
+                   "error": f"no trial reported a validation accuracy; see {directory / TRIALS}/*/error.txt"}
+        write_json(summary_path, summary)
+        if tracker is not None:
+            tracker.finish(parent, "failed")
+        return SweepResult(cell, summary)
+    if tracker is not None and best["mlflow_run_id"]:
+        tracker.finish(best["mlflow_run_id"], "done", tags={"best_trial": "true"})
+        tracker.log_metrics(parent, {"best_val_acc": best["val_acc"]})
+        tracker.finish(parent, "running", tags={"best_trial_id": best["trial_id"],
+                                                **{f"best.{k}": str(v) for k, v in best["config"].items()}})
+    tuned = run_tuned(cell, best, settings, resources, parent, log)
+    summary = {**summary, "tuned": tuned, "status": "done" if tuned["status"] == "done" else "failed"}
+    write_json(summary_path, summary)
+    if tracker is not None:
+        if tuned.get("test_acc") is not None:
+            tracker.log_metrics(parent, {"tuned_test_acc": tuned["test_acc"]})
+        tracker.finish(parent, summary["status"])
+    return SweepResult(cell, summary)
+
+
+def _searcher(options: SweepOptions, seed: int, concurrent: int):
+    """Seeded, so the same sweep samples the same configs; each holds the concurrency limit itself (Ray ignores
+    TuneConfig's max_concurrent_trials once a search algorithm is given)."""
+    if options.search == "optuna":
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
+        return ConcurrencyLimiter(OptunaSearch(seed=seed), max_concurrent=concurrent)
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=seed, max_concurrent=concurrent)
+
+
+def run_tuned(cell: Cell, best: dict, settings: RunSettings, resources: Mapping[str, float],
+              parent: Optional[str], log) -> dict:
+    """The best config as a normal cell of the grid, run once (on a Ray worker with the trials' resources):
+    the one read of the test split."""
+    import ray
+
+    tuned = override_cell(cell, best["config"])
+    directory = cell_dir(settings.results_root, cell.grid, tuned.cell_id)
+    if cell_status(directory) != "done":
+        log(f"  best trial {best['trial_id']} (val {best['val_acc']:.2f}%): running its config once as cell "
+            f"{tuned.cell_id}, the only read of the test split")
+        tags = (("tuned_from", cell.cell_id), ("sweep_trial", best["trial_id"]),
+                *((("sweep_run_id", parent),) if parent else ()))
+        tuned_settings = dataclasses.replace(settings, threads=max(1, int(resources["cpu"])), pack=1, run_tags=tags)
+        remote = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(execute_pack)
+        ray.get(remote.remote([tuned], tuned_settings))
+    record = read_record(directory) or {"status": "failed", "error": "no record written"}
+    return {"cell_id": tuned.cell_id, "name": tuned.name, "config": best["config"], "status": record["status"],
+            "val_acc": record.get("metrics", {}).get("val_acc"), "test_acc": record.get("metrics", {}).get("test_acc"),
+            "error": record.get("error")}
+
+
+def sweep_cells(grid: Grid, cells: list[Cell], settings: RunSettings, options: SweepOptions,
+                log=print) -> list[SweepResult]:
+    """Dependencies first (as cells), then one sweep per cell with a search space, one after another."""
+    chosen = check_sweepable(grid, cells)
+    previous = {c.cell_id: previous_sweep(c, settings.results_root, options) for c in chosen}  # before anything runs
+    finished = {i for i, p in previous.items() if p and p.get("status") == "done"}
+    if len(finished) == len(chosen):  # nothing to do: not even Ray is started
+        for cell in chosen:
+            log(f"{cell.cell_id} {cell.name}: swept before, nothing to do")
+        return [SweepResult(c, previous[c.cell_id], skipped=True) for c in chosen]
+    connect(options.address)  # a cluster that is not there is an error before anything runs
+    needed = {d for c in chosen if c.cell_id not in finished for d in c.depends_on}
+    dependencies = [c for c in cells if c.cell_id in needed]
+    if dependencies:
+        summary = run_cells(grid, dependencies, settings)
+        if summary.failed:
+            failed = summary.failed[0]
+            raise SweepError(f"dependency {failed.cell.cell_id} ({failed.cell.name}) failed: {failed.message}")
+    if settings.tracking_uri:  # once, before any trial: concurrent creation races
+        from bench.track import Tracker
+
+        Tracker(settings.tracking_uri, grid.name).ensure_experiment()
+    results = []
+    for i, cell in enumerate(chosen, 1):
+        if cell.cell_id in finished:
+            log(f"sweep {i}/{len(chosen)}: {cell.cell_id} {cell.name}: swept before, nothing to do")
+            results.append(SweepResult(cell, previous[cell.cell_id], skipped=True))
+            continue
+        log(f"sweep {i}/{len(chosen)}: {cell.cell_id} {cell.name}: {options.samples} sample(s), "
+            f"{options.scheduler}, {options.search} search over {', '.join(cell.search)}")
+        results.append(sweep_cell(cell, settings, options, log))
+    return results
+
+
