@@ -379,7 +379,7 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
                 skipped.setdefault(cell_id, Cell(name, spec, cell_id, depends, reason, label))
             else:
                 _check_search(spec, search, f"{where}.search")
-                cells.setdefault(cell_id, Cell(name, spec, cell_id, depends, None, label, search))
+                cells.setdefault(cell_id, Cell(name, spec, cell_id, depends, None, label, search=search))
     needed = {dep for c in cells.values() for dep in c.depends_on}
     # a pretrain cell nobody reprograms (e.g. a grid of scratch baselines) would be wasted compute
     kept = [c for c in cells.values() if c.method != "pretrain" or c.cell_id in needed]
@@ -442,7 +442,8 @@ def override_cell(cell: Cell, overrides: Mapping[str, Any]) -> Cell:
     reason = skip_reason(spec)
     if reason:
         raise GridError(f"{cell.name} with {dict(overrides)}: {reason}")
-    return Cell(cell.grid, spec, make_cell_id(spec), cell.depends_on, original_label=cell.original_label)
+    return Cell(cell.grid, spec, make_cell_id(spec), cell.depends_on, original_label=cell.original_label,
+                reference=cell.reference)
 
 
 def _check_search(spec: Mapping[str, Any], search: Optional[Space], where: str) -> None:

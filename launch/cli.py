@@ -448,10 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (run, cell, sweep, report, ui):
         p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
                        "file mlflow.db in the results folder)")
-    for p in (run, cell, report):
+    for p in (run, cell, sweep, report):
         p.add_argument("--no-tracking", action="store_true", help="local records only, no MLflow" + (
             " (report: read no MLflow store and log nothing to it)" if p is report else ""))
-    for p in (run, cell):
+    for p in (run, cell, sweep):
         p.add_argument("--compile", action="store_true",
                        help="torch.compile the backbone (worth it on GPU for long cells); compile time is "
                             "recorded apart as timing.compile_s")
