@@ -253,7 +253,7 @@ def sweep_cell(cell: Cell, settings: RunSettings, options: SweepOptions, log=pri
     previous = previous_sweep(cell, settings.results_root, options)
     epochs = max_of(cell.search, "epochs", cell.spec["hparams"]["epochs"])
     summary = {"cell_id": cell.cell_id, "name": cell.name, "grid": cell.grid, "space": cell.search,
-               "options": options.identity(), "status": "running", "recipe_cell_id": cell.cell_id}
+               "options": options.identity(), "status": "running"}
     write_json(summary_path, {**(previous or {}), **summary})
 
     tracker, parent = None, None
@@ -300,16 +300,16 @@ def sweep_cell(cell: Cell, settings: RunSettings, options: SweepOptions, log=pri
     summary = {**summary, "trials": trials, "best": best}
     if best is None:  # every trial failed (e.g. diverged in its first epoch): this cell fails, the next go on
         summary = {**summary, "status": "failed",
-                   "error": f"no trial reported a validation accuracy; see {directory / TRIALS}/*/error.txt"}
+                   "error": f"no trial reported a validation accuracy; each trial's error is in {summary_path}"}
         write_json(summary_path, summary)
         if tracker is not None:
             tracker.finish(parent, "failed")
         return SweepResult(cell, summary)
-    if tracker is not None and best["mlflow_run_id"]:
-        tracker.finish(best["mlflow_run_id"], "done", tags={"best_trial": "true"})
+    if tracker is not None:
+        tracker.set_tags(best["mlflow_run_id"], {"best_trial": "true"})
         tracker.log_metrics(parent, {"best_val_acc": best["val_acc"]})
-        tracker.finish(parent, "running", tags={"best_trial_id": best["trial_id"],
-                                                **{f"best.{k}": str(v) for k, v in best["config"].items()}})
+        tracker.set_tags(parent, {"best_trial_id": best["trial_id"],
+                                  **{f"best.{k}": v for k, v in best["config"].items()}})
     tuned = run_tuned(cell, best, settings, resources, parent, log)
     summary = {**summary, "tuned": tuned, "status": "done" if tuned["status"] == "done" else "failed"}
     write_json(summary_path, summary)
