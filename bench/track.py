@@ -187,11 +187,7 @@ class Tracker:
         run = self._safe("start run", self.client.create_run, self.experiment_id, run_name=name, tags=dict(tags))
         if run is None:
             return None
-        if params:
-            from mlflow.entities import Param
-
-            self._safe("log params", self.client.log_batch, run.info.run_id,
-                       params=[Param(k, str(v)) for k, v in params.items()])
+        self.log_params(run.info.run_id, params or {})
         if run_file is not None:
             Path(run_file).parent.mkdir(parents=True, exist_ok=True)
             Path(run_file).write_text(run.info.run_id)

@@ -38,7 +38,7 @@ from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key
 from bench.reference import thesis_params
-from bench.track import CHECKPOINT, MODEL, PARENT_RUN, RESULT, Tracker, git_commit, save_torch, write_json
+from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, git_commit, save_torch, write_json
 
 
 def eval_batch(device: torch.device) -> int:
@@ -357,15 +357,14 @@ def run_pack(
     tracker: Optional[Tracker] = None,
     log: Callable[[str], None] = lambda line: None,
     options: TrainOptions = TrainOptions(),
-    parent_run: Optional[str] = None,
     on_epoch: Optional[Callable[[Cell, dict], None]] = None,
     run_tags: Optional[dict[str, str]] = None,
 ) -> list[dict]:
     """Train cells that share a backbone pass (`bench.pack.pack_key`), each resuming from its checkpoint.
 
-    `parent_run`: the MLflow run of the launch these cells belong to; their runs are nested under it.
     `on_epoch(cell, row)` is called on the main process after each epoch with that epoch's history row and
-    `best_val_acc` (a sweep reports it to Ray Tune); `run_tags` are added to each cell's MLflow run.
+    `best_val_acc` (a sweep reports it to Ray Tune); `run_tags` are added to each cell's MLflow run (e.g.
+    `PARENT_RUN`: the launch or sweep it is nested under in the UI).
     """
     if len({pack_key(c) for c in cells}) != 1 or (len(cells) > 1 and pack_key(cells[0]) is None):
         raise ValueError("cells packed together must share a pack key: " + ", ".join(c.cell_id for c in cells))
@@ -410,7 +409,7 @@ def run_pack(
             "new_task": cells[0].task, "git_commit": git_commit(), "pack_size": str(len(cells)),
             "device_type": accelerator.device.type, "world_size": str(accelerator.num_processes),
             "torch_threads": str(torch.get_num_threads()),
-            **({PARENT_RUN: parent_run} if parent_run else {}), **(run_tags or {})}
+            **(run_tags or {})}
     if main and tracker is not None:
         for m in members:
             m.run_id = tracker.start(m.cell, m.directory, {

@@ -20,7 +20,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from bench.config import Cell, Grid
-from bench.track import ERROR, RESULT, cell_dir, cell_status, write_json
+from bench.track import ERROR, PARENT_RUN, RESULT, cell_dir, cell_status, write_json
 
 
 @dataclass
@@ -77,7 +77,8 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     try:
         records = run_pack(cells, directories, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
                            log=log, options=TrainOptions(settings.cache_features, settings.compile),
-                           parent_run=settings.parent_run_id, run_tags=dict(settings.run_tags))
+                           run_tags={**dict(settings.run_tags),
+                                     **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})})
         return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
     except Diverged as exc:
         if len(cells) == 1:
