@@ -129,35 +129,156 @@ def artifact_location(uri: str, experiment: str) -> Optional[str]:
     return (db.resolve().parent / "mlartifacts" / experiment).as_uri() if db is not None else None
 
 
+# MLflow's HTTP client retries a failed request 7 times with exponential backoff (minutes) before it gives up;
+# a cell must not stall that long on a server that is down. Used unless the user set them.
+# MLflow also prints two "View run" lines per finished run to stdout (and reads the run again to do it).
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+SQLITE_BUSY_S = 120.0  # how long a write to a sqlite store waits out other writers before tracking goes offline
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store failed (raised only by a strict Tracker, e.g. `reprogbench sync`)."""
+
+
+_announced: set[str] = set()
+
+
+def announce_offline(uri: str, grid: str, reason: str) -> None:
+    """Say once per process that tracking went offline, how the records stand, and how to catch up."""
+    with Tracker._lock:
+        if uri in _announced:
+            return
+        _announced.add(uri)
+    from tqdm import tqdm  # writes above a progress bar instead of through it
+
+    from bench.redact import redact_text
+
+    tqdm.write(redact_text(f"tracking offline: MLflow at {uri} failed ({reason}); cells go on and their local "
+                           f"records are complete; run `reprogbench sync {grid}` (same --results) when it is back"),
+               file=sys.stderr)
+
+
+def final_metrics(record: Mapping[str, Any]) -> dict[str, float]:
+    """A done cell's end-of-run MLflow metrics, from its record (logged at step = epochs; `sync` uploads the same)."""
+    return {"test_acc": record["metrics"]["test_acc"], "test_loss": record["metrics"]["test_loss"],
+            "best_val_acc": record["metrics"]["val_acc"], **record["timing"],  # test: None when not read
+            "trainable_params": record["parameters"]["trainable"],
+            "images_per_s": record["throughput"]["images_per_s"] or 0.0,
+            "train_images": record["throughput"]["train_images"], "energy_j": record["energy"]["joules"]}
+
+
+class _LazyClient:
+    """An MlflowClient made on its first call: opening a sqlite store creates its tables, so that has to happen
+    under the store's lock and inside the Tracker's error handling, like every other call."""
+
+    def __init__(self, uri: str):
+        self.uri, self._client = uri, None
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            if self._client is None:
+                from mlflow.tracking import MlflowClient  # slow to import; only cells that log pay for it
+
+                self._client = MlflowClient(tracking_uri=self.uri)
+            return getattr(self._client, name)(*args, **kwargs)
+
+        return call
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+
+
 class Tracker:
     """Logs cells to MLflow through an explicit client (no global active run, safe across cells).
 
-    Tracking is a mirror of the local records: if the server fails, the cell goes on, the record stays
-    complete, and we say so once instead of failing the run.
+    Tracking is a mirror of the local records. If the store fails, this process stops calling it (a server that
+    is down costs one short wait, not one per epoch), cells go on with complete records marked unsynced, and the
+    run says so once (`announce_offline`); `reprogbench sync` uploads what is missing later.
+
+    A sqlite store is written by one process at a time (a lock file beside it): concurrent first opens race on
+    creating its tables, and a write waits out the others instead of failing with "database is locked".
+    With `strict`, a failure raises `TrackingUnavailable` instead (for `sync`, which must not skip silently).
     """
 
-    _warned = False
     _lock = threading.Lock()
+    _offline: dict[str, str] = {}  # uri -> why, for this process: once failed, never called again
+    announce = True  # pool workers set it False: the launching process says it once for all of them
 
-    def __init__(self, uri: str, experiment: str):
-        from mlflow.tracking import MlflowClient  # mlflow is slow to import; only cells that log pay for it
-
+    def __init__(self, uri: str, experiment: str, strict: bool = False):
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         self.uri = uri
         self.experiment = experiment
-        self.client = MlflowClient(tracking_uri=uri)
+        self.strict = strict
+        self.client = _LazyClient(uri)
         self.experiment_id: Optional[str] = None
+        db = sqlite_path(uri)
+        self._file_lock = None
+        if db is not None:
+            from filelock import FileLock
+
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self._file_lock = FileLock(str(db) + ".lock", timeout=SQLITE_BUSY_S)
+
+    @property
+    def offline(self) -> Optional[str]:
+        """Why tracking is offline in this process (None: it is not)."""
+        return Tracker._offline.get(self.uri)
+
+    @classmethod
+    def offline_reason(cls, uri: Optional[str]) -> Optional[str]:
+        return cls._offline.get(uri or "")
+
+    def _call(self, fn, *args, **kwargs):
+        if self._file_lock is None:
+            return fn(*args, **kwargs)
+        with self._file_lock:
+            return fn(*args, **kwargs)
 
     def _safe(self, what: str, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any tracking failure must not fail the cell
-            with Tracker._lock:
-                if not Tracker._warned:
-                    Tracker._warned = True
-                    print(f"MLflow tracking at {self.uri} failed ({what}: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}); cells go on, local records are "
-                          "complete", file=sys.stderr)
+        if self.offline and not self.strict:
             return None
+        deadline, wait = time.monotonic() + SQLITE_BUSY_S, 0.05
+        while True:
+            try:
+                return self._call(fn, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any tracking failure must not fail the cell
+                if _is_busy(exc) and time.monotonic() < deadline:  # another writer outside our lock (a server)
+                    time.sleep(wait)
+                    wait = min(2 * wait, 2.0)
+                    continue
+                from bench.redact import redact_text
+
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                first = first if len(first) <= 160 else first[:157] + "..."
+                reason = redact_text(f"{what}: {type(exc).__name__}: {first}")
+                if self.strict:
+                    raise TrackingUnavailable(f"MLflow at {redact_text(self.uri)} failed ({reason})") from None
+                Tracker._offline.setdefault(self.uri, reason)
+                if Tracker.announce:
+                    announce_offline(self.uri, self.experiment, reason)
+                return None
+
+    def call(self, what: str, fn, *args, **kwargs):
+        """`fn(*args, **kwargs)` (a call of `self.client`) as every Tracker call runs: under the store's lock,
+        waiting out a busy sqlite store; on failure None and offline (strict: TrackingUnavailable)."""
+        return self._safe(what, fn, *args, **kwargs)
+
+    def sync_state(self, run_id: Optional[str]) -> dict:
+        """What a record says about its MLflow run: `synced` is true only once everything was logged."""
+        from bench.redact import redact_uri
+
+        return {"uri": redact_uri(self.uri), "experiment": self.experiment, "run_id": run_id,
+                "synced": bool(run_id) and not self.offline, "error": self.offline}
+
+    def mark_synced(self, path: Path, record: dict, run_id: Optional[str]) -> None:
+        """After a cell's last MLflow call: rewrite its record as synced if tracking stayed up."""
+        state = self.sync_state(run_id)
+        if state != record.get("tracking"):
+            record["tracking"] = state
+            write_json(path, record)
 
     def ensure_experiment(self) -> Optional[str]:
         """Create the grid's experiment once, before cells fan out (concurrent creation races)."""
@@ -206,10 +327,7 @@ class Tracker:
         if run is None:
             return None
         run_id = run.info.run_id
-        params = {k: str(v) for k, v in flatten(cell.spec).items()}
-        from mlflow.entities import Param
-
-        self._safe("log params", self.client.log_batch, run_id, params=[Param(k, v) for k, v in params.items()])
+        self.log_params(run_id, flatten(cell.spec))
         Path(directory).mkdir(parents=True, exist_ok=True)
         run_file.write_text(run_id)
         return run_id
@@ -219,7 +337,10 @@ class Tracker:
             return
         from mlflow.entities import Param
 
-        self._safe("log params", self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        from bench.redact import redact_text
+
+        self._safe("log params", self.client.log_batch, run_id,
+                   params=[Param(k, redact_text(str(v))) for k, v in params.items()])
 
     def log_artifacts(self, run_id: Optional[str], folder: Path, artifact_path: Optional[str] = None) -> None:
         if run_id is not None:

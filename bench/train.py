@@ -38,7 +38,7 @@ from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key
 from bench.reference import thesis_params
-from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, git_commit, save_torch, write_json
+from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, final_metrics, git_commit, save_torch, write_json
 
 
 def eval_batch(device: torch.device) -> int:
@@ -475,14 +475,13 @@ def run_pack(
             continue
         if METHODS.get(m.cell.method).makes_original:
             save_torch(m.directory / MODEL, m.learned.state_dict())
+        if tracker is not None:  # unsynced until its last MLflow call went through (`reprogbench sync`)
+            record["tracking"] = {**tracker.sync_state(m.run_id), "synced": False}
         write_json(m.directory / RESULT, record)
         if tracker is not None:
-            final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": m.best["val_acc"],  # None: not read
-                     **record["timing"], "trainable_params": m.parameters["trainable"],
-                     "images_per_s": record["throughput"]["images_per_s"] or 0.0,
-                     "train_images": m.clock.train_images, "energy_j": record["energy"]["joules"]}
-            tracker.log_metrics(m.run_id, final, step=m.hp["epochs"])
+            tracker.log_metrics(m.run_id, final_metrics(record), step=m.hp["epochs"])
             tracker.finish(m.run_id, "done", tags={"energy_source": record["energy"]["source"]})
+            tracker.mark_synced(m.directory / RESULT, record, m.run_id)
     accelerator.wait_for_everyone()
     return records
 

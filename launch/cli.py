@@ -22,11 +22,13 @@ def _results_root(args) -> Path:
 
 
 def _tracking_uri(args) -> str | None:
+    from bench.redact import move_credentials_to_env
     from bench.track import default_tracking_uri
 
-    if args.no_tracking:
+    if getattr(args, "no_tracking", False):
         return None
-    return args.tracking_uri or default_tracking_uri(_results_root(args))
+    # credentials go to the variables MLflow / libpq read, so no record, job file or printed line holds them
+    return move_credentials_to_env(args.tracking_uri or default_tracking_uri(_results_root(args)))
 
 
 def _load(args) -> tuple[Grid, list]:
@@ -86,7 +88,10 @@ def cmd_run(args) -> int:
     print(f"{grid.name}: {ran} cell(s) run, {summary.already_done} already done, {len(summary.failed)} failed "
           f"({time.perf_counter() - start:.1f}s)")
     print(results_table(grid, cells, settings.results_root))
-    if settings.tracking_uri:
+    from bench.track import Tracker
+
+    offline = Tracker.offline_reason(settings.tracking_uri) or any(o.tracking_offline for o in summary.outcomes)
+    if settings.tracking_uri and not offline:  # offline: said once already, with the `sync` to run
         print(mlflow_hint(settings.tracking_uri, grid.name, summary.experiment_id))
     for outcome in summary.failed:
         print(f"{outcome.status}: {outcome.cell.cell_id} {outcome.cell.name}: {outcome.message}", file=sys.stderr)
@@ -146,8 +151,10 @@ def cmd_status(args) -> int:
 
 def mlflow_hint(uri: str, experiment: str, experiment_id: str | None) -> str:
     """The command that shows these runs, and the page that lists them (MLflow 3 opens on GenAI pages)."""
+    from bench.redact import redact_uri
     from launch.mlflow_ui import runs_url
 
+    uri = redact_uri(uri)
     if uri.startswith("sqlite"):
         return (f"MLflow: mlflow ui --backend-store-uri {uri}   then open "
                 f"{runs_url('http://127.0.0.1:5000', experiment_id)} (experiment {experiment!r}; "
@@ -186,6 +193,24 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_sync(args) -> int:
+    """Upload to MLflow what the cells' records hold and MLflow lacks (after tracking was offline); by cell_id,
+    so a second sync creates nothing."""
+    from bench.track import TrackingUnavailable
+    from launch.sync import sync_grid
+
+    grid, cells = _load(args)
+    uri = _tracking_uri(args)
+    try:
+        summary = sync_grid(grid, cells, _results_root(args), uri)
+    except TrackingUnavailable as exc:
+        print(f"reprogbench: error: {exc}; nothing more was uploaded: start the server (or give --tracking-uri) "
+              f"and run `reprogbench sync {args.grid}` again", file=sys.stderr)
+        return EXIT_FAILED
+    print(summary.line(grid.name))
+    return 0
+
+
 def cmd_ui(args) -> int:
     """The MLflow UI on 127.0.0.1 for the grid's store; prints the URL of the grid's runs table."""
     from analysis.results import Store, open_store
@@ -193,16 +218,18 @@ def cmd_ui(args) -> int:
     from launch.mlflow_ui import UiError, runs_url, serve
 
     grid = load_grid(args.grid, data_root=args.data_root)
-    uri = args.tracking_uri or default_tracking_uri(_results_root(args))
+    from bench.redact import move_credentials_to_env, redact_uri
+
+    uri = move_credentials_to_env(args.tracking_uri or default_tracking_uri(_results_root(args)))
     db = sqlite_path(uri)
     if db is None:  # a tracking server: it already serves the UI
         experiment_id = open_store(uri, explicit=True).experiment_id(grid.name)
-        print(f"MLflow UI: {runs_url(uri, experiment_id)} (the tracking server serves it)")
+        print(f"MLflow UI: {runs_url(redact_uri(uri), experiment_id)} (the tracking server serves it)")
         return 0
     if not db.is_file():
         raise UiError(f"no MLflow store at {db}: run the grid first (`reprogbench run {args.grid}`), or give "
                       "--results / --tracking-uri where its runs were logged")
-    return serve(uri, args.port, Store(uri).experiment_id(grid.name))
+    return serve(uri, args.port, Store(uri).experiment_id(grid.name), host=args.host)
 
 
 def cmd_sweep(args) -> int:
@@ -443,9 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     ui = grid_command("ui", "start the MLflow UI on 127.0.0.1 for the grid's runs and print their URL")
-    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                    "only; the UI has no login, so 0.0.0.0 shows every run to anyone who reaches the port)")
     ui.set_defaults(func=cmd_ui)
-    for p in (run, cell, sweep, report, ui):
+
+    sync = grid_command("sync", "upload to MLflow what the cells' records hold and MLflow lacks (after tracking "
+                        "was offline); by cell_id: a second sync creates no run")
+    sync.add_argument("--filter", action="append", metavar="KEY=VALUE", help="as for run")
+    sync.set_defaults(func=cmd_sync)
+    for p in (run, cell, sweep, report, ui, sync):
         p.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
                        "file mlflow.db in the results folder)")
     for p in (run, cell, sweep, report):

@@ -29,6 +29,7 @@ class Outcome:
     status: str  # done | failed | blocked
     message: str = ""
     record: Optional[dict] = None
+    tracking_offline: Optional[str] = None  # why MLflow failed in the process that ran it (None: it did not)
 
 
 @dataclass
@@ -91,6 +92,17 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
         return [_failed(c, exc, settings) for c in cells]
 
 
+def execute_pack_in_worker(cells: list[Cell], settings: RunSettings) -> list[Outcome]:
+    """`execute_pack` in a pool worker: each outcome says whether MLflow went offline there, so the launching
+    process can say it once for all workers."""
+    from bench.track import Tracker
+
+    outcomes = execute_pack(cells, settings)
+    for outcome in outcomes:
+        outcome.tracking_offline = Tracker.offline_reason(settings.tracking_uri)
+    return outcomes
+
+
 def execute_cell(cell: Cell, settings: RunSettings, log_epochs: bool = False) -> Outcome:
     return execute_pack([cell], settings, log_epochs)[0]
 
@@ -111,7 +123,10 @@ def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
 def _init_worker(threads: int) -> None:
     import torch
 
+    from bench.track import Tracker
+
     torch.set_num_threads(threads)
+    Tracker.announce = False  # the launching process says once for all workers that tracking is offline
 
 
 def waves(cells: list[Cell]) -> list[list[Cell]]:
@@ -203,12 +218,12 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
             if pool is None:
                 outcomes = (o for pack in packs for o in execute_pack(pack, settings, log_epochs=main))
             else:
-                futures = [pool.submit(execute_pack, pack, settings) for pack in packs]
+                futures = [pool.submit(execute_pack_in_worker, pack, settings) for pack in packs]
                 outcomes = (o for f in as_completed(futures) for o in f.result())
             for outcome in outcomes:
                 if outcome.status != "done":
                     failed.add(outcome.cell.cell_id)
-                _report(bar, outcome, summary)
+                _report(bar, outcome, summary, settings.tracking_uri)
     finally:
         bar.close()
         if pool is not None:
@@ -222,9 +237,13 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
     return summary
 
 
-def _report(bar: tqdm, outcome: Outcome, summary: RunSummary) -> None:
+def _report(bar: tqdm, outcome: Outcome, summary: RunSummary, tracking_uri: Optional[str] = None) -> None:
     summary.outcomes.append(outcome)
     cell = outcome.cell
+    if outcome.tracking_offline and tracking_uri:
+        from bench.track import announce_offline
+
+        announce_offline(tracking_uri, cell.grid, outcome.tracking_offline)
     if outcome.status == "done":
         rec = outcome.record
         line = (f"done    {cell.cell_id}  {cell.name}: test {rec['metrics']['test_acc']:.2f}%  "

@@ -2,6 +2,7 @@
 with the URL of the grid's runs table (MLflow 3 otherwise opens on its GenAI pages)."""
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -52,24 +53,28 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def serve(uri: str, port: int, experiment_id: Optional[str], echo=print, startup_s: float = 180.0) -> int:
-    """Start `mlflow ui` on HOST:port for `uri`, print the runs URL once it answers, and wait for it to end
-    (Ctrl-C stops it). -> its exit status."""
-    if not port_is_free(port):
-        raise UiError(f"port {port} on {HOST} is in use (another MLflow UI?); pass --port N with a free port")
-    command = [mlflow_executable(), "ui", "--backend-store-uri", uri, "--host", HOST, "--port", str(port)]
-    proc = subprocess.Popen(command, stdout=sys.stderr)  # stdout keeps only the URL, for scripts to read
+def serve(uri: str, port: int, experiment_id: Optional[str], echo=print, startup_s: float = 180.0,
+          host: str = HOST) -> int:
+    """Start `mlflow ui` on host:port (loopback unless told otherwise) for `uri`, print the runs URL once it
+    answers, and wait for it to end (Ctrl-C stops it). -> its exit status."""
+    if not port_is_free(port, host):
+        raise UiError(f"port {port} on {host} is in use (another MLflow UI?); pass --port N with a free port")
+    command = [mlflow_executable(), "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    # MLflow 3 also starts a job runner (GenAI jobs) with the UI: a dozen processes a results browser never uses
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    proc = subprocess.Popen(command, stdout=sys.stderr, env=env)  # stdout keeps only the URL, for scripts to read
     signal.signal(signal.SIGTERM, _interrupt)  # stopped by a job manager: still stop the server
     try:
         deadline = time.monotonic() + startup_s
-        while not _answers(port):
+        local = HOST if host in ("0.0.0.0", "::", "") else host  # a wildcard listens on loopback too
+        while not _answers(port, local):
             if proc.poll() is not None:
                 raise UiError(f"mlflow ui exited with status {proc.returncode} before answering on port {port}; "
                               "its messages are above")
             if time.monotonic() > deadline:
-                raise UiError(f"mlflow ui did not answer on {HOST}:{port} within {startup_s:.0f}s")
+                raise UiError(f"mlflow ui did not answer on {host}:{port} within {startup_s:.0f}s")
             time.sleep(0.5)
-        echo(f"MLflow UI: {runs_url(f'http://{HOST}:{port}', experiment_id)}   (Ctrl-C stops it)")
+        echo(f"MLflow UI: {runs_url(f'http://{local}:{port}', experiment_id)}   (Ctrl-C stops it)")
         sys.stdout.flush()
         return proc.wait()
     except KeyboardInterrupt:

@@ -5,19 +5,15 @@ API of a real MLflow server on loopback."""
 from __future__ import annotations
 
 import csv
-import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from fixtures_data import write_mnist_idx
+from mlflow_servers import free_port, get_json, stop, wait_for
 
 from bench.config import load_grid
 from bench.energy import open_meter
@@ -221,45 +217,6 @@ def test_every_record_carries_the_energy_this_machine_can_measure(reported):
                                                      abs=energy["watts"] * 5e-4 + 1e-3)
         per_epoch = [h["energy_j"] for h in rec["history"]]
         assert per_epoch == sorted(per_epoch) and per_epoch[-1] <= energy["joules"] + 1e-9
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def wait_for(url: str, proc: subprocess.Popen, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        assert proc.poll() is None, "the server exited"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"{url} did not answer"
-        time.sleep(0.5)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Interrupt the process group this test started (the server and its workers), then make sure."""
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 @pytest.mark.slow
