@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -150,14 +151,17 @@ def ensure_postgres() -> Path:
 
 
 class PostgresCluster:
-    """A throwaway cluster in `folder`, on 127.0.0.1:port only (and a socket in the folder), trust auth for
+    """A throwaway cluster in a folder of its own, on 127.0.0.1:port only (and a socket in the folder), trust auth for
     loopback; run as the `postgres` user when the tests run as root (PostgreSQL refuses root)."""
 
-    def __init__(self, folder: Path, max_connections: int = 200):
+    def __init__(self, max_connections: int = 200):
         self.bin = ensure_postgres()
-        self.folder, self.port, self.max_connections = Path(folder), free_port(), max_connections
-        self.data, self.socket_dir = self.folder / "data", self.folder / "socket"
         self.user = "postgres" if os.geteuid() == 0 else None
+        # its own folder in /tmp: pytest's are private to the user running the tests, and the server's user
+        # must reach its data folder
+        self.folder = Path(tempfile.mkdtemp(prefix="reprogbench-postgres-"))
+        self.port, self.max_connections = free_port(), max_connections
+        self.data, self.socket_dir = self.folder / "data", self.folder / "socket"
 
     def _run(self, *command: str, **kwargs) -> subprocess.CompletedProcess:
         prefix = ["runuser", "-u", self.user, "--"] if self.user else []
@@ -185,7 +189,8 @@ class PostgresCluster:
         return self.uri(name)
 
     def uri(self, database: str) -> str:
-        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+        # +psycopg2: SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3
+        return f"postgresql+psycopg2://postgres@{HOST}:{self.port}/{database}"
 
     def connections(self) -> int:
         """Client connections open now (what max_connections bounds)."""
@@ -195,3 +200,4 @@ class PostgresCluster:
 
     def stop(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
