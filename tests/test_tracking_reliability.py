@@ -18,7 +18,7 @@ import pytest
 from mlflow_servers import HOST, MlflowServer, PostgresCluster, free_port, metric_history, tags_of
 
 from bench.config import load_grid
-from bench.track import CHECKPOINT, RESULT, RUN_KIND, Tracker, cell_dir, read_record
+from bench.track import CHECKPOINT, RESULT, RUN_KIND, Tracker, TrackingUnavailable, cell_dir, read_record
 
 REPO = Path(__file__).resolve().parent.parent
 HISTORY = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")
@@ -304,3 +304,38 @@ def test_reprogbench_ui_listens_on_loopback_only(tmp_path):
         from mlflow_servers import stop
 
         stop(proc)
+
+
+# --------------------------------------------------------------------------- without a server
+
+
+def test_credentials_leave_the_uri_for_the_variables_the_clients_read():
+    from bench.redact import move_credentials_to_env, redact_text
+
+    env: dict = {}
+    assert move_credentials_to_env("http://alice:s3cret@mlflow.example:5000/path", env) == \
+        "http://mlflow.example:5000/path"
+    assert env == {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "s3cret"}
+    env = {"PGPASSWORD": "already-set"}
+    assert move_credentials_to_env("postgresql+psycopg2://bob:pw@db:5432/mlflow", env) == \
+        "postgresql+psycopg2://bob@db:5432/mlflow"
+    assert env == {"PGPASSWORD": "already-set"}  # the user's own setting wins
+    assert move_credentials_to_env("sqlite:////tmp/mlflow.db", env) == "sqlite:////tmp/mlflow.db"
+    assert redact_text("failed: mysql://carol:hunter2@db/x and https://dan@host") == \
+        "failed: mysql://carol:***@db/x and https://dan@host"
+
+
+def test_an_unreachable_server_is_said_once_and_then_never_called_again(capsys):
+    uri = f"http://127.0.0.1:{free_port()}"  # nobody listens
+    first, second = Tracker(uri, "unreachable"), Tracker(uri, "unreachable")
+    assert first.ensure_experiment() is None and first.offline
+    calls = []
+    second.client = type("Counting", (), {"__getattr__": lambda self, name: lambda *a, **k: calls.append(name)})()
+    assert second.start_parent("launch", {}) is None and second.ensure_experiment() is None
+    assert calls == []  # offline for the rest of this process: no more waiting on retries
+    state = second.sync_state(None)
+    assert state["synced"] is False and "create experiment" in state["error"]
+    err = capsys.readouterr().err
+    assert err.count("tracking offline:") == 1 and "reprogbench sync unreachable" in err
+    with pytest.raises(TrackingUnavailable):
+        Tracker(uri, "unreachable", strict=True).ensure_experiment()
