@@ -62,7 +62,10 @@ class OriginalSpec(_Strict):
     input_size: Optional[StrictInt] = Field(default=None, ge=4)
     seed: StrictInt = 0
     hparams: dict[str, Any] = {}
-    split: dict[str, Any] = {}
+    split: dict[str, Any] = {}  # how its pretrain cell splits its original task
+    # how the new tasks of this original's cells are split, over the grid's `split` (e.g. a smaller max_train for
+    # a small original's cells while ImageNet cells of the same grid train on everything)
+    task_split: dict[str, Any] = {}
     # pair this original only with these new tasks / methods (default: all the grid's); a table's rows are
     # (original, task) pairs, not a product
     tasks: Optional[list[str]] = Field(default=None, min_length=1)
@@ -333,6 +336,7 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     # lists in the grid-wide hparams expand like method parameters; validate every combination up front
     hparam_sets = [_validated(HParams, h, "hparams").model_dump() for h in expand(grid.hparams, "hparams")]
     split = _validated(SplitSpec, grid.split, "split").model_dump()
+    spec_o_index = {id(o): i for i, o in enumerate(grid.originals)}
 
     notes: list[str] = []
     cells: dict[str, Cell] = {}
@@ -387,7 +391,9 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
                 "method": {"name": method.name, **params.model_dump()},
                 "backbone": backbone,
                 "original": original if method.uses_original else None,
-                "task": task, "hparams": hparams, "split": split, "seed": seed,
+                "task": task, "hparams": hparams, "seed": seed,
+                "split": _validated(SplitSpec, {**split, **spec_o.task_split}, f"originals[{spec_o_index[id(spec_o)]}]"
+                                    ".task_split").model_dump() if spec_o.task_split else split,
             }
             depends = (pretrain.cell_id,) if (pretrain is not None and method.uses_original) else ()
             cell_id = make_cell_id(spec)

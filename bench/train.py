@@ -525,7 +525,8 @@ def run_pack(
         if blocks is not None:
             for split in splits.values():
                 split.blocks = blocks.to(accelerator.device)
-        if options.compile and not from_features:
+        # a gradient-free method never runs backward through the backbone: nothing to warm up
+        if options.compile and not from_features and not members[0].model.gradient_free:
             network_of(members[0].model).body.compile()
             compile_warmup(model, members, splits["train"], accelerator)
             timer.charge("compile_s")

@@ -318,3 +318,28 @@ def test_the_report_sets_each_mapping_beside_first_k_and_each_shared_task_beside
     assert joint["digits_0to4"][5].mean == pytest.approx(shared["digits_0to4"]["test_acc"])
     assert joint["digits_0to4"][6].mean == pytest.approx(acc["digits_0to4"]["test_acc"])
     assert joint["squares_1to5"][6] is None and joint["squares_1to5"][8].startswith("missing")
+
+
+def test_method_entries_take_tasks_and_their_methods_recipe_and_originals_a_task_split(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("""
+name: g
+originals:
+  - {backbone: test_tinycnn, trained_on: digits, task_split: {max_train: 300}}
+tasks: [digits, digits_0to4]
+methods:
+  - {name: finetune, tasks: [digits_0to4]}
+  - {name: finetune, hparams: {lr: 0.01}, tasks: [digits]}
+hparams: {lr: 1.0e-3}
+""")
+    grid = load_grid(path)
+    tuned = {c.task: c for c in grid.cells if c.method == "finetune"}
+    assert set(tuned) == {"digits", "digits_0to4"}  # each entry on its own task only
+    assert tuned["digits_0to4"].spec["hparams"]["lr"] == 1.0e-4  # the method's own lr over the grid's
+    assert tuned["digits"].spec["hparams"]["lr"] == 0.01  # the entry's over the method's
+    assert all(c.spec["split"]["max_train"] == 300 for c in tuned.values())
+    pretrain = next(c for c in grid.cells if c.method == "pretrain")
+    assert pretrain.spec["split"]["max_train"] is None  # the original is pretrained on everything
+    path.write_text(path.read_text().replace("tasks: [digits_0to4]}", "tasks: [mnist]}"))
+    with pytest.raises(Exception, match=r"methods\[0\]\.tasks: 'mnist' is not among the grid's tasks"):
+        load_grid(path)
