@@ -416,6 +416,7 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     if grid.reference is not None:
         ordered = [replace(c, reference=grid.reference) for c in ordered]
         skipped = {k: replace(c, reference=grid.reference) for k, c in skipped.items()}
+        unprepared = {k: replace(c, reference=grid.reference) for k, c in unprepared.items()}
     return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes,
                 reference=grid.reference, not_run=dict(grid.not_run), unprepared=list(unprepared.values()))
 

@@ -343,3 +343,18 @@ hparams: {lr: 1.0e-3}
     path.write_text(path.read_text().replace("tasks: [digits_0to4]}", "tasks: [mnist]}"))
     with pytest.raises(Exception, match=r"methods\[0\]\.tasks: 'mnist' is not among the grid's tasks"):
         load_grid(path)
+
+
+def test_the_methods_grid_runs_every_method_and_waits_for_imagenet_inputs(caches):
+    grid = load_grid("methods")
+    assert {c.method for c in grid.cells} == {"pretrain", "ar", "blackbox", "linear_probe", "finetune", "scratch"}
+    assert len(grid.cells) == 43
+    labels = {(c.spec["method"].get("program", "canvas"), c.spec["method"]["label_map"])
+              for c in grid.cells if c.method == "ar"}
+    assert {("canvas", m) for m in ("first_k", "random", "frequency", "iterative", "learned", "multi_label")} <= labels
+    assert {(p, m) for p in ("pad", "full") for m in ("first_k", "frequency", "iterative", "learned")} <= labels
+    assert any("+" in c.task for c in grid.cells)
+    # without weights on this machine every ImageNet cell waits, saying what is missing
+    assert grid.unprepared and all(c.backbone in ("resnet18", "resnet50") for c in grid.unprepared)
+    assert all(c.skip_reason.startswith("not prepared: imagenet weights") for c in grid.unprepared)
+    assert any(c.reference == "later_work" and c.task == "cifar10" for c in grid.unprepared)
