@@ -61,6 +61,14 @@ def baseline_of(setup: Setup, candidates: list[Setup]) -> Optional[Setup]:
     return (same or scratch or [None])[0]
 
 
+def finetune_of(setup: Setup, candidates: list[Setup]) -> Optional[Setup]:
+    """The task's `finetune` setup (the upper baseline): of the same original where there are several."""
+    tuned = [s for s in candidates if s.cell.method == "finetune"]
+    same = [s for s in tuned if s.cell.spec["original"] == setup.cell.spec["original"]
+            and s.cell.backbone == setup.cell.backbone]
+    return (same or tuned or [None])[0]
+
+
 def method_name(setup: Setup) -> str:
     return setup.cell.method_label
 
@@ -82,7 +90,8 @@ def _reach_compute(setup: Setup, threshold: Optional[float]) -> Optional[float]:
 
 EFFICIENCY_COLUMNS = [
     Column("method"), Column("original"), Column("seeds"), Column("test acc %", ".2f", True),
-    Column("Δ vs scratch (points)", "+.2f"), Column("wall-clock s", ".1f", True), Column("compute", ".3g", True),
+    Column("Δ vs scratch (points)", "+.2f"), Column("Δ vs finetune (points)", "+.2f"),
+    Column("wall-clock s", ".1f", True), Column("compute", ".3g", True),
     Column("unit"), Column("train images", ",.0f", True), Column("trainable params", ",.0f", True),
     Column("energy J", ".4g", True), Column("energy source"), Column("CO2 g", ".3g", True),
     Column("compute ÷ scratch", ".3g"), Column("energy ÷ scratch", ".3g"), Column("points gained per device-h", ".3g"),
@@ -107,13 +116,16 @@ def efficiency_table(task: str, setups: list[Setup], intensity: float) -> Table:
         threshold = threshold_of(b)
         base_acc, acc = mean(b.test_acc) if b else None, mean(f.test_acc)
         gain = difference(acc, base_acc)
+        tuned = finetune_of(s, setups)
+        vs_finetune = difference(acc, mean(figs[id(tuned)].test_acc)) if tuned is not None else None
         same_unit = b is not None and f.unit == b.unit  # GPU-hours and core-hours do not divide
         compute_ratio = ratio(mean(f.compute_h), mean(b.compute_h)) if same_unit else None
         per_h = ratio(gain, mean(f.compute_h))
         co2_per_point = ratio(mean(f.co2_g), gain) if gain is not None and gain > 0 else None
         reach_ratio = ratio(_reach_compute(s, threshold), _reach_compute(base_setup, threshold)) if same_unit else None
         saved = 100.0 * (1.0 - reach_ratio) if reach_ratio is not None else None
-        rows.append([method_name(s), original_of(s.cell), s.status, f.test_acc, gain, f.wall_s, f.compute_h,
+        rows.append([method_name(s), original_of(s.cell), s.status, f.test_acc, gain, vs_finetune, f.wall_s,
+                     f.compute_h,
                      f.unit or None, f.train_images, f.trainable, f.energy_j,
                      f.energy_sources if s.done else None, f.co2_g,
                      compute_ratio, ratio(mean(f.energy_j), mean(b.energy_j) if b else None), per_h, co2_per_point,

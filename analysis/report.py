@@ -26,6 +26,7 @@ from analysis.efficiency import (
 )
 from analysis.errors import ReportError
 from analysis.measures import CARBON_INTENSITY_ENV, DEFAULT_CARBON_INTENSITY
+from analysis.methods import joint_table, label_map_table
 from analysis.render import Table, to_csv, to_html, to_markdown
 from analysis.results import CellResult, Store, group_setups, load_results
 from analysis.thesis import TITLES, compare, thesis_tables
@@ -111,7 +112,8 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
 
     if grid.reference:
         compared = compare(grid, setups)
-        section = Section(f"The thesis's tables ({grid.reference})", list(thesis_tables(grid, compared)))
+        title = "The thesis's tables" if grid.reference.startswith("thesis") else "Published figures"
+        section = Section(f"{title} ({grid.reference})", list(thesis_tables(grid, compared)))
         main_rows = [c for c in compared if c.row.key[0] != ORIGINAL_MODELS]
         bars = plots.reference_bars(TITLES.get(grid.reference, grid.reference).split(":")[0], main_rows,
                                     out / f"{grid.reference}_bars.png")
@@ -138,6 +140,10 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
             else:
                 section.notes.append(f"{title.split(' (')[0].lower()}: not drawn, no finished cell")
         report.sections.append(section)
+
+    comparisons = [t for t in (label_map_table(setups), joint_table(setups)) if t is not None]
+    if comparisons:
+        report.sections.append(Section("Methods compared one choice at a time", comparisons))
 
     originals = originals_table(setups, grid.cells, intensity)
     if originals:

@@ -36,7 +36,8 @@ def cells_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
     counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed")}
     summary = f"{grid.name}: {len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items())
     headers = ["cell_id", "status", "method", "original", "task", "seed", "depends on"]
-    headers += ["thesis test %"] if grid.reference else []
+    if grid.reference:
+        headers.append("thesis test %" if grid.reference.startswith("thesis") else "published test %")
     return tabulate(rows, headers=headers) + "\n" + summary
 
 

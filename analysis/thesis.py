@@ -16,6 +16,7 @@ TITLES = {
     "thesis_table_5_1": "Thesis Table 5.1: linear probe on frozen ImageNet backbones and from scratch, ours beside "
                         "the thesis",
     ORIGINAL_MODELS: "Thesis Table 3.1 footnotes 3-6: the original models, ours beside the thesis",
+    "later_work": "Later work (ILM-VP, AutoVP; ImageNet ResNet-18 -> CIFAR): ours beside the published figures",
 }
 
 
@@ -51,7 +52,10 @@ def compare(grid: Grid, setups: list[Setup]) -> list[Compared]:
         found = matched.get(row.key, [])
         if not found:
             why = grid.not_run.get(row.name)
-            out.append(Compared(row, None, f"not run: {why}" if why else "missing: no cell of this grid"))
+            waiting = next((c for c in grid.unprepared if row_key(grid.reference, c) == row.key), None)
+            status = (f"not run: {why}" if why else waiting.skip_reason if waiting is not None
+                      else "missing: no cell of this grid")
+            out.append(Compared(row, None, status))
         for s in found:
             records = [r.record for r in s.done]
             out.append(Compared(row, s, s.status, summarize(r["metrics"].get("train_acc") for r in records),
@@ -66,16 +70,17 @@ def thesis_tables(grid: Grid, compared: list[Compared]) -> list[Table]:
     out = []
     for name, rows in tables.items():
         labels = [label for label, _ in rows[0].row.labels]
+        them = "thesis" if name.startswith("thesis") or name == ORIGINAL_MODELS else "published"
         columns = [Column(label) for label in labels] + [
-            Column("ours"), Column("status"), Column("thesis train %", ".2f"), Column("ours train %", ".2f", True),
-            Column("thesis test %", ".2f"), Column("ours test %", ".2f", True),
-            Column("Δ test (ours − thesis)", "+.2f"), Column("cells")]
+            Column("ours"), Column("status"), Column(f"{them} train %", ".2f"), Column("ours train %", ".2f", True),
+            Column(f"{them} test %", ".2f"), Column("ours test %", ".2f", True),
+            Column(f"Δ test (ours − {them})", "+.2f"), Column("cells")]
         body = [[value for _, value in c.row.labels] + [
             c.ours or None, c.status, c.row.train_acc, c.train_acc, c.row.test_acc, c.test_acc,
             difference(mean(c.test_acc), c.row.test_acc),
             " ".join(r.cell.cell_id for r in c.setup.results) if c.setup else None] for c in rows]
         done = sum(c.test_acc is not None for c in rows)
         notes = [f"{done} of {len(rows)} row(s) with a result; ours: mean ± sd over the seeds that finished; "
-                 "Δ = our mean test accuracy − the thesis's"]
+                 f"Δ = our mean test accuracy − the {them} figure"]
         out.append(Table(TITLES.get(name, name), name, columns, body, notes))
     return out

@@ -18,7 +18,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from bench.data import dataset_available, dataset_info, list_datasets
+from bench.data import dataset_available, dataset_info, known_task, list_datasets
 from bench.methods import METHODS, list_methods
 from bench.models import backbone_info, list_backbones
 from bench.search_space import SearchSpaceError, Space, parse_space, values_to_check
@@ -62,13 +62,19 @@ class OriginalSpec(_Strict):
     input_size: Optional[StrictInt] = Field(default=None, ge=4)
     seed: StrictInt = 0
     hparams: dict[str, Any] = {}
-    split: dict[str, Any] = {}
+    split: dict[str, Any] = {}  # how its pretrain cell splits its original task
+    # how the new tasks of this original's cells are split, over the grid's `split` (e.g. a smaller max_train for
+    # a small original's cells while ImageNet cells of the same grid train on everything)
+    task_split: dict[str, Any] = {}
     # pair this original only with these new tasks / methods (default: all the grid's); a table's rows are
     # (original, task) pairs, not a product
     tasks: Optional[list[str]] = Field(default=None, min_length=1)
     methods: Optional[list[str]] = Field(default=None, min_length=1)
     # method name -> parameters for this original's cells, e.g. {ar: {input_size: 16}} on a 28px canvas
     method_params: dict[str, dict[str, Any]] = {}
+    # true: its cells run only where their inputs (ImageNet weights, datasets) are prepared; elsewhere they are
+    # listed as skipped with what is missing, and `reprogbench prepare GRID` still fetches them
+    optional: bool = False
 
 
 class GridFile(_Strict):
@@ -160,7 +166,8 @@ class Cell:
 
 def _non_default(method_spec: Mapping[str, Any], hparams: Mapping[str, Any]) -> str:
     """`[input_size=16,lr=0.05]`: what sets a cell apart from its method's defaults and the thesis recipe."""
-    defaults = {**METHODS.get(method_spec["name"]).Params().model_dump(), **HParams().model_dump(), "name": None}
+    method = METHODS.get(method_spec["name"])
+    defaults = {**method.Params().model_dump(), **HParams().model_dump(), **method.hparams, "name": None}
     changed = [f"{k}={short_value(v)}" for k, v in sorted({**method_spec, **hparams}.items())
                if k != "name" and defaults.get(k) != v]
     return f"[{','.join(changed)}]" if changed else ""
@@ -195,6 +202,8 @@ class Grid:
     notes: list[str] = field(default_factory=list)  # e.g. a fallback that was taken
     reference: Optional[str] = None  # the published table the cells are compared with (bench/reference)
     not_run: dict[str, str] = field(default_factory=dict)  # reference rows not run -> why
+    # cells of `optional` originals whose inputs are not on this machine (also in `skipped`); `prepare` fetches them
+    unprepared: list[Cell] = field(default_factory=list)
 
     def by_id(self) -> dict[str, Cell]:
         return {c.cell_id: c for c in self.cells}
@@ -309,7 +318,9 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     grid = _validated(GridFile, raw, "")
     name = grid.name or name
     for i, task in enumerate(grid.tasks):
-        _check_known("dataset", task, list_datasets(), f"tasks[{i}]")
+        if not known_task(task):  # a dataset, or a joint task `a+b` of datasets (bench.data.joint)
+            for part in task.split("+"):
+                _check_known("dataset", part, list_datasets(), f"tasks[{i}]")
     for i, orig in enumerate(grid.originals):
         for task in orig.tasks or []:
             if task not in grid.tasks:
@@ -325,10 +336,12 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     # lists in the grid-wide hparams expand like method parameters; validate every combination up front
     hparam_sets = [_validated(HParams, h, "hparams").model_dump() for h in expand(grid.hparams, "hparams")]
     split = _validated(SplitSpec, grid.split, "split").model_dump()
+    spec_o_index = {id(o): i for i, o in enumerate(grid.originals)}
 
     notes: list[str] = []
     cells: dict[str, Cell] = {}
     skipped: dict[str, Cell] = {}
+    unprepared: dict[str, Cell] = {}
     originals = [_resolve_original(o, i, grid, data_root, notes) for i, o in enumerate(grid.originals)]
     # readable names stay short; only originals that would share one carry what sets them apart
     plain = [(o[1]["name"], o[0]["trained_on"] if o[0] else None) for o in originals]
@@ -346,9 +359,17 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
         hparams_override = entry.get("hparams", {})
         if not isinstance(hparams_override, dict):
             raise GridError(f"{where}.hparams: must be a mapping of key: value")
-        params_raw = {k: v for k, v in entry.items() if k not in ("name", "hparams", "search")}
-        param_sets = [_validated(method.Params, p, where, ("name", "hparams", "search"))
-                      for p in expand(params_raw, where)]
+        entry_keys = ("name", "hparams", "search", "tasks")
+        params_raw = {k: v for k, v in entry.items() if k not in entry_keys}
+        param_sets = [_validated(method.Params, p, where, entry_keys) for p in expand(params_raw, where)]
+        # `tasks:` limits a method entry to some of the grid's tasks, as an original's `tasks:` does
+        entry_tasks = entry.get("tasks")
+        if entry_tasks is not None:
+            if not isinstance(entry_tasks, list) or not entry_tasks:
+                raise GridError(f"{where}.tasks: a non-empty list of the grid's tasks")
+            for task in entry_tasks:
+                if task not in grid.tasks:
+                    raise GridError(f"{where}.tasks: {task!r} is not among the grid's tasks: {', '.join(grid.tasks)}")
         search = _search_space(method, entry, where)
         override_sets = expand(hparams_override, f"{where}.hparams")
         for (original, backbone, num_source, pretrain, label), spec_o, task, params, base_h, over_h, seed in (
@@ -358,23 +379,31 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
         ):
             if (spec_o.tasks and task not in spec_o.tasks) or (spec_o.methods and method.name not in spec_o.methods):
                 continue
+            if entry_tasks is not None and task not in entry_tasks:
+                continue
             if original is None and method.uses_original:
                 continue
             if method.name in spec_o.method_params:
                 params = _validated(method.Params, {**params.model_dump(), **spec_o.method_params[method.name]},
                                     f"originals.method_params.{method.name}")
-            hparams = _validated(HParams, {**base_h, **over_h}, f"{where}.hparams").model_dump()
+            hparams = _validated(HParams, {**base_h, **method.hparams, **over_h}, f"{where}.hparams").model_dump()
             spec = {
                 "method": {"name": method.name, **params.model_dump()},
                 "backbone": backbone,
                 "original": original if method.uses_original else None,
-                "task": task, "hparams": hparams, "split": split, "seed": seed,
+                "task": task, "hparams": hparams, "seed": seed,
+                "split": _validated(SplitSpec, {**split, **spec_o.task_split}, f"originals[{spec_o_index[id(spec_o)]}]"
+                                    ".task_split").model_dump() if spec_o.task_split else split,
             }
             depends = (pretrain.cell_id,) if (pretrain is not None and method.uses_original) else ()
             cell_id = make_cell_id(spec)
             info = replace(backbone_info(backbone["name"]), input_size=backbone["input_size"])
             skip, reason = method.skip(params, info, num_source, dataset_info(task))
             label = label if method.uses_original else None
+            missing = _unprepared(spec, data_root, name) if spec_o.optional and not skip else None
+            if missing:
+                unprepared.setdefault(cell_id, Cell(name, spec, cell_id, depends, missing, label))
+                skip, reason = True, missing
             if skip:
                 skipped.setdefault(cell_id, Cell(name, spec, cell_id, depends, reason, label))
             else:
@@ -387,8 +416,24 @@ def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None
     if grid.reference is not None:
         ordered = [replace(c, reference=grid.reference) for c in ordered]
         skipped = {k: replace(c, reference=grid.reference) for k, c in skipped.items()}
+        unprepared = {k: replace(c, reference=grid.reference) for k, c in unprepared.items()}
     return Grid(name=name, path=path, cells=ordered, skipped=list(skipped.values()), notes=notes,
-                reference=grid.reference, not_run=dict(grid.not_run))
+                reference=grid.reference, not_run=dict(grid.not_run), unprepared=list(unprepared.values()))
+
+
+def _unprepared(spec: Mapping[str, Any], data_root: Optional[Path], grid: str) -> Optional[str]:
+    """What an optional original's cell lacks on this machine (None: all there)."""
+    from bench.models.thesis_nets import weights_present
+
+    missing = []
+    original = spec["original"] or {}
+    if original.get("weights") is not None and not weights_present(spec["backbone"]["name"]):
+        missing.append(f"{original['weights']} weights for {spec['backbone']['name']}")
+    if not dataset_available(spec["task"], data_root):
+        missing.append(f"dataset {spec['task']}")
+    if not missing:
+        return None
+    return f"not prepared: {' and '.join(missing)}; `reprogbench prepare {grid}` fetches them (optional original)"
 
 
 # --------------------------------------------------------------------------- search spaces and overrides

@@ -26,12 +26,14 @@ def is_packable(model: MethodModel) -> bool:
 
 
 def pack_key(cell: Cell) -> Optional[str]:
-    """Cells with equal keys can share a backbone pass; None for methods that train a whole network.
+    """Cells with equal keys can share a backbone pass; None for methods that train a whole network or own
+    their update (`Method.packs` False: finetune, blackbox).
 
     What the backbone sees must match: the method (hence the frozen part run), the backbone and its input
     size, the original model, the task and split, and the batch size and epoch count (the step count).
     """
-    if not METHODS.get(cell.method).uses_original:
+    method = METHODS.get(cell.method)
+    if not method.uses_original or not method.packs:
         return None
     spec = cell.spec
     hp = spec["hparams"]

@@ -165,7 +165,11 @@ def final_metrics(record: Mapping[str, Any]) -> dict[str, float]:
             "best_val_acc": record["metrics"]["val_acc"], **record["timing"],  # test: None when not read
             "trainable_params": record["parameters"]["trainable"],
             "images_per_s": record["throughput"]["images_per_s"] or 0.0,
-            "train_images": record["throughput"]["train_images"], "energy_j": record["energy"]["joules"]}
+            "train_images": record["throughput"]["train_images"], "energy_j": record["energy"]["joules"],
+            # a gradient-free method's black-box queries; a joint task's accuracy per part
+            **({"queries": record["metrics"]["queries"]} if "queries" in record["metrics"] else {}),
+            **{f"test_acc.{part}": acc["test_acc"] for part, acc in record["metrics"].get("per_task", {}).items()
+               if acc["test_acc"] is not None}}
 
 
 class _LazyClient:

@@ -32,7 +32,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from bench.config import Cell
-from bench.data import dataset_info, load_task
+from bench.data import dataset_info, load_task, part_infos
+from bench.data.joint import class_blocks
 from bench.energy import EnergyMeter, combine_sources, open_meter
 from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
@@ -87,11 +88,12 @@ class Clock:
     train_s: float = 0.0
     eval_s: float = 0.0
     train_images: int = 0
+    queries: int = 0  # images sent through a black-box backbone (gradient-free methods); 0 for the others
     energy_j: float = 0.0
     energy_source: str = ""  # bench.energy: nvml | rapl | estimate ("a+b" if a resume changed it)
 
     def state(self) -> dict:
-        return {**{k: getattr(self, k) for k in PHASES}, "train_images": self.train_images,
+        return {**{k: getattr(self, k) for k in PHASES}, "train_images": self.train_images, "queries": self.queries,
                 "energy_j": self.energy_j, "energy_source": self.energy_source}
 
     @property
@@ -184,10 +186,10 @@ def build_models(cells: list[Cell], num_classes: int, dependency_dirs: dict[str,
     """
     spec = cells[0].spec
     method = METHODS.get(cells[0].method)
-    if method.uses_original:
+    if len(cells) > 1 and not (method.uses_original and method.packs):
+        raise ValueError(f"{method.name} trains a whole network or owns its update; its cells cannot be packed")
+    if method.uses_original:  # finetune too: its cells never pack, so this copy is its own
         shared = load_original(cells[0], dependency_dirs)
-    elif len(cells) > 1:
-        raise ValueError(f"{method.name} trains a whole network; its cells cannot be packed")
     models = []
     for cell in cells:
         params = method.Params(**{k: v for k, v in cell.spec["method"].items() if k != "name"})
@@ -223,15 +225,33 @@ def network_of(model: MethodModel) -> Backbone:
 
 @dataclass
 class Split:
-    """A split as the loop sees it: uint8 images, or cached float features, and labels, on the device."""
+    """A split as the loop sees it: uint8 images, or cached float features, and labels, on the device.
+
+    `blocks` (joint tasks, bench.data.joint): the part each class belongs to; an image's logits are restricted
+    to its own part's classes (the host knows which task an image is for), and accuracy is also kept per part.
+    """
 
     inputs: torch.Tensor
     labels: torch.Tensor
     features: bool = False
+    blocks: Optional[torch.Tensor] = None
 
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.inputs[idx]
         return x if self.features else x.float().div_(255)
+
+    @property
+    def parts(self) -> int:
+        return 1 if self.blocks is None else int(self.blocks.max()) + 1
+
+    def restrict(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.blocks is None:
+            return logits
+        own = self.blocks[y][:, None] == self.blocks[None, :]
+        return logits.masked_fill(~own, float("-inf"))
+
+    def part_of(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(y) if self.blocks is None else self.blocks[y]
 
 
 def _counts(loss_sum: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -245,23 +265,67 @@ def _per_member(totals: torch.Tensor, accelerator: Accelerator) -> list[tuple[fl
     return [(loss / count, 100.0 * correct / count, int(count)) for loss, correct, count in rows]
 
 
-def evaluate(model, k: int, data: Split, accelerator: Accelerator) -> list[tuple[float, float]]:
-    """-> (mean loss, accuracy in %) per member over the whole split; each rank takes every world-th sample."""
+@dataclass
+class Evaluated:
+    """One member's figures over a split: mean loss, accuracy in %, and accuracy per part of a joint task."""
+
+    loss: float
+    acc: float
+    part_acc: list[float] = field(default_factory=list)
+
+    def __iter__(self):  # (loss, acc), as callers unpack it
+        return iter((self.loss, self.acc))
+
+
+def evaluate(model, k: int, data: Split, accelerator: Accelerator) -> list[Evaluated]:
+    """Per member over the whole split; each rank takes every world-th sample."""
     model.eval()
     rank, world = accelerator.process_index, accelerator.num_processes
     index = torch.arange(rank, len(data.labels), world, device=data.labels.device)
-    totals = torch.zeros(k, 3, device=accelerator.device, dtype=torch.float64)
+    totals = torch.zeros(k, data.parts, 3, device=accelerator.device, dtype=torch.float64)
     batch = max(1, eval_batch(accelerator.device) // k)  # one backbone pass sees k copies of the batch
     with torch.no_grad():
         for start in range(0, len(index), batch):
             idx = index[start:start + batch]
             x, y = data.batch(idx), data.labels[idx]
+            part = data.part_of(y)
             with accelerator.autocast():
                 outputs = model([x] * k)
             for j, logits in enumerate(outputs):
-                logits = logits.float()
-                totals[j] += _counts(F.cross_entropy(logits, y, reduction="sum"), logits, y)
-    return [(loss, acc) for loss, acc, _ in _per_member(totals, accelerator)]
+                logits = data.restrict(logits.float(), y)
+                loss = F.cross_entropy(logits, y, reduction="none")
+                for p in range(data.parts):
+                    at = part == p
+                    totals[j, p] += _counts(loss[at].sum(), logits[at], y[at])
+    summed = accelerator.reduce(totals, reduction="sum")
+    out = []
+    for rows in summed.tolist():
+        loss, correct, count = (sum(r[i] for r in rows) for i in range(3))
+        parts = [100.0 * c / n if n else float("nan") for _, c, n in rows] if data.parts > 1 else []
+        out.append(Evaluated(loss / count, 100.0 * correct / count, parts))
+    return out
+
+
+def source_counts(member: MethodModel, data: Split, num_source: int, num_target: int,
+                  accelerator: Accelerator) -> torch.Tensor:
+    """(num_source, num_target) counts of (the source model's argmax, the true class) over the train split, with
+    the member's current input function, no gradient: what FLM / ILM fit a mapping to. Summed over ranks."""
+    rank, world = accelerator.process_index, accelerator.num_processes
+    index = torch.arange(rank, len(data.labels), world, device=data.labels.device)
+    counts = torch.zeros(num_source * num_target, device=accelerator.device, dtype=torch.float64)
+    was_training = member.training
+    member.eval()
+    with torch.no_grad():
+        for start in range(0, len(index), eval_batch(accelerator.device)):
+            idx = index[start:start + eval_batch(accelerator.device)]
+            with accelerator.autocast():
+                predicted = member.frozen(member.encode(data.batch(idx))).float().argmax(1)
+            counts += torch.bincount(predicted * num_target + data.labels[idx],
+                                     minlength=num_source * num_target).double()
+    member.train(was_training)
+    if world > 1:
+        counts = accelerator.reduce(counts, reduction="sum")
+    return counts.view(num_source, num_target)
 
 
 def epoch_order(seed: int, epoch: int, n: int, device) -> torch.Tensor:
@@ -277,15 +341,21 @@ def train_epoch(model, members: list[Member], data: Split, epoch: int,
     n, batch, k = len(data.labels), members[0].hp["batch_size"], len(members)
     orders = [epoch_order(m.cell.seed, epoch, n, data.labels.device) for m in members]
     totals = torch.zeros(k, 3, device=accelerator.device, dtype=torch.float64)
+    gradient_free = members[0].model.gradient_free
     for step, start in enumerate(range(0, n, batch)):
         size = min(batch, n - start)
         if size < world:  # a rank with no samples would break BatchNorm; drop this sliver
             continue
         local = [order[start:start + batch][rank::world] for order in orders]
         ys = [data.labels[idx] for idx in local]
-        with accelerator.autocast():
-            outputs = model([data.batch(idx) for idx in local])
-        ce_sums = [F.cross_entropy(logits.float(), y, reduction="sum") for logits, y in zip(outputs, ys, strict=True)]
+        if gradient_free:  # the method's own update: no autograd through the model, W.grad set by the method
+            outputs = [_zeroth_order_step(m, data, idx, y, epoch, step, world / size, accelerator)
+                       for m, idx, y in zip(members, local, ys, strict=True)]
+        else:
+            with accelerator.autocast():
+                outputs = model([data.batch(idx) for idx in local])
+        outputs = [data.restrict(logits.float(), y) for logits, y in zip(outputs, ys, strict=True)]
+        ce_sums = [F.cross_entropy(logits, y, reduction="sum") for logits, y in zip(outputs, ys, strict=True)]
         # scaled so that DDP's mean over ranks gives the mean over the global batch
         losses = [ce * (world / size) + m.model.regularizer() for ce, m in zip(ce_sums, members, strict=True)]
         check = torch.stack([loss.detach() for loss in losses])
@@ -295,13 +365,35 @@ def train_epoch(model, members: list[Member], data: Split, epoch: int,
             bad = int((~finite).nonzero()[0])
             raise Diverged(f"cell {members[bad].cell.cell_id} diverged at epoch {epoch + 1}, step {step}: "
                            f"loss {check[bad].item()}; try a lower lr", members[bad].cell.cell_id)
-        accelerator.backward(sum(losses))  # each member's parameters get its own loss's gradient only
+        if gradient_free:
+            # the logits came from the black box without a graph: this reaches only what follows it (a learned
+            # mapping) and λ‖W‖², whose exact gradient adds to the method's estimate in W.grad
+            total = sum(losses)
+            if torch.is_tensor(total) and total.requires_grad:
+                total.backward()
+        else:
+            accelerator.backward(sum(losses))  # each member's parameters get its own loss's gradient only
         for m in members:
             m.optimizer.step()
             m.optimizer.zero_grad(set_to_none=True)
         for j, (ce, logits, y) in enumerate(zip(ce_sums, outputs, ys, strict=True)):
             totals[j] += _counts(ce.detach(), logits, y)
     return _per_member(totals, accelerator)
+
+
+def _zeroth_order_step(m: Member, data: Split, idx: torch.Tensor, y: torch.Tensor, epoch: int, step: int,
+                       scale: float, accelerator: Accelerator) -> torch.Tensor:
+    """A gradient-free member's step: its estimate of the gradient from losses alone, the same on every rank
+    (directions drawn from (seed, epoch, step), losses averaged over the global batch)."""
+    world = accelerator.num_processes
+
+    def loss_of(logits: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(data.restrict(logits.float(), y), y, reduction="sum") * scale
+        return accelerator.reduce(loss, reduction="mean") if world > 1 else loss
+
+    generator = torch.Generator().manual_seed((m.cell.seed * 1_000_003 + epoch) * 100_003 + step)
+    with accelerator.autocast():
+        return m.model.zeroth_order_step(data.batch(idx), loss_of, generator)
 
 
 def resume(member: Member, device) -> None:
@@ -429,7 +521,12 @@ def run_pack(
             timer.charge("features_s")
         else:
             splits = {name: Split(x, y) for name, (x, y) in images.items()}
-        if options.compile and not from_features:
+        blocks = class_blocks(task.info, part_infos(task.info.name))
+        if blocks is not None:
+            for split in splits.values():
+                split.blocks = blocks.to(accelerator.device)
+        # a gradient-free method never runs backward through the backbone: nothing to warm up
+        if options.compile and not from_features and not members[0].model.gradient_free:
             network_of(members[0].model).body.compile()
             compile_warmup(model, members, splits["train"], accelerator)
             timer.charge("compile_s")
@@ -437,12 +534,17 @@ def run_pack(
 
         for epoch in range(members[0].start_epoch, hp["epochs"]):
             timer.skip()
+            for m in members:  # e.g. FLM / ILM fit their label mapping here (charged to training)
+                m.model.start_epoch(epoch, lambda m=m: source_counts(
+                    m.model, splits["train"], network_of(m.model).num_classes, task.info.num_classes, accelerator))
             trained = train_epoch(model, members, splits["train"], epoch, accelerator)
             timer.charge("train_s")
             validated = evaluate(model, len(members), splits["val"], accelerator)
             timer.charge("eval_s")
-            for m, (train_loss, train_acc, seen), (val_loss, val_acc) in zip(members, trained, validated, strict=True):
-                end_of_epoch(m, epoch, train_loss, train_acc, seen, val_loss, val_acc, main, tracker, log)
+            for m, (train_loss, train_acc, seen), val in zip(members, trained, validated, strict=True):
+                m.clock.queries += m.model.pop_queries()
+                end_of_epoch(m, epoch, train_loss, train_acc, seen, val.loss, val.acc, main, tracker, log,
+                             parts=dict(zip(task.info.parts, val.part_acc, strict=False)))
                 if on_epoch is not None and main:
                     on_epoch(m.cell, {**m.history[-1], "best_val_acc": m.best["val_acc"]})
             accelerator.wait_for_everyone()
@@ -455,7 +557,9 @@ def run_pack(
             tested = evaluate(model, len(members), splits["test"], accelerator)  # the one and only read of test
             timer.charge("eval_s")
         else:
-            tested = [(None, None)] * len(members)
+            tested = [Evaluated(None, None, [None] * len(task.info.parts))] * len(members)
+        for m in members:
+            m.clock.queries += m.model.pop_queries()
     except BaseException as exc:
         # SystemExit: stopped on purpose (Ray Tune's scheduler ends a weak trial this way); who stopped it closes
         # the run
@@ -467,9 +571,10 @@ def run_pack(
         meter.close()
 
     records = []
-    for m, (test_loss, test_acc) in zip(members, tested, strict=True):
+    for m, test in zip(members, tested, strict=True):
+        test_loss, test_acc = test.loss, test.acc
         record = make_record(m, test_loss, test_acc, task.split, accelerator, started_at, [c.cell_id for c in cells],
-                             meter)
+                             meter, parts=dict(zip(task.info.parts, test.part_acc, strict=False)))
         records.append(record)
         if not main:
             continue
@@ -487,10 +592,11 @@ def run_pack(
 
 
 def end_of_epoch(m: Member, epoch: int, train_loss, train_acc, seen, val_loss, val_acc, main: bool,
-                 tracker: Optional[Tracker], log) -> None:
+                 tracker: Optional[Tracker], log, parts: Optional[dict] = None) -> None:
     m.clock.train_images += seen
     row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-           "val_loss": val_loss, "val_acc": val_acc, "elapsed_s": m.clock.total_s, "energy_j": m.clock.energy_j}
+           "val_loss": val_loss, "val_acc": val_acc, "elapsed_s": m.clock.total_s, "energy_j": m.clock.energy_j,
+           **{f"val_acc.{part}": acc for part, acc in (parts or {}).items()}}
     m.history.append(row)
     if val_acc > m.best["val_acc"]:  # selection on validation only
         m.best = {"epoch": epoch + 1, "val_acc": val_acc,
@@ -508,14 +614,20 @@ def end_of_epoch(m: Member, epoch: int, train_loss, train_acc, seen, val_loss, v
 
 
 def make_record(m: Member, test_loss: float, test_acc: float, split: dict, accelerator: Accelerator,
-                started_at: str, pack: list[str], meter: EnergyMeter) -> dict:
+                started_at: str, pack: list[str], meter: EnergyMeter, parts: Optional[dict] = None) -> dict:
     cell, clock = m.cell, m.clock
     best_row = m.history[m.best["epoch"] - 1]
+    metrics = {"test_acc": test_acc, "test_loss": test_loss, "val_acc": m.best["val_acc"],
+               "train_acc": best_row["train_acc"], "best_epoch": m.best["epoch"]}
+    if parts:  # a joint task: each part's accuracy (val at the selected epoch)
+        metrics["per_task"] = {part: {"test_acc": acc, "val_acc": best_row.get(f"val_acc.{part}")}
+                               for part, acc in parts.items()}
+    if m.model.gradient_free:  # every image sent through the black box: training, mapping, validation, test
+        metrics["queries"] = clock.queries
     return {
         "cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name, "status": "done",
         "spec": cell.spec, "depends_on": list(cell.depends_on),
-        "metrics": {"test_acc": test_acc, "test_loss": test_loss, "val_acc": m.best["val_acc"],
-                    "train_acc": best_row["train_acc"], "best_epoch": m.best["epoch"]},
+        "metrics": metrics,
         "history": m.history,
         # a packed cell's times are its 1/K share of the pack's wall-clock
         "timing": {**{k: round(getattr(clock, k), 4) for k in PHASES}, "total_s": round(clock.total_s, 4)},

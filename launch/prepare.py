@@ -57,7 +57,7 @@ def inputs_of(targets: list[str], weights: list[str], data_root: Path | None) ->
             raise UnknownName(f"{target!r} is neither a dataset nor a grid (a YAML file or a shipped grid); "
                               f"datasets: {', '.join(list_datasets())}") from None
         grid = load_grid(path, data_root=data_root)
-        needed = Inputs.of(grid.cells)
+        needed = Inputs.of(grid.cells + grid.unprepared)  # an optional original's cells too
         datasets |= set(needed.datasets)
         backbones |= set(needed.weights)
     for name in backbones:

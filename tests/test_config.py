@@ -58,7 +58,7 @@ BAD_GRIDS = {  # id -> (grid, substrings the one-line message must contain: the 
     "trained_on": ({**BASE, "originals": [{"backbone": "smallcnn", "trained_on": "fashion"}]},
                    ["originals[0].trained_on", "'fashion'", "known:", "fashion_mnist"]),
     "method_name": ({**BASE, "methods": [{"name": "arr"}]},
-                    ["methods[0].name", "'arr'", "known: ar, linear_probe, scratch"]),
+                    ["methods[0].name", "'arr'", "known: ar, blackbox, finetune, linear_probe, scratch"]),
     "epochs_type": ({**BASE, "hparams": {"epochs": "ten"}}, ["hparams.epochs", "integer", "'ten'"]),
     "seeds_type": ({**BASE, "seeds": "zero"}, ["seeds", "list", "'zero'"]),
     "seed_item_type": ({**BASE, "seeds": [0, "zero"]}, ["seeds.1", "integer", "'zero'"]),

@@ -44,6 +44,8 @@ POOL_AND_TEST = {
     "mnist": (200, 50), "fashion_mnist": (200, 50), "cifar10": (100, 20), "cifar100": (300, 100),
     "mnist_01": (40, 10), "fashion_mnist_01": (40, 10), "cifar10_01": (20, 4),
     "digits": (1797 - 359, 359), "digits_01": (360 - 72, 72), "squares": (4800, 1200),
+    "digits_0to4": (901 - 180, 180),  # 178 + 182 + 177 + 183 + 181 images of digits 0-4
+    "squares_1to5": (2400, 600),
     # 3 JPEGs per class: 1 test, 1 val, 1 train each
     "caltech101": (202, 101), "caltech256": (514, 257), "caltech256_reduced": (514, 257),
 }

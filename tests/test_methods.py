@@ -43,7 +43,7 @@ def build(method: str, backbone, info: DatasetInfo = DIGITS, seed: int = 0, **pa
 
 
 def test_methods_registered():
-    assert list_methods() == ["ar", "linear_probe", "pretrain", "scratch"]
+    assert list_methods() == ["ar", "blackbox", "finetune", "linear_probe", "pretrain", "scratch"]
     assert METHODS.get("scratch").uses_original is False and METHODS.get("pretrain").makes_original is True
     assert METHODS.get("ar").uses_original and METHODS.get("linear_probe").uses_original
 

@@ -12,7 +12,7 @@ import torch
 
 from bench.registry import Registry
 
-from . import caltech, synthetic
+from . import caltech, joint, synthetic
 from . import torchvision_sets as tv
 from .roots import resolve_root
 from .splits import stratified_split, stratified_subsample
@@ -92,6 +92,9 @@ register_subset("mnist_01", "mnist", (0, 1))
 register_subset("fashion_mnist_01", "fashion_mnist", (0, 1))
 register_subset("digits_01", "digits", (0, 1))
 register_subset("cifar10_01", "cifar10", (0, 1))
+# halves of the demo's tasks, so that two of them fit on a 10-class original with disjoint source classes
+register_subset("digits_0to4", "digits", (0, 1, 2, 3, 4))
+register_subset("squares_1to5", "squares", (0, 1, 2, 3, 4))  # 1..5 squares (labels 0..4)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -101,24 +104,53 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
+def _joint_entry(name: str) -> DatasetEntry:
+    """`a+b`: a joint task (bench.data.joint); each part must be a registered dataset."""
+    parts = [DATASETS.get(p) for p in joint.parts_of(name)]
+
+    def prepare_parts(root: Path) -> Path:
+        for p in parts:
+            if p.prepare is not None and not p.available(root):
+                p.prepare(root)
+        return root
+
+    return DatasetEntry(joint.joint_info(name, [p.info for p in parts]), load=None,  # type: ignore[arg-type]
+                        available=lambda root: all(p.available(root) for p in parts),
+                        prepare=prepare_parts if any(p.prepare is not None for p in parts) else None)
+
+
+def _entry(name: str) -> DatasetEntry:
+    return _joint_entry(name) if joint.is_joint(name) else DATASETS.get(name)
+
+
+def known_task(name: str) -> bool:
+    """A registered dataset, or a joint task of registered datasets (`a+b`)."""
+    return all(p in DATASETS for p in joint.parts_of(name))
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """Metadata only, no file read: grids are validated with this before any data exists."""
-    return DATASETS.get(name).info
+    return _entry(name).info
+
+
+def part_infos(name: str) -> list[DatasetInfo]:
+    """The tasks a joint task is made of (a single task: itself)."""
+    return [dataset_info(p) for p in joint.parts_of(name)]
 
 
 def dataset_available(name: str, data_root: str | Path | None = None) -> bool:
     """Whether `load_task(name, data_root=...)` would find its files (checks paths only)."""
-    return DATASETS.get(name).available(resolve_root(data_root))
+    return _entry(name).available(resolve_root(data_root))
 
 
 def needs_download(name: str) -> bool:
     """Whether `name` is read from files that `prepare` fetches (False: bundled or generated)."""
-    return DATASETS.get(name).prepare is not None
+    return _entry(name).prepare is not None
 
 
 def prepare(name: str, data_root: str | Path) -> Path:
     """Login-node step: fetch `name` into `data_root` (needs internet unless already there); returns its folder."""
-    entry, root = DATASETS.get(name), resolve_root(data_root)
+    entry, root = _entry(name), resolve_root(data_root)
     if entry.prepare is None:
         print(f"{name}: nothing to prepare ({entry.info.source})", file=sys.stderr)
         return root
@@ -148,6 +180,10 @@ def load_task(
     of everything and val a stratified `val_fraction` (of everything) from the rest. `max_train` subsamples
     train only, so val/test numbers stay comparable across demo and full runs.
     """
+    if joint.is_joint(name):  # each part split as it is alone, then side by side
+        return joint.combine(dataset_info(name), [
+            load_task(p, data_root=data_root, split_seed=split_seed, val_fraction=val_fraction,
+                      test_fraction=test_fraction, max_train=max_train) for p in joint.parts_of(name)])
     entry = DATASETS.get(name)
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(

@@ -17,6 +17,7 @@ class DatasetInfo:
     channels: int  # 1 or 3
     size: int  # native height == width in pixels
     source: str  # one line: where the data comes from
+    parts: tuple[str, ...] = ()  # a joint task (bench.data.joint): the tasks it is made of, in class order
 
 
 @dataclass

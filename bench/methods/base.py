@@ -5,10 +5,11 @@ Modelled on benchopt's solvers: a method file is a short declaration, not a trai
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 from torch import nn
 
 from bench.data import DatasetInfo
@@ -18,6 +19,15 @@ from bench.registry import Registry
 
 class MethodParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # parameters added after cells were run: left out of the spec while at their default, so those cells keep
+    # their cell_id (and their finished results)
+    omitted_at_default: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler):
+        data = handler(self)
+        fields = type(self).model_fields
+        return {k: v for k, v in data.items() if not (k in self.omitted_at_default and v == fields[k].default)}
 
 
 class MethodModel(nn.Module):
@@ -29,8 +39,21 @@ class MethodModel(nn.Module):
 
     learned: nn.Module
 
+    # True: the method owns its update (`zeroth_order_step`): the trainer never calls backward through it
+    gradient_free: ClassVar[bool] = False
+
     def regularizer(self) -> torch.Tensor | float:
         return 0.0
+
+    def start_epoch(self, epoch: int, source_counts: Callable[[], torch.Tensor]) -> None:
+        """Called by the trainer before each epoch (epoch 0: before the first step; on resume, the epoch it
+        resumes at). `source_counts()` runs the frozen source model on the train split with the current input
+        function, under no_grad, and returns the (num_source, num_target) matrix of argmax counts; a fitted label
+        mapping (FLM, ILM) calls it. Default: nothing."""
+
+    def pop_queries(self) -> int:
+        """Images sent through the backbone since the last call, for methods that count queries (black box)."""
+        return 0
 
 
 class FrozenBackboneModel(MethodModel):
@@ -77,6 +100,10 @@ class Method:
     makes_original: ClassVar[bool] = False
     # what `reprogbench sweep` samples when a grid gives no `search:` (format: bench.search_space); {}: not swept
     search_space: ClassVar[dict] = {}
+    # the method's own recipe (e.g. finetune's lr): replaces the grid-wide hparams, the method entry's replace it
+    hparams: ClassVar[dict] = {}
+    # False: its cells never share a backbone pass (a backbone that trains, or an update of the method's own)
+    packs: ClassVar[bool] = True
 
     def skip(
         self, params: MethodParams, backbone: BackboneInfo, num_source: int, task: DatasetInfo

@@ -1,4 +1,17 @@
-"""Output label mappings h_g: source-task logits -> new-task logits."""
+"""Output label mappings h_g: source-task logits -> new-task logits. Each mapping is defined here, once.
+
+| name | what new class j reads | fitted |
+|---|---|---|
+| `first_k` | source logit j (Elsayed et al.) | never |
+| `random` | a seeded random injective choice of source logit | never |
+| `frequency` | FLM: the source class most often predicted for class j (one-to-one, greedy) | before training |
+| `iterative` | ILM (Chen et al., ILM-VP 2023): FLM recomputed with the current program | every epoch |
+| `multi_label` | the mean of m source logits, chosen by frequency (Tsai et al. 2020, BAR) | before training |
+| `learned` | a trained linear layer over all source logits (AutoVP's FullyMap) | with the program |
+
+Fitted mappings are filled by the trainer through the model's `start_epoch` hook with the source x target count
+matrix of the source model's predictions on the new task's train split (under the current program, no gradient).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,25 +33,101 @@ class FixedLabelMap(nn.Module):
         return source_logits.index_select(1, self.index)
 
 
-LabelMapFactory = Callable[[int, int, int], nn.Module]  # (num_source, num_target, seed) -> module
+def greedy_assignment(counts: torch.Tensor, per_class: int = 1) -> torch.Tensor:
+    """(num_source, num_target) prediction counts -> (num_target, per_class) source classes, none used twice.
+
+    ILM-VP's greedy rule: repeatedly take the largest remaining count (source s, target t), give s to t, remove s
+    from every target, and retire t once it holds `per_class` sources. Ties go to the first maximum in row-major
+    order: the lower source class, then the lower target class.
+    """
+    num_source, num_target = counts.shape
+    if per_class * num_target > num_source:
+        raise ValueError(f"{per_class} source class(es) for each of {num_target} target classes needs "
+                         f"{per_class * num_target}; the source model has {num_source}")
+    left = counts.detach().to("cpu", torch.float64).clone()
+    chosen: list[list[int]] = [[] for _ in range(num_target)]
+    for _ in range(per_class * num_target):
+        s, t = divmod(int(left.argmax()), num_target)  # argmax returns the first maximum of the flattened matrix
+        chosen[t].append(s)
+        left[s, :] = -1
+        if len(chosen[t]) == per_class:
+            left[:, t] = -1
+    return torch.tensor([sorted(c) for c in chosen], dtype=torch.long)
+
+
+class FrequencyLabelMap(nn.Module):
+    """FLM, ILM and multi-label: new class j reads the mean of source logits `index[j, :]`, fitted by frequency.
+
+    Until the first fit, `index` holds the first-k blocks (0..m-1 for class 0, ...); the trainer fits it before
+    the first step. `index` is a buffer of the model's learned part: checkpointed, and selected on validation
+    with the program it was fitted for.
+    """
+
+    def __init__(self, num_source: int, num_target: int, per_class: int = 1, every_epoch: bool = False):
+        super().__init__()
+        if per_class * num_target > num_source:
+            raise ValueError(f"{per_class} x {num_target} source classes needed, {num_source} available")
+        self.per_class, self.every_epoch = per_class, every_epoch
+        self.register_buffer("index", torch.arange(num_target * per_class).view(num_target, per_class))
+
+    def refits(self, epoch: int) -> bool:
+        """FLM and multi-label: once, before training; ILM: at the start of every epoch."""
+        return self.every_epoch or epoch == 0
+
+    def fit(self, counts: torch.Tensor) -> None:
+        self.index.copy_(greedy_assignment(counts, self.per_class).to(self.index.device))
+
+    def forward(self, source_logits: torch.Tensor) -> torch.Tensor:
+        picked = source_logits.index_select(1, self.index.flatten())
+        return picked.view(len(source_logits), *self.index.shape).mean(-1)
+
+
+# (num_source, num_target, seed, per_class) -> module; per_class matters to multi_label only
+LabelMapFactory = Callable[[int, int, int, int], nn.Module]
 LABEL_MAPS: Registry[LabelMapFactory] = Registry("label mapping")
+LABEL_MAP_NAMES = ("first_k", "random", "frequency", "iterative", "multi_label", "learned")
+
+
+def needed_sources(name: str, num_target: int, per_class: int) -> int:
+    """How many source classes a mapping needs (0: any number will do)."""
+    if name == "learned":
+        return 0
+    return num_target * (per_class if name == "multi_label" else 1)
 
 
 @LABEL_MAPS.decorator()
-def first_k(num_source: int, num_target: int, seed: int) -> nn.Module:
+def first_k(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """Elsayed et al.: new class j <- source class j."""
     return FixedLabelMap(torch.arange(num_target))
 
 
 @LABEL_MAPS.decorator()
-def random(num_source: int, num_target: int, seed: int) -> nn.Module:
+def random(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """A fixed random injective mapping, drawn from the cell's seed."""
     g = torch.Generator().manual_seed(seed)
     return FixedLabelMap(torch.randperm(num_source, generator=g)[:num_target])
 
 
 @LABEL_MAPS.decorator()
-def learned(num_source: int, num_target: int, seed: int) -> nn.Module:
+def frequency(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
+    """FLM: fitted once, before training, from the source model's predictions with the initial program."""
+    return FrequencyLabelMap(num_source, num_target)
+
+
+@LABEL_MAPS.decorator()
+def iterative(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
+    """ILM (ILM-VP, Chen et al. 2023): FLM recomputed at the start of every epoch with the current program."""
+    return FrequencyLabelMap(num_source, num_target, every_epoch=True)
+
+
+@LABEL_MAPS.decorator()
+def multi_label(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
+    """m = `per_class` source classes per new class, chosen by frequency before training; their logits averaged."""
+    return FrequencyLabelMap(num_source, num_target, per_class=per_class)
+
+
+@LABEL_MAPS.decorator()
+def learned(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """Thesis Experiment 2, tweak 1 (AutoVP's "FullyMap"): a trained linear map over all source logits.
 
     Initialised from the cell's seed, so a packed cell starts where it would alone.

@@ -39,8 +39,9 @@ class CanvasProgram(nn.Module):
             raise ValueError(f"unknown mask {mask!r}; known: {', '.join(MASKS)}")
         self.register_buffer("M", M)
 
-    def program(self) -> torch.Tensor:
-        return torch.tanh(self.W * self.M)
+    def program(self, W: torch.Tensor | None = None) -> torch.Tensor:
+        """tanh(W ⊙ M); `W` replaces the parameter (a zeroth-order step evaluates perturbed programs)."""
+        return torch.tanh((self.W if W is None else W) * self.M)
 
     def place(self, x01: torch.Tensor) -> torch.Tensor:
         """x in [0, 1] at `input_size` -> canvas in [-1, 1], zero (grey) outside the input."""
@@ -48,8 +49,8 @@ class CanvasProgram(nn.Module):
         hi = self.canvas - lo - self.input_size
         return F.pad(x01 * 2 - 1, (lo, hi, lo, hi), value=0.0)
 
-    def forward(self, x01: torch.Tensor) -> torch.Tensor:
-        x_adv = self.combine(self.place(x01), self.program())
+    def forward(self, x01: torch.Tensor, W: torch.Tensor | None = None) -> torch.Tensor:
+        x_adv = self.combine(self.place(x01), self.program(W))
         return (x_adv + 1) / 2
 
     def l2(self) -> torch.Tensor:

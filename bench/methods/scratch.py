@@ -40,3 +40,25 @@ class Pretrain(Scratch):
     name = "pretrain"
     makes_original = True
     search_space = {}  # an original model is made once, with its grid's recipe; sweeps tune what reuses it
+
+
+@register_method
+class FineTune(Method):
+    """The whole original network trains, under a new head for the new task: the usual upper baseline.
+
+    Loads the original's weights like the reprogramming methods, but freezes nothing; its cells never pack, so
+    each loads its own copy and no other cell sees the weights it changes.
+    """
+
+    name = "finetune"
+    uses_original = True
+    packs = False
+    # Adam at a tenth of the thesis's from-scratch lr: a pretrained network moved gently (e.g. ILM-VP's and
+    # AutoVP's full fine-tuning baselines use small learning rates for the same reason)
+    hparams = {"lr": 1.0e-4}
+    search_space = {"lr": {"loguniform": [1.0e-5, 1.0e-2]}, "weight_decay": {"loguniform": [1.0e-6, 1.0e-3]},
+                    "batch_size": {"choice": [64, 128]}}
+
+    def build(self, backbone: Backbone, task: DatasetInfo, params: MethodParams, seed: int) -> WholeNetwork:
+        backbone.replace_head(task.num_classes)  # drawn right after set_seed(the cell's seed), like any init
+        return WholeNetwork(backbone)

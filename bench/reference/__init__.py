@@ -13,7 +13,10 @@ from typing import Optional
 
 REFERENCE_DIR = Path(__file__).parent
 # grid `reference:` name -> what the thesis reports for it
-REFERENCES = ("thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1")
+REFERENCES = ("thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "later_work")
+THESIS = ("thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1")
+# later work's figures (ILM-VP, AutoVP), matched by our ar cells on the same ImageNet backbone and task
+LATER_WORK = "later_work"
 ORIGINAL_MODELS = "thesis_original_models"
 # our dataset names -> the column prefixes of Table 5.1
 TABLE_5_1_TASKS = {"caltech101": "caltech101", "caltech256_reduced": "caltech256r"}
@@ -37,7 +40,7 @@ class ReferenceRow:
     key: tuple  # what a cell matches it by (`row_key`)
     name: str  # how the row is named: a grid's `not_run` names rows this way
     panel: str  # rows drawn in one panel of the bar chart (Table 5.1: one per dataset)
-    train_acc: float
+    train_acc: Optional[float]  # None: the work reports none
     test_acc: float
     labels: tuple = ()  # (column, value) pairs that identify the row in a rebuilt table
 
@@ -63,6 +66,12 @@ def _table_rows(reference: str) -> list[ReferenceRow]:
                              r["backbone"], task, float(r[f"{prefix}_train"]), float(r[f"{prefix}_test"]),
                              (("backbone", r["backbone"]), ("new task", task)))
                 for task, prefix in TABLE_5_1_TASKS.items() for r in read_table(reference)]
+    if reference == LATER_WORK:
+        return [ReferenceRow(f"{r['work']}", (reference, r["backbone"], r["task"], r["program"], r["label_map"]),
+                             f"{r['work']} {r['backbone']} -> {r['task']}", r["task"], None, float(r["test_acc"]),
+                             (("work", r["work"]), ("backbone", r["backbone"]), ("new task", r["task"]),
+                              ("program", r["program"]), ("label map", r["label_map"])))
+                for r in read_table(reference)]
     return []  # thesis_experiment_2: the thesis reports no numbers, only that no tweak beat Table 3.1
 
 
@@ -71,13 +80,18 @@ def reference_rows(reference: Optional[str]) -> list[ReferenceRow]:
     then the original models of footnotes 3-6 (which any grid's pretrain cells are compared with)."""
     if reference is None:
         return []
-    return _table_rows(reference) + _original_model_rows()
+    return _table_rows(reference) + (_original_model_rows() if reference in THESIS else [])
 
 
 def row_key(reference: Optional[str], cell) -> Optional[tuple]:
     """The key of the published row this cell reproduces (None: the thesis reports no such figure)."""
     if reference is None:
         return None
+    if reference == LATER_WORK:
+        method = cell.spec["method"]
+        if cell.method != "ar" or (cell.spec["original"] or {}).get("weights") is None:
+            return None
+        return (reference, cell.backbone, cell.task, method.get("program", "canvas"), method["label_map"])
     if cell.method == "pretrain":
         return (ORIGINAL_MODELS, cell.task)
     if reference == "thesis_table_3_1" and cell.method == "ar":
@@ -106,5 +120,7 @@ def reference_figure(reference: Optional[str], cell) -> Optional[dict]:
 
 def thesis_params(cell) -> dict[str, object]:
     """The figure as MLflow params (`thesis.test_acc`, ...), so the UI shows it beside each run; {} if none."""
-    figure = reference_figure(getattr(cell, "reference", None), cell)
-    return {f"thesis.{k}": v for k, v in figure.items()} if figure else {}
+    reference = getattr(cell, "reference", None)
+    figure = reference_figure(reference, cell)
+    prefix = "reference" if reference == LATER_WORK else "thesis"
+    return {f"{prefix}.{k}": v for k, v in figure.items() if v is not None} if figure else {}

@@ -1,0 +1,73 @@
+"""Joint tasks: `digits_0to4+squares_1to5` is one new task made of several, for one program serving them all.
+
+The first seed's idea (Elsayed et al.'s program is not tied to one task): one W shared by several new tasks
+whose label mappings use disjoint source classes, trained on the mixture. A joint task's classes are its parts'
+classes one after the other (part 0's classes 0..k0-1, then part 1's, ...), so every injective label mapping
+over them (first_k, random, frequency, ...) gives each part source classes of its own. The host knows which
+task an image belongs to: the trainer lets only the classes of an image's own part compete (`class_blocks`),
+and reports the accuracy of each part.
+
+Each part is split exactly as it is alone (same seed and fractions), so a part's test images are the test images
+of the single-task cells it is compared with. Parts of different sizes or channels are brought to the largest
+once, at load (grey replicated, antialiased bilinear resize, rounded back to uint8), so that the mixture is one
+tensor; the method's own resize then applies as for any task.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .types import DatasetInfo, ImageSet, TaskData
+
+SEP = "+"
+
+
+def is_joint(name: str) -> bool:
+    return SEP in name
+
+
+def parts_of(name: str) -> tuple[str, ...]:
+    return tuple(name.split(SEP))
+
+
+def joint_info(name: str, parts: list[DatasetInfo]) -> DatasetInfo:
+    return DatasetInfo(name, sum(p.num_classes for p in parts), max(p.channels for p in parts),
+                       max(p.size for p in parts), "joint task: " + "; ".join(f"{p.name} ({p.source})" for p in parts),
+                       parts=tuple(p.name for p in parts))
+
+
+def class_blocks(info: DatasetInfo, part_infos: list[DatasetInfo]) -> Optional[torch.Tensor]:
+    """(num_classes,) the part each class belongs to, for a joint task; None for a single task."""
+    if not info.parts:
+        return None
+    return torch.cat([torch.full((p.num_classes,), i, dtype=torch.long) for i, p in enumerate(part_infos)])
+
+
+def _bring_to(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+    if images.shape[1] < channels:
+        images = images.expand(-1, channels, -1, -1)
+    if images.shape[-1] != size:
+        x = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        images = x.round().clamp(0, 255).to(torch.uint8)
+    return images.contiguous()
+
+
+def combine(info: DatasetInfo, parts: list[TaskData]) -> TaskData:
+    """The parts' splits, side by side: labels offset by the classes of the parts before."""
+    offsets = [sum(p.info.num_classes for p in parts[:i]) for i in range(len(parts))]
+
+    def joined(which: str) -> ImageSet:
+        sets = [getattr(p, which) for p in parts]
+        return ImageSet(torch.cat([_bring_to(s.images, info.channels, info.size) for s in sets]),
+                        torch.cat([s.labels + off for s, off in zip(sets, offsets, strict=True)]),
+                        torch.cat([s.source_index for s in sets]))
+
+    train, val, test = joined("train"), joined("val"), joined("test")
+    fingerprint = hashlib.sha256("|".join(p.split["fingerprint"] for p in parts).encode()).hexdigest()[:16]
+    split = {"parts": {p.info.name: p.split for p in parts},
+             "sizes": {"train": len(train), "val": len(val), "test": len(test)},
+             "source": info.source, "fingerprint": fingerprint}
+    return TaskData(info, train, val, test, split)
