@@ -245,4 +245,6 @@ class Tracker:
         if run_id is None:
             return
         self.set_tags(run_id, tags or {})
-        self._safe("end run", self.client.set_terminated, run_id, "FINISHED" if status == "done" else "FAILED")
+        # interrupted: KILLED, neither finished nor failed; the rerun that resumes the cell sets it RUNNING again
+        mlflow_status = {"done": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
+        self._safe("end run", self.client.set_terminated, run_id, mlflow_status)

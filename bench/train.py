@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import platform
 import resource
+import signal
 import socket
 import sys
 import time
@@ -31,6 +32,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from bench import checkpoint, stop
+from bench.checkpoint import CorruptCheckpoint
 from bench.config import Cell
 from bench.data import dataset_info, load_task
 from bench.energy import EnergyMeter, combine_sources, open_meter
@@ -115,6 +118,7 @@ class Member:
     resumed_from: Optional[int] = None
     run_id: Optional[str] = None
     rng: Optional[torch.Tensor] = None  # the global RNG state its checkpoint saved
+    checkpoint_problems: list = field(default_factory=list)  # corrupt checkpoints skipped on resume (one line each)
 
     @property
     def learned(self) -> torch.nn.Module:
@@ -305,12 +309,16 @@ def train_epoch(model, members: list[Member], data: Split, epoch: int,
 
 
 def resume(member: Member, device) -> None:
-    path = member.directory / CHECKPOINT
-    if not path.is_file():
+    """Load the member's newest good checkpoint (`bench.checkpoint`); a corrupt one is reported and skipped."""
+    def same_cell(state: dict) -> None:
+        if state.get("cell_id") != member.cell.cell_id:
+            raise CorruptCheckpoint(f"{CHECKPOINT} belongs to cell {state.get('cell_id')}, not {member.cell.cell_id}")
+
+    loaded = checkpoint.load(member.directory, map_location=device, check=same_cell)
+    member.checkpoint_problems = loaded.problems
+    ckpt = loaded.state
+    if ckpt is None:
         return
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    if ckpt["cell_id"] != member.cell.cell_id:
-        raise RuntimeError(f"{path} belongs to cell {ckpt['cell_id']}, not {member.cell.cell_id}")
     member.learned.load_state_dict(ckpt["learned"])
     member.optimizer.load_state_dict(ckpt["optimizer"])
     member.history, member.best, member.start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
@@ -320,11 +328,19 @@ def resume(member: Member, device) -> None:
 
 
 def checkpoint_epoch(directory: Path) -> int:
-    """The epoch a cell's checkpoint reached (0: none): cells pack only with cells at the same epoch."""
-    path = Path(directory) / CHECKPOINT
-    if not path.is_file():
-        return 0
-    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    """The epoch a cell would resume from (0: none; a corrupt checkpoint is skipped as `resume` skips it):
+    cells pack only with cells at the same epoch."""
+    return checkpoint.good_epoch(Path(directory))
+
+
+def stop_agreed(accelerator: Accelerator) -> Optional[int]:
+    """The signal asking to stop (`bench.stop`) if any rank got one, else None: every rank stops at the same
+    epoch boundary."""
+    signum = stop.requested()
+    if accelerator.num_processes == 1:
+        return signum
+    asked = accelerator.reduce(torch.tensor([float(signum is not None)], device=accelerator.device), reduction="sum")
+    return (signum or signal.SIGTERM) if asked.item() > 0 else None
 
 
 def compile_warmup(model, members: list[Member], data: Split, accelerator: Accelerator) -> None:
@@ -402,6 +418,8 @@ def run_pack(
     if len(members) == 1 and members[0].rng is not None:
         torch.set_rng_state(members[0].rng.cpu())  # dropout in a whole network draws from it
     for m in members:
+        for problem in m.checkpoint_problems if main else ():
+            print(f"reprogbench: {m.cell.cell_id}: {problem}", file=sys.stderr, flush=True)
         if m.resumed_from:
             log(f"  resuming {m.cell.name} from epoch {m.start_epoch}")
 
@@ -436,6 +454,9 @@ def run_pack(
             log(f"  compiled {cells[0].backbone} in {members[0].clock.compile_s * len(members):.1f}s")
 
         for epoch in range(members[0].start_epoch, hp["epochs"]):
+            signum = stop_agreed(accelerator)  # every member's checkpoint of the last epoch is on disk
+            if signum:
+                raise stop.Interrupted(signum, epoch)
             timer.skip()
             trained = train_epoch(model, members, splits["train"], epoch, accelerator)
             timer.charge("train_s")
@@ -459,9 +480,10 @@ def run_pack(
     except BaseException as exc:
         # SystemExit: stopped on purpose (Ray Tune's scheduler ends a weak trial this way); who stopped it closes
         # the run
+        # Interrupted: KILLED, and the rerun that resumes the cell sets it RUNNING again
         if main and tracker is not None and not isinstance(exc, SystemExit):
             for m in members:
-                tracker.finish(m.run_id, "failed")
+                tracker.finish(m.run_id, "interrupted" if isinstance(exc, stop.Interrupted) else "failed")
         raise
     finally:
         meter.close()
@@ -497,7 +519,7 @@ def end_of_epoch(m: Member, epoch: int, train_loss, train_acc, seen, val_loss, v
         m.best = {"epoch": epoch + 1, "val_acc": val_acc,
                   "learned": {k: v.detach().clone() for k, v in m.learned.state_dict().items()}}
     if main:
-        save_torch(m.directory / CHECKPOINT, {
+        checkpoint.save(m.directory, {
             "cell_id": m.cell.cell_id, "epoch": epoch + 1, "learned": m.learned.state_dict(),
             "optimizer": m.optimizer.state_dict(), "rng": torch.get_rng_state(), "history": m.history,
             "best": m.best, "clock": m.clock.state(),
@@ -531,6 +553,7 @@ def make_record(m: Member, test_loss: float, test_acc: float, split: dict, accel
         "split": split,
         "environment": environment(accelerator),
         "resumed_from_epoch": m.resumed_from,
+        "checkpoint_problems": m.checkpoint_problems,  # corrupt checkpoints skipped on resume
         "started_at": started_at,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mlflow_run_id": m.run_id,

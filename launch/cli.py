@@ -82,15 +82,22 @@ def cmd_run(args) -> int:
     summary = run_cells(grid, cells, settings, workers=workers)
     if not main:
         return EXIT_FAILED if summary.failed else 0
-    ran = len(summary.outcomes)
+    ran = sum(o.status in ("done", "failed", "blocked") for o in summary.outcomes)
     print(f"{grid.name}: {ran} cell(s) run, {summary.already_done} already done, {len(summary.failed)} failed "
           f"({time.perf_counter() - start:.1f}s)")
     print(results_table(grid, cells, settings.results_root))
     if settings.tracking_uri:
         print(mlflow_hint(settings.tracking_uri, grid.name, summary.experiment_id))
-    for outcome in summary.failed:
+    for outcome in summary.failed + summary.lost:
         print(f"{outcome.status}: {outcome.cell.cell_id} {outcome.cell.name}: {outcome.message}", file=sys.stderr)
-    return EXIT_FAILED if summary.failed else 0
+    if summary.interrupted:
+        from launch.interrupts import exit_status
+
+        done = summary.already_done + sum(o.status == "done" for o in summary.outcomes)
+        print(f"interrupted: {done} cell(s) done, {summary.pending} pending; rerun the same command to continue",
+              file=sys.stderr)
+        return exit_status(summary.interrupted)
+    return EXIT_FAILED if summary.failed or summary.lost else 0
 
 
 def slurm_profile(args):
@@ -300,7 +307,15 @@ def cmd_cell(args) -> int:
         print(f"{args.cell_id}: already done")  # array tasks rerun after a requeue find finished cells here
         return 0
     check_inputs([cells[args.cell_id]], args.data_root, args.grid)
-    outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
+    from launch.interrupts import StopOnSignals, exit_status
+
+    with StopOnSignals():  # under torchrun: torchrun forwards its SIGINT / SIGTERM to every rank as SIGTERM
+        outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
+    if outcome.status == "interrupted":
+        print(f"interrupted: {args.cell_id}: {outcome.message}; rerun the same command to continue", file=sys.stderr)
+        from bench import stop
+
+        return exit_status(stop.requested() or 15)  # 15: SIGTERM
     if outcome.status != "done":
         print(f"failed: {args.cell_id}: {outcome.message}", file=sys.stderr)
         return EXIT_FAILED

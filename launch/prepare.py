@@ -20,11 +20,13 @@ from tabulate import tabulate
 from bench.config import GridError, load_grid, resolve_grid_path
 from bench.data import dataset_available, dataset_info, list_datasets, needs_download
 from bench.data import prepare as prepare_dataset
+from bench.models import checksums
 from bench.models.thesis_nets import (
     TIMM_MODELS,
     download_weights,
     verify_weights,
     weights_names,
+    weights_path,
     weights_present,
     weights_source,
 )
@@ -98,15 +100,22 @@ def prepare_dataset_outcome(name: str, data_root: Path) -> Outcome:
     return Outcome("dataset", name, "fetched", f"{where} (torchvision checks the md5 it publishes)")
 
 
+def verified_and_pinned(name: str) -> str:
+    """Check the file against its published checksum, then keep its full sha256 beside it for every later load."""
+    checked = verify_weights(name)
+    checksums.pin(weights_path(name))
+    return checked
+
+
 def prepare_weights_outcome(name: str) -> Outcome:
     try:
         if weights_present(name):
-            return Outcome("weights", name, "present", verify_weights(name))
+            return Outcome("weights", name, "present", verified_and_pinned(name))
         why = unreachable(weights_host(name))
         if why:
             return Outcome("weights", name, "missing", why)
         download_weights(name)
-        return Outcome("weights", name, "fetched", verify_weights(name))
+        return Outcome("weights", name, "fetched", verified_and_pinned(name))
     except Exception as e:  # noqa: BLE001 - a network or checksum error for one file; the others go on
         return Outcome("weights", name, "missing", _one_line(e))
 
