@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from bench.data import dataset_available, dataset_info, list_datasets
+from bench.grid_guard import MAX_CELLS, GuardError, cell_bound, check_cells, check_name, load_yaml
 from bench.methods import METHODS, list_methods
 from bench.models import backbone_info, list_backbones
 from bench.search_space import SearchSpaceError, Space, parse_space, values_to_check
@@ -300,14 +301,32 @@ def _resolve_original(orig: OriginalSpec, i: int, grid: GridFile, data_root: Opt
     return original, backbone, dataset_info(trained_on).num_classes, pretrain, label
 
 
-def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None) -> Grid:
+def check_keys(value: Any, where: str) -> None:
+    """Every mapping key is a name: `1: 2` or `null: x` in a grid is a typo, and later code joins keys as text."""
+    stack = [(value, where)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise GridError(f"{where or 'the grid'}: key {key!r} is not a name; keys are strings")
+                stack.append((item, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None, max_cells: int = MAX_CELLS) -> Grid:
     if not isinstance(raw, dict):
         raise GridError("the file must be a YAML mapping with originals, tasks, methods, hparams, seeds")
     for key in ("hparams", "split"):
         if not isinstance(raw.get(key, {}), dict):
             raise GridError(f"{key}: must be a mapping of key: value")
+    check_keys(raw, "")
     grid = _validated(GridFile, raw, "")
     name = grid.name or name
+    check_name(name)
+    check_cells(cell_bound(len(grid.originals), len(grid.tasks), grid.methods, grid.hparams, len(grid.seeds)),
+                max_cells)
     for i, task in enumerate(grid.tasks):
         _check_known("dataset", task, list_datasets(), f"tasks[{i}]")
     for i, orig in enumerate(grid.originals):
@@ -469,17 +488,35 @@ def resolve_grid_path(grid: str | Path) -> Path:
     raise GridError(f"{grid}: no such grid file, and not a shipped grid ({known})")
 
 
-def load_grid(grid: str | Path, data_root: Optional[Path] = None) -> Grid:
-    """Load, validate and expand a grid. Raises GridError with one line that names the file."""
+def load_grid(grid: str | Path, data_root: Optional[Path] = None, max_cells: int = MAX_CELLS) -> Grid:
+    """Load, validate and expand a grid (within `bench.grid_guard`'s limits). Raises GridError with one line that
+    names the file."""
     path = resolve_grid_path(grid)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(read_text(path))
+    except yaml.constructor.ConstructorError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise GridError(f"{path}: not plain YAML{at}: {exc.problem}; a grid holds only mappings, lists, strings and "
+                        "numbers (no tags such as !!python/object)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise GridError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    default_name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)
-    try:
-        return build_grid(raw, default_name, path, data_root)
-    except GridError as exc:
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())  # a ReaderError has no problem
+        raise GridError(f"{path}: not valid YAML{at}: {problem}") from None
+    except GuardError as exc:
         raise GridError(f"{path}: {exc}") from None
+    default_name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)
+    try:
+        return build_grid(raw, default_name, path, data_root, max_cells)
+    except (GridError, GuardError) as exc:
+        raise GridError(f"{path}: {exc}") from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GridError(f"{path}: not a text file (UTF-8): {exc.reason} at byte {exc.start}") from None
+    except OSError as exc:
+        raise GridError(f"{path}: cannot read it: {exc.strerror or exc}") from None

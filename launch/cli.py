@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 import time
 from pathlib import Path
 
 from bench.config import Grid, GridError, load_grid, parse_filters
+from bench.grid_guard import MAX_CELLS
 from bench.registry import UnknownName
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -30,7 +32,7 @@ def _tracking_uri(args) -> str | None:
 
 
 def _load(args) -> tuple[Grid, list]:
-    grid = load_grid(args.grid, data_root=args.data_root)
+    grid = load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
     for note in grid.notes:
         print(f"note: {note}", file=sys.stderr)
     return grid, grid.select(parse_filters(args.filter or []))
@@ -199,7 +201,7 @@ def cmd_ui(args) -> int:
     from bench.track import default_tracking_uri, sqlite_path
     from launch.mlflow_ui import UiError, runs_url, serve
 
-    grid = load_grid(args.grid, data_root=args.data_root)
+    grid = load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
     uri = args.tracking_uri or default_tracking_uri(_results_root(args))
     db = sqlite_path(uri)
     if db is None:  # a tracking server: it already serves the UI
@@ -296,7 +298,7 @@ def cmd_cell(args) -> int:
     from launch.local import execute_cell
     from launch.preflight import check_inputs
 
-    grid = load_grid(args.grid, data_root=args.data_root)
+    grid = load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
     cells = grid.by_id()
     if args.cell_id not in cells:
         raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
@@ -372,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("grid", help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
         p.add_argument("--results", help="results folder (default $REPROGBENCH_RESULTS or ./results)")
+        p.add_argument("--max-cells", type=int, default=MAX_CELLS, metavar="N",
+                       help=f"refuse a grid that expands to more than N cells (default {MAX_CELLS:,}: a larger grid "
+                            "is more often a typo than a plan)")
         add_input_dirs(p)
         return p
 
@@ -499,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """A message as one printable line: a hostile name's newlines and control characters are shown escaped."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -520,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
             StoreUnreadable, UiError, SweepError) as exc:
-        print(f"reprogbench: error: {exc}", file=sys.stderr)
+        print(f"reprogbench: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("reprogbench: interrupted; finished cells are kept, rerun the same command to go on", file=sys.stderr)
