@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
@@ -35,6 +36,10 @@ class GridError(ValueError):
 # --------------------------------------------------------------------------- schemas
 
 
+# what every seeded library accepts (numpy: 0 <= seed < 2**32); outside it a cell would fail when it starts
+Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,7 +54,7 @@ class HParams(_Strict):
 
 
 class SplitSpec(_Strict):
-    seed: StrictInt = 0
+    seed: Seed = 0
     val_fraction: float = Field(default=0.1, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)  # only for datasets without a test split
     max_train: Optional[StrictInt] = Field(default=None, ge=1)  # stratified subsample of train, for small runs
@@ -61,7 +66,7 @@ class OriginalSpec(_Strict):
     weights: Optional[Literal["imagenet"]] = None  # or ready-made weights
     fallback: Optional[str] = None  # dataset to pretrain on when `trained_on` is not on disk
     input_size: Optional[StrictInt] = Field(default=None, ge=4)
-    seed: StrictInt = 0
+    seed: Seed = 0
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}
     # pair this original only with these new tasks / methods (default: all the grid's); a table's rows are
@@ -80,7 +85,7 @@ class GridFile(_Strict):
     methods: list[dict[str, Any]] = Field(min_length=1)
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}
-    seeds: list[StrictInt] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1)
     # the published table its cells are compared with (bench/reference/<name>.csv), e.g. thesis_table_3_1
     reference: Optional[str] = None
     # rows of that table this grid cannot run, with why (e.g. a backbone with no PyTorch equivalent): shown by
@@ -97,7 +102,22 @@ def canonical_json(obj: Any) -> str:
 
 def make_cell_id(spec: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of the spec: the same on every machine and Python version."""
+    bad = _non_finite(spec, "")
+    if bad:  # JSON has no inf or nan; a cell with lr: .inf could not run anyway
+        raise GridError(f"{bad[0]}: {bad[1]!r} is not a finite number")
     return hashlib.sha256(canonical_json(spec).encode("ascii")).hexdigest()[:12]
+
+
+def _non_finite(value: Any, where: str) -> Optional[tuple[str, float]]:
+    """(path, value) of the first inf or nan in a spec, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 @dataclass(frozen=True)

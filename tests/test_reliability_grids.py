@@ -119,19 +119,31 @@ def test_hostile_grids_through_the_real_command_line(tmp_path):
 
 # --------------------------------------------------------------------------- property test
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-                    st.sampled_from(["ar", "digits", "test_tinycnn", "adam", "..", "/", "a,b", "mask, combine",
-                                     "imagenet", "first_k", "centre", ""]))
+WORDS = ["ar", "linear_probe", "scratch", "pretrain", "digits", "digits_01", "squares", "test_tinycnn", "smallcnn",
+         "resnet18", "imagenet", "adam", "sgd", "first_k", "random", "learned", "centre", "ones", "add", "multiply",
+         "thesis_table_3_1", "..", "/", "", "a,b", "mask, combine", "lr", "epochs", "loguniform", "uniform", "int",
+         "choice"]
+KEYS = ["name", "lr", "epochs", "batch_size", "optimizer", "hparams", "backbone", "trained_on", "weights", "fallback",
+        "input_size", "tasks", "methods", "lam", "mask", "combine", "label_map", "search", "seed", "split",
+        "max_train", "val_fraction", "mask, combine", "lr, epochs", "loguniform", "choice", "int"]
+EDGES = [0, -1, 1, 2, 10**20, 0.0, 1e-3, 0.5, 1.0, -1.0, 1e30, 1e308, float("inf"), float("-inf"), float("nan"),
+         True, False, None, "", "1e-3", [], {}, [[]], [None]]
+scalars = st.one_of(st.sampled_from(EDGES), st.integers(-3, 300), st.integers(-10**30, 10**30),
+                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.sampled_from(WORDS))
 values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=8), st.sampled_from(
-        ["name", "lr", "epochs", "hparams", "backbone", "trained_on", "tasks", "methods", "lam", "search", "seed"])),
-        inner, max_size=4)), max_leaves=12)
+    st.lists(inner, max_size=4),
+    st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), inner, max_size=4)), max_leaves=10)
 PATHS = [("name",), ("originals",), ("originals", 0), ("originals", 0, "backbone"), ("originals", 0, "hparams"),
-         ("originals", 0, "trained_on"), ("tasks",), ("tasks", 0), ("methods",), ("methods", 0),
-         ("methods", 0, "lam"), ("methods", 0, "hparams"), ("methods", 1, "name"), ("hparams",),
-         ("hparams", "epochs"), ("hparams", "lr"), ("split",), ("split", "max_train"), ("seeds",), ("seeds", 0),
-         ("reference",), ("not_run",), ("methods", 0, "search"), ("originals", 0, "method_params")]
+         ("originals", 0, "trained_on"), ("originals", 0, "weights"), ("originals", 0, "fallback"),
+         ("originals", 0, "input_size"), ("originals", 0, "tasks"), ("originals", 0, "methods"),
+         ("originals", 0, "split"), ("originals", 0, "seed"), ("tasks",), ("tasks", 0), ("methods",),
+         ("methods", 0), ("methods", 0, "lam"), ("methods", 0, "mask"), ("methods", 0, "combine"),
+         ("methods", 0, "label_map"), ("methods", 0, "input_size"), ("methods", 0, "mask, combine"),
+         ("methods", 0, "hparams"), ("methods", 0, "hparams", "lr"), ("methods", 1, "name"), ("methods", 1),
+         ("hparams",), ("hparams", "epochs"), ("hparams", "lr"), ("hparams", "batch_size"), ("hparams", "optimizer"),
+         ("hparams", "lr, epochs"), ("split",), ("split", "max_train"), ("split", "val_fraction"), ("seeds",),
+         ("seeds", 0), ("reference",), ("not_run",), ("methods", 0, "search"), ("methods", 0, "search", "lr"),
+         ("originals", 0, "method_params"), ("originals", 0, "method_params", "ar")]
 
 
 def set_at(document, path: tuple, value) -> None:
@@ -149,12 +161,26 @@ def set_at(document, path: tuple, value) -> None:
         target[last] = value
 
 
+def delete_at(document, path: tuple) -> None:
+    parent = document
+    for key in path[:-1]:
+        if not (isinstance(parent, dict) and key in parent):
+            return
+        parent = parent[key]
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
+
+
 @st.composite
 def mutated_grids(draw):
     """The valid grid with one to three values replaced by random ones: near misses, as typos are."""
     grid = copy.deepcopy(VALID)
     for _ in range(draw(st.integers(1, 3))):
-        set_at(grid, draw(st.sampled_from(PATHS)), draw(values))
+        path = draw(st.sampled_from(PATHS))
+        if draw(st.integers(0, 5)) == 0:
+            delete_at(grid, path)
+        else:
+            set_at(grid, path, draw(values))
     return yaml.safe_dump(grid, allow_unicode=True)
 
 
@@ -198,3 +224,15 @@ def test_any_document_through_the_cli_exits_0_or_2_with_one_line(tmp_path_factor
         assert len(lines) == 1 and lines[0].startswith("reprogbench: error: ")
     else:
         assert code == 0
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"hparams": {"lr": float("inf")}}, "hparams.lr: inf is not a finite number"),
+    ({"methods": [{"name": "ar", "lam": float("inf")}]}, "method.lam: inf is not a finite number"),
+    ({"seeds": [-1]}, "seeds.0: Input should be greater than or equal to 0"),
+    ({"seeds": [2**40]}, "seeds.0: Input should be less than 4294967296"),
+], ids=["inf_lr", "inf_lam", "negative_seed", "seed_over_32_bits"])
+def test_values_no_cell_could_run_with_are_refused(tmp_path, capsys, change, expected):
+    """Found by the property test or beside what it found: each was a traceback, or a cell failing when it started."""
+    path = write(tmp_path, yaml.safe_dump({**VALID, **change}))
+    assert expected in cli_error(capsys, "ls", path)
