@@ -109,6 +109,19 @@ def save(directory: Path, state: dict) -> None:
     _fsync_dir(directory)
 
 
+def save_file(path: Path, obj: Any) -> None:
+    """A torch file written atomically with its `.sha256` beside it (a pretrain cell's `model.pt`); `verify` checks
+    it."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, data)
+    _write_atomic(checksum_path(path), json.dumps({"sha256": hashlib.sha256(data).hexdigest(),
+                                                   "size": len(data)}).encode())
+    _fsync_dir(path.parent)
+
+
 def _good(path: Path) -> bool:
     """Whether `load` would take this file (a save never rotates a bad latest over a good previous one)."""
     try:

@@ -1,6 +1,7 @@
 """Where results go: each cell's local record (the source of truth) and its MLflow run (for the UI).
 
-Layout: `results/<grid>/<cell_id>/` holds `result.json` (done or failed), `checkpoint.pt` (latest epoch),
+Layout: `results/<grid>/<cell_id>/` holds `result.json` (done or failed), `checkpoint.pt` (latest epoch; with
+`checkpoint.pt.sha256` and the epoch before, `checkpoint.prev.pt`: `bench.checkpoint`),
 `model.pt` (a pretrain cell's weights, which other cells load), `error.txt` (a failed cell's traceback) and
 `mlflow_run_id` (so a resumed cell keeps logging into the same MLflow run).
 """

@@ -41,7 +41,7 @@ from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key
 from bench.reference import thesis_params
-from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, git_commit, save_torch, write_json
+from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, git_commit, write_json
 
 
 def eval_batch(device: torch.device) -> int:
@@ -176,7 +176,14 @@ def load_original(cell: Cell, dependency_dirs: dict[str, Path]) -> Backbone:
         )
     backbone = create_backbone(name, num_classes=dataset_info(original["trained_on"]).num_classes,
                                input_size=input_size)
-    backbone.load_state_dict(torch.load(source, map_location="cpu", weights_only=True))
+    try:
+        checkpoint.verify(source)
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a checksum mismatch, a truncated zip: the same fix
+        raise MissingOriginal(f"original model {source} is corrupt ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); delete the folder of its pretrain "
+                              f"cell {original['pretrain_cell']} and rerun the grid to train it again") from None
+    backbone.load_state_dict(state)
     return backbone
 
 
@@ -483,7 +490,8 @@ def run_pack(
         # Interrupted: KILLED, and the rerun that resumes the cell sets it RUNNING again
         if main and tracker is not None and not isinstance(exc, SystemExit):
             for m in members:
-                tracker.finish(m.run_id, "interrupted" if isinstance(exc, stop.Interrupted) else "failed")
+                stopped = isinstance(exc, (stop.Interrupted, KeyboardInterrupt))  # KeyboardInterrupt: asked twice
+                tracker.finish(m.run_id, "interrupted" if stopped else "failed")
         raise
     finally:
         meter.close()
@@ -496,7 +504,7 @@ def run_pack(
         if not main:
             continue
         if METHODS.get(m.cell.method).makes_original:
-            save_torch(m.directory / MODEL, m.learned.state_dict())
+            checkpoint.save_file(m.directory / MODEL, m.learned.state_dict())
         write_json(m.directory / RESULT, record)
         if tracker is not None:
             final = {"test_acc": test_acc, "test_loss": test_loss, "best_val_acc": m.best["val_acc"],  # None: not read

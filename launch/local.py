@@ -3,7 +3,9 @@
 Dependencies run first (pretrain cells are a wave of their own); finished cells are skipped; a failing cell is
 recorded as failed with its error and the others go on. Cells that can share a frozen backbone pass are packed
 (`bench.pack`, up to `RunSettings.pack` per pass); a cell that diverges inside a pack fails alone and
-the rest of its pack goes on from their checkpoints.
+the rest of its pack goes on from their checkpoints. SIGINT / SIGTERM stop the launch cleanly (`launch.interrupts`):
+running cells end their epoch and stop as `interrupted`, resumable; a worker that dies loses its cells' epoch in
+progress (`lost`), and a rerun resumes them.
 """
 from __future__ import annotations
 

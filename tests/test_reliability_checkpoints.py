@@ -13,7 +13,7 @@ from bench.checkpoint import LATEST, PREVIOUS, checksum_path
 from bench.config import load_grid
 from bench.models import WeightsMissing, create_backbone
 from bench.models.torchvision_nets import imagenet_weights_path
-from bench.train import checkpoint_epoch, run_cell
+from bench.train import MissingOriginal, checkpoint_epoch, run_cell
 
 
 def state(epoch: int) -> dict:
@@ -175,3 +175,27 @@ def test_corrupt_imagenet_weights_are_refused_at_load_naming_prepare(torch_home)
     message = str(info.value)
     assert "sha256" in message and "f37072fd" in message and "reprogbench prepare --weights resnet18" in message
     assert "\n" not in message
+
+
+PRETRAINED = """
+name: orig
+originals:
+  - {backbone: test_tinycnn, trained_on: digits, hparams: {epochs: 1}}
+tasks: [digits]
+methods: [{name: linear_probe}]
+hparams: {batch_size: 64, epochs: 1}
+split: {max_train: 200}
+"""
+
+
+def test_a_corrupt_original_model_is_one_line_naming_the_pretrain_cell(tmp_path):
+    (tmp_path / "orig.yaml").write_text(PRETRAINED)
+    pretrain, probe = load_grid(tmp_path / "orig.yaml").cells
+    run_cell(pretrain, tmp_path / "pretrain")
+    model = tmp_path / "pretrain" / "model.pt"
+    assert checkpoint.verify(model)["size"] == model.stat().st_size  # written with its checksum
+    flip_bytes(model)
+    with pytest.raises(MissingOriginal) as info:
+        run_cell(probe, tmp_path / "probe", dependency_dirs={pretrain.cell_id: tmp_path / "pretrain"})
+    message = str(info.value)
+    assert "is corrupt" in message and f"pretrain cell {pretrain.cell_id}" in message and "\n" not in message
