@@ -1,6 +1,7 @@
 """`reprogbench`: run grids (here or on Slurm), follow them, report results, open MLflow, prepare inputs, benchmark.
 
-Exit status: 0 all good; 1 some cell failed; 2 bad input (a malformed grid, an unknown name, a missing file).
+Exit status: 0 all good; 1 some cell failed (or was lost with its worker); 2 bad input (a malformed grid, an
+unknown name, a missing file); 130 / 143 stopped by SIGINT / SIGTERM (rerun the same command to continue).
 """
 from __future__ import annotations
 

@@ -111,7 +111,10 @@ def execute_cell(cell: Cell, settings: RunSettings, log_epochs: bool = False) ->
 
 def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
     """Record a cell's failure (its traceback in error.txt, a failed result.json) and return its outcome."""
-    message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    from bench.train import Diverged
+
+    # a divergence is its own line (`cell X diverged at epoch 3, step 120: loss nan; try a lower lr`)
+    message = (str(exc) if isinstance(exc, Diverged) else f"{type(exc).__name__}: {exc}").splitlines()[0]
     if distributed_rank() == 0:
         directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
         directory.mkdir(parents=True, exist_ok=True)
@@ -231,7 +234,9 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
                         failed.add(outcome.cell.cell_id)
                     _report(bar, outcome, summary)
                 if pool is not None and getattr(pool, "_broken", False):
-                    pool.shutdown(wait=False)  # a worker died; the next wave gets a fresh pool
+                    # a worker died; the next wave gets a fresh pool. Waiting joins the broken pool's threads now:
+                    # left running, they can fail on closed pipes at interpreter exit (a traceback after all)
+                    pool.shutdown(wait=True, cancel_futures=True)
                     pool = None
     except KeyboardInterrupt:  # a second signal: stop now, the running epochs are lost
         for process in (getattr(pool, "_processes", None) or {}).values():

@@ -66,6 +66,9 @@ def test_diverging_cells_fail_alone_with_one_line_and_the_others_finish(tmp_path
     for cell_id in bad | good:
         assert (cell_dir(results, "diverge", cell_id) / MLFLOW_RUN).read_text() in {r.info.run_id for r in runs}
 
+    print(f"FIGURE divergence {args}: cells {len(bad | good)}, injected {len(bad)}, stopped at "
+          f"{sorted((e, st, loss) for _, e, st, loss in summary)}, failed records {len(bad)}, done {len(good)}, "
+          f"MLflow runs {len(runs)} for {len(bad | good)} cells")
     shown = subprocess.run([sys.executable, "-m", "launch.cli", "status", str(path), "--results", str(results)],
                            capture_output=True, text=True, timeout=300)
     assert shown.returncode == 1 and "Traceback" not in shown.stderr
