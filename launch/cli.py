@@ -334,7 +334,7 @@ def cmd_prepare(args) -> int:
     if not args.targets and not args.weights:
         raise UnknownName("name a grid (e.g. thesis_table_3_1), datasets, or --weights BACKBONE to prepare")
     root = Path(args.data_root or default_data_root())
-    inputs = inputs_of(args.targets, args.weights, root)  # every name checked before any download starts
+    inputs = inputs_of(args.targets, args.weights, root, args.max_cells)  # every name checked before any download
     outcomes = prepare(inputs, root)
     print(report(outcomes))
     missing = [o.name for o in outcomes if o.status == "missing"]
@@ -487,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--weights", action="append", default=[], metavar="BACKBONE",
                       help="also these ImageNet weights (torchvision's into the torch hub cache, timm's into the "
                            "Hugging Face cache); repeatable")
+    prep.add_argument("--max-cells", type=int, default=MAX_CELLS, metavar="N",
+                      help=f"refuse a grid that expands to more than N cells (default {MAX_CELLS:,}), as run does")
     add_input_dirs(prep)
     prep.set_defaults(func=cmd_prepare)
     bench = sub.add_parser("bench", help="measure the fast paths against the naive ones; append to BENCHMARKS.md",

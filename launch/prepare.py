@@ -20,6 +20,7 @@ from tabulate import tabulate
 from bench.config import GridError, load_grid, resolve_grid_path
 from bench.data import dataset_available, dataset_info, list_datasets, needs_download
 from bench.data import prepare as prepare_dataset
+from bench.grid_guard import MAX_CELLS
 from bench.models import checksums
 from bench.models.thesis_nets import (
     TIMM_MODELS,
@@ -45,7 +46,7 @@ class Outcome:
     detail: str  # where it is, or why it could not be fetched
 
 
-def inputs_of(targets: list[str], weights: list[str], data_root: Path | None) -> Inputs:
+def inputs_of(targets: list[str], weights: list[str], data_root: Path | None, max_cells: int = MAX_CELLS) -> Inputs:
     """Datasets and weights named by `targets` (grid names / files, or dataset names) and `--weights`."""
     datasets: set[str] = set()
     backbones = set(weights)
@@ -58,7 +59,7 @@ def inputs_of(targets: list[str], weights: list[str], data_root: Path | None) ->
         except GridError:
             raise UnknownName(f"{target!r} is neither a dataset nor a grid (a YAML file or a shipped grid); "
                               f"datasets: {', '.join(list_datasets())}") from None
-        grid = load_grid(path, data_root=data_root)
+        grid = load_grid(path, data_root=data_root, max_cells=max_cells)
         needed = Inputs.of(grid.cells)
         datasets |= set(needed.datasets)
         backbones |= set(needed.weights)
