@@ -210,7 +210,7 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
     try:
         with signals:
             for wave in waves(pending):
-                if stop.requested():
+                if stop_before_next_pack():
                     break
                 runnable = []
                 for cell in wave:
@@ -227,7 +227,7 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
                                                        initializer=_init_worker, initargs=(settings.threads,))
                     outcomes = _pool_outcomes(pool, packs, settings)
                 else:
-                    outcomes = (o for pack in packs if not stop.requested()
+                    outcomes = (o for pack in packs if not stop_before_next_pack()
                                 for o in execute_pack(pack, settings, log_epochs=main))
                 for outcome in outcomes:
                     if outcome.status != "done":
@@ -254,6 +254,12 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
             tracker.finish(summary.parent_run_id, "interrupted" if summary.interrupted else
                            "failed" if summary.failed or summary.lost or summary.pending else "done")
     return summary
+
+
+def stop_before_next_pack() -> bool:
+    """Whether to start no further pack. Under torchrun the ranks would not agree on it (each got the signal at
+    its own moment): every pack starts, and the trainer stops them all at the same epoch boundary."""
+    return stop.requested() is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1
 
 
 def _pool_outcomes(pool: ProcessPoolExecutor, packs: list[list[Cell]], settings: RunSettings):
