@@ -296,7 +296,7 @@ def submit_sweep_to_slurm(args, grid, chosen, settings, options, profile) -> int
 
 def cmd_cell(args) -> int:
     """One cell, in the foreground: what torchrun (and later schedulers) launch."""
-    from launch.local import execute_cell
+    from launch.local import distributed_rank, execute_cell
     from launch.preflight import check_inputs
 
     grid = load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
@@ -315,7 +315,9 @@ def cmd_cell(args) -> int:
     with StopOnSignals():  # under torchrun: torchrun forwards its SIGINT / SIGTERM to every rank as SIGTERM
         outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
     if outcome.status == "interrupted":
-        print(f"interrupted: {args.cell_id}: {outcome.message}; rerun the same command to continue", file=sys.stderr)
+        if distributed_rank() == 0:
+            print(f"interrupted: {args.cell_id}: {outcome.message}; rerun the same command to continue",
+                  file=sys.stderr)
         from bench import stop
 
         return exit_status(stop.requested() or 15)  # 15: SIGTERM

@@ -7,6 +7,9 @@ forwards a SIGTERM to them (a `kill PID` reaches the parent only). Interrupted c
 nor failed, so a rerun resumes them. A second signal to the parent stops at once (KeyboardInterrupt), losing at
 most each running cell's current epoch, like `kill -9`.
 
+Under torchrun, torchrun forwards its SIGINT / SIGTERM to every rank; the ranks agree at the next epoch boundary
+(`bench.train.stop_agreed`) and stop together (torchrun then reports the signal with its own traceback).
+
 Under Slurm, submitit handles the signals itself (USR2 before a time limit or on preemption requeues the job:
 `launch.slurm.PackJob.checkpoint`); this module is not used there.
 """
@@ -48,11 +51,17 @@ class StopOnSignals:
         self._previous = {}
 
     def _handle(self, signum: int, frame) -> None:
+        # under torchrun a rank gets the terminal's Ctrl-C and torchrun's forwarded signal: twice is not "again"
+        ranked = "WORLD_SIZE" in os.environ
         if stop.requested() is not None:
+            if ranked:
+                return
             raise KeyboardInterrupt  # asked twice: stop now
         stop.request(signum)
-        print(f"reprogbench: {stop.signal_name(signum)}: running cells stop after their current epoch, which saves "
-              "their checkpoint (send it again to stop at once, losing that epoch)", file=sys.stderr, flush=True)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"reprogbench: {stop.signal_name(signum)}: running cells stop after their current epoch, which "
+                  "saves their checkpoint" + ("" if ranked else " (send it again to stop at once, losing that epoch)"),
+                  file=sys.stderr, flush=True)
         self.forward()
 
     def forward(self) -> None:
