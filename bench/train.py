@@ -321,7 +321,9 @@ def resume(member: Member, device) -> None:
         if state.get("cell_id") != member.cell.cell_id:
             raise CorruptCheckpoint(f"{CHECKPOINT} belongs to cell {state.get('cell_id')}, not {member.cell.cell_id}")
 
-    loaded = checkpoint.load(member.directory, map_location=device, check=same_cell)
+    # loaded on the CPU: load_state_dict copies onto the parameters' device. A DDP rank on CPU saves storages
+    # tagged `cpu:0`, which torch cannot map to a device given as map_location (the resume restarted from scratch)
+    loaded = checkpoint.load(member.directory, map_location="cpu", check=same_cell)
     member.checkpoint_problems = loaded.problems
     ckpt = loaded.state
     if ckpt is None:
