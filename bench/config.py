@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from bench.data import dataset_available, dataset_info, known_task, list_datasets
+from bench.grid_guard import MAX_CELLS, GuardError, cell_bound, check_cells, check_name, load_yaml
 from bench.methods import METHODS, list_methods
 from bench.models import backbone_info, list_backbones
 from bench.search_space import SearchSpaceError, Space, parse_space, values_to_check
@@ -32,6 +34,10 @@ class GridError(ValueError):
 
 
 # --------------------------------------------------------------------------- schemas
+
+
+# what every seeded library accepts (numpy: 0 <= seed < 2**32); outside it a cell would fail when it starts
+Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 
 class _Strict(BaseModel):
@@ -48,7 +54,7 @@ class HParams(_Strict):
 
 
 class SplitSpec(_Strict):
-    seed: StrictInt = 0
+    seed: Seed = 0
     val_fraction: float = Field(default=0.1, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)  # only for datasets without a test split
     max_train: Optional[StrictInt] = Field(default=None, ge=1)  # stratified subsample of train, for small runs
@@ -60,7 +66,7 @@ class OriginalSpec(_Strict):
     weights: Optional[Literal["imagenet"]] = None  # or ready-made weights
     fallback: Optional[str] = None  # dataset to pretrain on when `trained_on` is not on disk
     input_size: Optional[StrictInt] = Field(default=None, ge=4)
-    seed: StrictInt = 0
+    seed: Seed = 0
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}  # how its pretrain cell splits its original task
     # how the new tasks of this original's cells are split, over the grid's `split` (e.g. a smaller max_train for
@@ -85,7 +91,7 @@ class GridFile(_Strict):
     methods: list[dict[str, Any]] = Field(min_length=1)
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}
-    seeds: list[StrictInt] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1)
     # the published table its cells are compared with (bench/reference/<name>.csv), e.g. thesis_table_3_1
     reference: Optional[str] = None
     # rows of that table this grid cannot run, with why (e.g. a backbone with no PyTorch equivalent): shown by
@@ -102,7 +108,22 @@ def canonical_json(obj: Any) -> str:
 
 def make_cell_id(spec: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of the spec: the same on every machine and Python version."""
+    bad = _non_finite(spec, "")
+    if bad:  # JSON has no inf or nan; a cell with lr: .inf could not run anyway
+        raise GridError(f"{bad[0]}: {bad[1]!r} is not a finite number")
     return hashlib.sha256(canonical_json(spec).encode("ascii")).hexdigest()[:12]
+
+
+def _non_finite(value: Any, where: str) -> Optional[tuple[str, float]]:
+    """(path, value) of the first inf or nan in a spec, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -309,14 +330,32 @@ def _resolve_original(orig: OriginalSpec, i: int, grid: GridFile, data_root: Opt
     return original, backbone, dataset_info(trained_on).num_classes, pretrain, label
 
 
-def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None) -> Grid:
+def check_keys(value: Any, where: str) -> None:
+    """Every mapping key is a name: `1: 2` or `null: x` in a grid is a typo, and later code joins keys as text."""
+    stack = [(value, where)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise GridError(f"{where or 'the grid'}: key {key!r} is not a name; keys are strings")
+                stack.append((item, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def build_grid(raw: Any, name: str, path: Path, data_root: Optional[Path] = None, max_cells: int = MAX_CELLS) -> Grid:
     if not isinstance(raw, dict):
         raise GridError("the file must be a YAML mapping with originals, tasks, methods, hparams, seeds")
     for key in ("hparams", "split"):
         if not isinstance(raw.get(key, {}), dict):
             raise GridError(f"{key}: must be a mapping of key: value")
+    check_keys(raw, "")
     grid = _validated(GridFile, raw, "")
     name = grid.name or name
+    check_name(name)
+    check_cells(cell_bound(len(grid.originals), len(grid.tasks), grid.methods, grid.hparams, len(grid.seeds)),
+                max_cells)
     for i, task in enumerate(grid.tasks):
         if not known_task(task):  # a dataset, or a joint task `a+b` of datasets (bench.data.joint)
             for part in task.split("+"):
@@ -514,17 +553,35 @@ def resolve_grid_path(grid: str | Path) -> Path:
     raise GridError(f"{grid}: no such grid file, and not a shipped grid ({known})")
 
 
-def load_grid(grid: str | Path, data_root: Optional[Path] = None) -> Grid:
-    """Load, validate and expand a grid. Raises GridError with one line that names the file."""
+def load_grid(grid: str | Path, data_root: Optional[Path] = None, max_cells: int = MAX_CELLS) -> Grid:
+    """Load, validate and expand a grid (within `bench.grid_guard`'s limits). Raises GridError with one line that
+    names the file."""
     path = resolve_grid_path(grid)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(read_text(path))
+    except yaml.constructor.ConstructorError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise GridError(f"{path}: not plain YAML{at}: {exc.problem}; a grid holds only mappings, lists, strings and "
+                        "numbers (no tags such as !!python/object)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise GridError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    default_name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)
-    try:
-        return build_grid(raw, default_name, path, data_root)
-    except GridError as exc:
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())  # a ReaderError has no problem
+        raise GridError(f"{path}: not valid YAML{at}: {problem}") from None
+    except GuardError as exc:
         raise GridError(f"{path}: {exc}") from None
+    default_name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)
+    try:
+        return build_grid(raw, default_name, path, data_root, max_cells)
+    except (GridError, GuardError) as exc:
+        raise GridError(f"{path}: {exc}") from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GridError(f"{path}: not a text file (UTF-8): {exc.reason} at byte {exc.start}") from None
+    except OSError as exc:
+        raise GridError(f"{path}: cannot read it: {exc.strerror or exc}") from None

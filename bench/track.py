@@ -1,6 +1,7 @@
 """Where results go: each cell's local record (the source of truth) and its MLflow run (for the UI).
 
-Layout: `results/<grid>/<cell_id>/` holds `result.json` (done or failed), `checkpoint.pt` (latest epoch),
+Layout: `results/<grid>/<cell_id>/` holds `result.json` (done or failed), `checkpoint.pt` (latest epoch; with
+`checkpoint.pt.sha256` and the epoch before, `checkpoint.prev.pt`: `bench.checkpoint`),
 `model.pt` (a pretrain cell's weights, which other cells load), `error.txt` (a failed cell's traceback) and
 `mlflow_run_id` (so a resumed cell keeps logging into the same MLflow run).
 """
@@ -370,4 +371,6 @@ class Tracker:
         if run_id is None:
             return
         self.set_tags(run_id, tags or {})
-        self._safe("end run", self.client.set_terminated, run_id, "FINISHED" if status == "done" else "FAILED")
+        # interrupted: KILLED, neither finished nor failed; the rerun that resumes the cell sets it RUNNING again
+        mlflow_status = {"done": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
+        self._safe("end run", self.client.set_terminated, run_id, mlflow_status)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import platform
 import resource
+import signal
 import socket
 import sys
 import time
@@ -31,6 +32,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from bench import checkpoint, stop
+from bench.checkpoint import CorruptCheckpoint
 from bench.config import Cell
 from bench.data import dataset_info, load_task, part_infos
 from bench.data.joint import class_blocks
@@ -39,7 +42,7 @@ from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key
 from bench.reference import thesis_params
-from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, final_metrics, git_commit, save_torch, write_json
+from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, final_metrics, git_commit, write_json
 
 
 def eval_batch(device: torch.device) -> int:
@@ -117,6 +120,7 @@ class Member:
     resumed_from: Optional[int] = None
     run_id: Optional[str] = None
     rng: Optional[torch.Tensor] = None  # the global RNG state its checkpoint saved
+    checkpoint_problems: list = field(default_factory=list)  # corrupt checkpoints skipped on resume (one line each)
 
     @property
     def learned(self) -> torch.nn.Module:
@@ -174,7 +178,14 @@ def load_original(cell: Cell, dependency_dirs: dict[str, Path]) -> Backbone:
         )
     backbone = create_backbone(name, num_classes=dataset_info(original["trained_on"]).num_classes,
                                input_size=input_size)
-    backbone.load_state_dict(torch.load(source, map_location="cpu", weights_only=True))
+    try:
+        checkpoint.verify(source)
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a checksum mismatch, a truncated zip: the same fix
+        raise MissingOriginal(f"original model {source} is corrupt ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); delete the folder of its pretrain "
+                              f"cell {original['pretrain_cell']} and rerun the grid to train it again") from None
+    backbone.load_state_dict(state)
     return backbone
 
 
@@ -397,12 +408,18 @@ def _zeroth_order_step(m: Member, data: Split, idx: torch.Tensor, y: torch.Tenso
 
 
 def resume(member: Member, device) -> None:
-    path = member.directory / CHECKPOINT
-    if not path.is_file():
+    """Load the member's newest good checkpoint (`bench.checkpoint`); a corrupt one is reported and skipped."""
+    def same_cell(state: dict) -> None:
+        if state.get("cell_id") != member.cell.cell_id:
+            raise CorruptCheckpoint(f"{CHECKPOINT} belongs to cell {state.get('cell_id')}, not {member.cell.cell_id}")
+
+    # loaded on the CPU: load_state_dict copies onto the parameters' device. A DDP rank on CPU saves storages
+    # tagged `cpu:0`, which torch cannot map to a device given as map_location (the resume restarted from scratch)
+    loaded = checkpoint.load(member.directory, map_location="cpu", check=same_cell)
+    member.checkpoint_problems = loaded.problems
+    ckpt = loaded.state
+    if ckpt is None:
         return
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    if ckpt["cell_id"] != member.cell.cell_id:
-        raise RuntimeError(f"{path} belongs to cell {ckpt['cell_id']}, not {member.cell.cell_id}")
     member.learned.load_state_dict(ckpt["learned"])
     member.optimizer.load_state_dict(ckpt["optimizer"])
     member.history, member.best, member.start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
@@ -412,11 +429,19 @@ def resume(member: Member, device) -> None:
 
 
 def checkpoint_epoch(directory: Path) -> int:
-    """The epoch a cell's checkpoint reached (0: none): cells pack only with cells at the same epoch."""
-    path = Path(directory) / CHECKPOINT
-    if not path.is_file():
-        return 0
-    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    """The epoch a cell would resume from (0: none; a corrupt checkpoint is skipped as `resume` skips it):
+    cells pack only with cells at the same epoch."""
+    return checkpoint.good_epoch(Path(directory))
+
+
+def stop_agreed(accelerator: Accelerator) -> Optional[int]:
+    """The signal asking to stop (`bench.stop`) if any rank got one, else None: every rank stops at the same
+    epoch boundary."""
+    signum = stop.requested()
+    if accelerator.num_processes == 1:
+        return signum
+    asked = accelerator.reduce(torch.tensor([float(signum is not None)], device=accelerator.device), reduction="sum")
+    return (signum or signal.SIGTERM) if asked.item() > 0 else None
 
 
 def compile_warmup(model, members: list[Member], data: Split, accelerator: Accelerator) -> None:
@@ -494,6 +519,8 @@ def run_pack(
     if len(members) == 1 and members[0].rng is not None:
         torch.set_rng_state(members[0].rng.cpu())  # dropout in a whole network draws from it
     for m in members:
+        for problem in m.checkpoint_problems if main else ():
+            print(f"reprogbench: {m.cell.cell_id}: {problem}", file=sys.stderr, flush=True)
         if m.resumed_from:
             log(f"  resuming {m.cell.name} from epoch {m.start_epoch}")
 
@@ -533,6 +560,9 @@ def run_pack(
             log(f"  compiled {cells[0].backbone} in {members[0].clock.compile_s * len(members):.1f}s")
 
         for epoch in range(members[0].start_epoch, hp["epochs"]):
+            signum = stop_agreed(accelerator)  # every member's checkpoint of the last epoch is on disk
+            if signum:
+                raise stop.Interrupted(signum, epoch)
             timer.skip()
             for m in members:  # e.g. FLM / ILM fit their label mapping here (charged to training)
                 m.model.start_epoch(epoch, lambda m=m: source_counts(
@@ -563,9 +593,11 @@ def run_pack(
     except BaseException as exc:
         # SystemExit: stopped on purpose (Ray Tune's scheduler ends a weak trial this way); who stopped it closes
         # the run
+        # Interrupted: KILLED, and the rerun that resumes the cell sets it RUNNING again
         if main and tracker is not None and not isinstance(exc, SystemExit):
             for m in members:
-                tracker.finish(m.run_id, "failed")
+                stopped = isinstance(exc, (stop.Interrupted, KeyboardInterrupt))  # KeyboardInterrupt: asked twice
+                tracker.finish(m.run_id, "interrupted" if stopped else "failed")
         raise
     finally:
         meter.close()
@@ -579,7 +611,7 @@ def run_pack(
         if not main:
             continue
         if METHODS.get(m.cell.method).makes_original:
-            save_torch(m.directory / MODEL, m.learned.state_dict())
+            checkpoint.save_file(m.directory / MODEL, m.learned.state_dict())
         if tracker is not None:  # unsynced until its last MLflow call went through (`reprogbench sync`)
             record["tracking"] = {**tracker.sync_state(m.run_id), "synced": False}
         write_json(m.directory / RESULT, record)
@@ -602,7 +634,7 @@ def end_of_epoch(m: Member, epoch: int, train_loss, train_acc, seen, val_loss, v
         m.best = {"epoch": epoch + 1, "val_acc": val_acc,
                   "learned": {k: v.detach().clone() for k, v in m.learned.state_dict().items()}}
     if main:
-        save_torch(m.directory / CHECKPOINT, {
+        checkpoint.save(m.directory, {
             "cell_id": m.cell.cell_id, "epoch": epoch + 1, "learned": m.learned.state_dict(),
             "optimizer": m.optimizer.state_dict(), "rng": torch.get_rng_state(), "history": m.history,
             "best": m.best, "clock": m.clock.state(),
@@ -642,6 +674,7 @@ def make_record(m: Member, test_loss: float, test_acc: float, split: dict, accel
         "split": split,
         "environment": environment(accelerator),
         "resumed_from_epoch": m.resumed_from,
+        "checkpoint_problems": m.checkpoint_problems,  # corrupt checkpoints skipped on resume
         "started_at": started_at,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mlflow_run_id": m.run_id,

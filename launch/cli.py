@@ -1,17 +1,20 @@
 """`reprogbench`: run grids (here or on Slurm), follow them, report results, open MLflow, prepare inputs, benchmark.
 
-Exit status: 0 all good; 1 some cell failed; 2 bad input (a malformed grid, an unknown name, a missing file).
+Exit status: 0 all good; 1 some cell failed (or was lost with its worker); 2 bad input (a malformed grid, an
+unknown name, a missing file); 130 / 143 stopped by SIGINT / SIGTERM (rerun the same command to continue).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 import time
 from pathlib import Path
 
 from bench.config import Grid, GridError, load_grid, parse_filters
+from bench.grid_guard import MAX_CELLS
 from bench.registry import UnknownName
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -32,7 +35,7 @@ def _tracking_uri(args) -> str | None:
 
 
 def _load(args) -> tuple[Grid, list]:
-    grid = load_grid(args.grid, data_root=args.data_root)
+    grid = load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
     for note in grid.notes:
         print(f"note: {note}", file=sys.stderr)
     return grid, grid.select(parse_filters(args.filter or []))
@@ -84,7 +87,7 @@ def cmd_run(args) -> int:
     summary = run_cells(grid, cells, settings, workers=workers)
     if not main:
         return EXIT_FAILED if summary.failed else 0
-    ran = len(summary.outcomes)
+    ran = sum(o.status in ("done", "failed", "blocked") for o in summary.outcomes)
     print(f"{grid.name}: {ran} cell(s) run, {summary.already_done} already done, {len(summary.failed)} failed "
           f"({time.perf_counter() - start:.1f}s)")
     print(results_table(grid, cells, settings.results_root))
@@ -93,9 +96,16 @@ def cmd_run(args) -> int:
     offline = Tracker.offline_reason(settings.tracking_uri) or any(o.tracking_offline for o in summary.outcomes)
     if settings.tracking_uri and not offline:  # offline: said once already, with the `sync` to run
         print(mlflow_hint(settings.tracking_uri, grid.name, summary.experiment_id))
-    for outcome in summary.failed:
+    for outcome in summary.failed + summary.lost:
         print(f"{outcome.status}: {outcome.cell.cell_id} {outcome.cell.name}: {outcome.message}", file=sys.stderr)
-    return EXIT_FAILED if summary.failed else 0
+    if summary.interrupted:
+        from launch.interrupts import exit_status
+
+        done = summary.already_done + sum(o.status == "done" for o in summary.outcomes)
+        print(f"interrupted: {done} cell(s) done, {summary.pending} pending; rerun the same command to continue",
+              file=sys.stderr)
+        return exit_status(summary.interrupted)
+    return EXIT_FAILED if summary.failed or summary.lost else 0
 
 
 def slurm_profile(args):
@@ -217,7 +227,7 @@ def cmd_ui(args) -> int:
     from bench.track import default_tracking_uri, sqlite_path
     from launch.mlflow_ui import UiError, runs_url, serve
 
-    grid = load_grid(args.grid, data_root=args.data_root)
+    grid = load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
     from bench.redact import move_credentials_to_env, redact_uri
 
     uri = move_credentials_to_env(args.tracking_uri or default_tracking_uri(_results_root(args)))
@@ -313,10 +323,10 @@ def submit_sweep_to_slurm(args, grid, chosen, settings, options, profile) -> int
 
 def cmd_cell(args) -> int:
     """One cell, in the foreground: what torchrun (and later schedulers) launch."""
-    from launch.local import execute_cell
+    from launch.local import distributed_rank, execute_cell
     from launch.preflight import check_inputs
 
-    grid = load_grid(args.grid, data_root=args.data_root)
+    grid = load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
     cells = grid.by_id()
     if args.cell_id not in cells:
         raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
@@ -327,7 +337,17 @@ def cmd_cell(args) -> int:
         print(f"{args.cell_id}: already done")  # array tasks rerun after a requeue find finished cells here
         return 0
     check_inputs([cells[args.cell_id]], args.data_root, args.grid)
-    outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
+    from launch.interrupts import StopOnSignals, exit_status
+
+    with StopOnSignals():  # under torchrun: torchrun forwards its SIGINT / SIGTERM to every rank as SIGTERM
+        outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
+    if outcome.status == "interrupted":
+        if distributed_rank() == 0:
+            print(f"interrupted: {args.cell_id}: {outcome.message}; rerun the same command to continue",
+                  file=sys.stderr)
+        from bench import stop
+
+        return exit_status(stop.requested() or 15)  # 15: SIGTERM
     if outcome.status != "done":
         print(f"failed: {args.cell_id}: {outcome.message}", file=sys.stderr)
         return EXIT_FAILED
@@ -343,7 +363,7 @@ def cmd_prepare(args) -> int:
     if not args.targets and not args.weights:
         raise UnknownName("name a grid (e.g. thesis_table_3_1), datasets, or --weights BACKBONE to prepare")
     root = Path(args.data_root or default_data_root())
-    inputs = inputs_of(args.targets, args.weights, root)  # every name checked before any download starts
+    inputs = inputs_of(args.targets, args.weights, root, args.max_cells)  # every name checked before any download
     outcomes = prepare(inputs, root)
     print(report(outcomes))
     missing = [o.name for o in outcomes if o.status == "missing"]
@@ -384,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("grid", help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
         p.add_argument("--results", help="results folder (default $REPROGBENCH_RESULTS or ./results)")
+        p.add_argument("--max-cells", type=int, default=MAX_CELLS, metavar="N",
+                       help=f"refuse a grid that expands to more than N cells (default {MAX_CELLS:,}: a larger grid "
+                            "is more often a typo than a plan)")
         add_input_dirs(p)
         return p
 
@@ -500,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--weights", action="append", default=[], metavar="BACKBONE",
                       help="also these ImageNet weights (torchvision's into the torch hub cache, timm's into the "
                            "Hugging Face cache); repeatable")
+    prep.add_argument("--max-cells", type=int, default=MAX_CELLS, metavar="N",
+                      help=f"refuse a grid that expands to more than N cells (default {MAX_CELLS:,}), as run does")
     add_input_dirs(prep)
     prep.set_defaults(func=cmd_prepare)
     bench = sub.add_parser("bench", help="measure the fast paths against the naive ones; append to BENCHMARKS.md",
@@ -516,6 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "temporary folder, removed afterwards)")
     bench.set_defaults(func=cmd_bench)
     return parser
+
+
+def one_line(text: str) -> str:
+    """A message as one printable line: a hostile name's newlines and control characters are shown escaped."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
             StoreUnreadable, UiError, SweepError) as exc:
-        print(f"reprogbench: error: {exc}", file=sys.stderr)
+        print(f"reprogbench: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("reprogbench: interrupted; finished cells are kept, rerun the same command to go on", file=sys.stderr)

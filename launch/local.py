@@ -3,7 +3,9 @@
 Dependencies run first (pretrain cells are a wave of their own); finished cells are skipped; a failing cell is
 recorded as failed with its error and the others go on. Cells that can share a frozen backbone pass are packed
 (`bench.pack`, up to `RunSettings.pack` per pass); a cell that diverges inside a pack fails alone and
-the rest of its pack goes on from their checkpoints.
+the rest of its pack goes on from their checkpoints. SIGINT / SIGTERM stop the launch cleanly (`launch.interrupts`):
+running cells end their epoch and stop as `interrupted`, resumable; a worker that dies loses its cells' epoch in
+progress (`lost`), and a rerun resumes them.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import dataclasses
 import os
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from multiprocessing import get_context
@@ -19,14 +22,16 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from bench import stop
 from bench.config import Cell, Grid
 from bench.track import ERROR, PARENT_RUN, RESULT, cell_dir, cell_status, write_json
+from launch.interrupts import StopOnSignals
 
 
 @dataclass
 class Outcome:
     cell: Cell
-    status: str  # done | failed | blocked
+    status: str  # done | failed | blocked | interrupted (stopped on a signal: resumable) | lost (its worker died)
     message: str = ""
     record: Optional[dict] = None
     tracking_offline: Optional[str] = None  # why MLflow failed in the process that ran it (None: it did not)
@@ -38,10 +43,16 @@ class RunSummary:
     already_done: int = 0
     experiment_id: Optional[str] = None  # the grid's MLflow experiment, when cells were tracked
     parent_run_id: Optional[str] = None  # this launch's MLflow run; the cells' runs are nested under it
+    interrupted: Optional[int] = None  # the signal that stopped this launch (`launch.interrupts`)
+    pending: int = 0  # cells that did not finish in this launch and are not failed: the rerun continues them
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status != "done"]
+        return [o for o in self.outcomes if o.status in ("failed", "blocked")]
+
+    @property
+    def lost(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "lost"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     """Run cells packed into one backbone pass (or one cell) and record each outcome; never raises for them."""
     import torch
 
+    from bench.stop import Interrupted
     from bench.track import Tracker
     from bench.train import Diverged, TrainOptions, run_pack
 
@@ -81,6 +93,8 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
                            run_tags={**dict(settings.run_tags),
                                      **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})})
         return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
+    except Interrupted as exc:  # not a failure: each cell has its checkpoint and the rerun resumes it
+        return [Outcome(c, "interrupted", message=str(exc)) for c in cells]
     except Diverged as exc:
         if len(cells) == 1:
             return [_failed(cells[0], exc, settings)]
@@ -109,7 +123,10 @@ def execute_cell(cell: Cell, settings: RunSettings, log_epochs: bool = False) ->
 
 def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
     """Record a cell's failure (its traceback in error.txt, a failed result.json) and return its outcome."""
-    message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    from bench.train import Diverged
+
+    # a divergence is its own line (`cell X diverged at epoch 3, step 120: loss nan; try a lower lr`)
+    message = (str(exc) if isinstance(exc, Diverged) else f"{type(exc).__name__}: {exc}").splitlines()[0]
     if distributed_rank() == 0:
         directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
         directory.mkdir(parents=True, exist_ok=True)
@@ -124,7 +141,9 @@ def _init_worker(threads: int) -> None:
     import torch
 
     from bench.track import Tracker
+    from launch.interrupts import install_in_worker
 
+    install_in_worker()
     torch.set_num_threads(threads)
     Tracker.announce = False  # the launching process says once for all workers that tracking is offline
 
@@ -201,40 +220,78 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
     if workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
         settings = dataclasses.replace(settings, threads=threads)
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                   initargs=(threads,))
+    signals = StopOnSignals(lambda: list((getattr(pool, "_processes", None) or {}).keys()))
     try:
-        for wave in waves(pending):
-            runnable = []
-            for cell in wave:
-                blocked_by = [d for d in cell.depends_on if d in failed]
-                if blocked_by:
-                    outcome = Outcome(cell, "blocked", message=f"its dependency {blocked_by[0]} failed")
-                    failed.add(cell.cell_id)
-                    _report(bar, outcome, summary)
+        with signals:
+            for wave in waves(pending):
+                if stop_before_next_pack():
+                    break
+                runnable = []
+                for cell in wave:
+                    blocked_by = [d for d in cell.depends_on if d in failed]
+                    if blocked_by:
+                        outcome = Outcome(cell, "blocked", message=f"its dependency {blocked_by[0]} failed")
+                        failed.add(cell.cell_id)
+                        _report(bar, outcome, summary)
+                    else:
+                        runnable.append(cell)
+                packs = plan_packs(runnable, settings)
+                if workers > 1:
+                    pool = pool or ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                                       initializer=_init_worker, initargs=(settings.threads,))
+                    outcomes = _pool_outcomes(pool, packs, settings)
                 else:
-                    runnable.append(cell)
-            packs = plan_packs(runnable, settings)
-            if pool is None:
-                outcomes = (o for pack in packs for o in execute_pack(pack, settings, log_epochs=main))
-            else:
-                futures = [pool.submit(execute_pack_in_worker, pack, settings) for pack in packs]
-                outcomes = (o for f in as_completed(futures) for o in f.result())
-            for outcome in outcomes:
-                if outcome.status != "done":
-                    failed.add(outcome.cell.cell_id)
-                _report(bar, outcome, summary, settings.tracking_uri)
+                    outcomes = (o for pack in packs if not stop_before_next_pack()
+                                for o in execute_pack(pack, settings, log_epochs=main))
+                for outcome in outcomes:
+                    if outcome.status != "done":
+                        failed.add(outcome.cell.cell_id)
+                    _report(bar, outcome, summary, settings.tracking_uri)
+                if pool is not None and getattr(pool, "_broken", False):
+                    # a worker died; the next wave gets a fresh pool. Waiting joins the broken pool's threads now:
+                    # left running, they can fail on closed pipes at interpreter exit (a traceback after all)
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = None
+    except KeyboardInterrupt:  # a second signal: stop now, the running epochs are lost
+        for process in (getattr(pool, "_processes", None) or {}).values():
+            process.kill()
+        raise
     finally:
         bar.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        summary.interrupted = stop.requested()
+        summary.pending = len(pending) - sum(o.status in ("done", "failed", "blocked") for o in summary.outcomes)
         if tracker is not None:
             done = sum(o.status == "done" for o in summary.outcomes)
-            tracker.log_metrics(summary.parent_run_id, {"cells_done": done,
-                                                        "cells_failed": len(summary.outcomes) - done})
-            tracker.finish(summary.parent_run_id, "failed" if summary.failed or len(summary.outcomes) < len(pending)
-                           else "done")
+            tracker.log_metrics(summary.parent_run_id, {"cells_done": done, "cells_failed": len(summary.failed)})
+            tracker.finish(summary.parent_run_id, "interrupted" if summary.interrupted else
+                           "failed" if summary.failed or summary.lost or summary.pending else "done")
     return summary
+
+
+def stop_before_next_pack() -> bool:
+    """Whether to start no further pack. Under torchrun the ranks would not agree on it (each got the signal at
+    its own moment): every pack starts, and the trainer stops them all at the same epoch boundary."""
+    return stop.requested() is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1
+
+
+def _pool_outcomes(pool: ProcessPoolExecutor, packs: list[list[Cell]], settings: RunSettings):
+    """Each pack's outcomes as its worker returns them. A worker that dies (kill -9, out of memory) breaks the
+    pool: the cells it and the other workers were running are `lost` (not recorded; a rerun resumes them from
+    their last checkpoint), and packs not started are not run."""
+    futures = {pool.submit(execute_pack_in_worker, pack, settings): pack for pack in packs}
+    for future in as_completed(futures):
+        if stop.requested():
+            for other in futures:
+                other.cancel()  # not started yet: nothing to save
+        if future.cancelled():
+            continue
+        try:
+            yield from future.result()
+        except BrokenProcessPool:
+            yield from (Outcome(c, "lost", message="its worker process died (killed, or out of memory); rerun "
+                                "to resume it from its last checkpoint") for c in futures[future])
 
 
 def _report(bar: tqdm, outcome: Outcome, summary: RunSummary, tracking_uri: Optional[str] = None) -> None:

@@ -10,7 +10,8 @@ from typing import Optional
 from bench.config import IMAGENET, Cell
 from bench.data import dataset_available
 from bench.data.roots import resolve_root
-from bench.models.thesis_nets import weights_present
+from bench.models.checksums import WeightsCorrupt
+from bench.models.thesis_nets import verify_weights, weights_present
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,21 @@ class Inputs:
 
     def missing(self, data_root: Optional[Path]) -> Inputs:
         return Inputs(tuple(d for d in self.datasets if not dataset_available(d, data_root)),
-                      tuple(w for w in self.weights if not weights_present(w)))
+                      tuple(w for w in self.weights if not weights_intact(w)))
 
     def __bool__(self) -> bool:
         return bool(self.datasets or self.weights)
+
+
+def weights_intact(name: str) -> bool:
+    """Present and matching its published sha256 (a corrupt download counts as missing: `prepare` names it)."""
+    if not weights_present(name):
+        return False
+    try:
+        verify_weights(name)
+    except WeightsCorrupt:
+        return False
+    return True
 
 
 class InputsMissing(Exception):

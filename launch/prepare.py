@@ -20,11 +20,14 @@ from tabulate import tabulate
 from bench.config import GridError, load_grid, resolve_grid_path
 from bench.data import dataset_available, dataset_info, list_datasets, needs_download
 from bench.data import prepare as prepare_dataset
+from bench.grid_guard import MAX_CELLS
+from bench.models import checksums
 from bench.models.thesis_nets import (
     TIMM_MODELS,
     download_weights,
     verify_weights,
     weights_names,
+    weights_path,
     weights_present,
     weights_source,
 )
@@ -43,7 +46,7 @@ class Outcome:
     detail: str  # where it is, or why it could not be fetched
 
 
-def inputs_of(targets: list[str], weights: list[str], data_root: Path | None) -> Inputs:
+def inputs_of(targets: list[str], weights: list[str], data_root: Path | None, max_cells: int = MAX_CELLS) -> Inputs:
     """Datasets and weights named by `targets` (grid names / files, or dataset names) and `--weights`."""
     datasets: set[str] = set()
     backbones = set(weights)
@@ -56,7 +59,7 @@ def inputs_of(targets: list[str], weights: list[str], data_root: Path | None) ->
         except GridError:
             raise UnknownName(f"{target!r} is neither a dataset nor a grid (a YAML file or a shipped grid); "
                               f"datasets: {', '.join(list_datasets())}") from None
-        grid = load_grid(path, data_root=data_root)
+        grid = load_grid(path, data_root=data_root, max_cells=max_cells)
         needed = Inputs.of(grid.cells + grid.unprepared)  # an optional original's cells too
         datasets |= set(needed.datasets)
         backbones |= set(needed.weights)
@@ -98,15 +101,22 @@ def prepare_dataset_outcome(name: str, data_root: Path) -> Outcome:
     return Outcome("dataset", name, "fetched", f"{where} (torchvision checks the md5 it publishes)")
 
 
+def verified_and_pinned(name: str) -> str:
+    """Check the file against its published checksum, then keep its full sha256 beside it for every later load."""
+    checked = verify_weights(name)
+    checksums.pin(weights_path(name))
+    return checked
+
+
 def prepare_weights_outcome(name: str) -> Outcome:
     try:
         if weights_present(name):
-            return Outcome("weights", name, "present", verify_weights(name))
+            return Outcome("weights", name, "present", verified_and_pinned(name))
         why = unreachable(weights_host(name))
         if why:
             return Outcome("weights", name, "missing", why)
         download_weights(name)
-        return Outcome("weights", name, "fetched", verify_weights(name))
+        return Outcome("weights", name, "fetched", verified_and_pinned(name))
     except Exception as e:  # noqa: BLE001 - a network or checksum error for one file; the others go on
         return Outcome("weights", name, "missing", _one_line(e))
 

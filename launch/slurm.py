@@ -243,7 +243,8 @@ class CellState:
 
 
 def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellState]:
-    queue = queue_states()
+    # asked only when some cell was submitted: a grid run here needs no Slurm controller to show its status
+    queue: Optional[dict[str, str]] = None
     states = []
     for cell in cells:
         directory = cell_dir(results_root, grid.name, cell.cell_id)
@@ -257,6 +258,7 @@ def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellS
         if not job:
             states.append(CellState(cell, "not submitted"))
             continue
+        queue = queue_states() if queue is None else queue
         slurm_state, starts = queue.get(job), len(slurm.get("starts", []))
         if slurm_state is None:
             states.append(CellState(cell, "lost", job, log, "its job left the queue without a result: see the log"))

@@ -28,3 +28,12 @@ def put_in_hf_cache(cache_root: Path, repo: str, filename: str, state_dict: dict
     staged.rename(blob)
     os.symlink(os.path.relpath(blob, snapshot), snapshot / filename)
     return snapshot / filename
+
+
+def put_in_torch_hub(path: Path, state_dict: dict) -> Path:
+    """A torchvision weights file as `reprogbench prepare` leaves one it verified: with its full sha256 pinned
+    beside it (`bench.models.checksums`). A test's file cannot match the prefix torchvision publishes in the name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state_dict, path)
+    path.with_name(path.name + ".sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+    return path

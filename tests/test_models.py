@@ -6,6 +6,7 @@ import warnings
 import pytest
 import torch
 import torchvision
+from fixtures_weights import put_in_torch_hub
 
 from bench.models import (
     Backbone,
@@ -186,9 +187,7 @@ def test_weights_path_honours_torch_home(torch_home):
 def test_imagenet_weights_are_read_from_the_local_hub_cache(torch_home):
     torch.manual_seed(1234)
     reference = torchvision.models.resnet18(weights=None).state_dict()
-    path = imagenet_weights_path("resnet18")
-    path.parent.mkdir(parents=True)
-    torch.save(reference, path)
+    put_in_torch_hub(imagenet_weights_path("resnet18"), reference)
 
     torch.manual_seed(0)  # a different seed: equal tensors can only come from the file
     model = create_backbone("resnet18", weights="imagenet", input_size=SMALL)

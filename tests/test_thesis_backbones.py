@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from fixtures_weights import put_in_hf_cache
+from fixtures_weights import put_in_hf_cache, put_in_torch_hub
 
 from bench.models import WeightsMissing, backbone_info, create_backbone, list_backbones
 from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD
@@ -182,8 +182,7 @@ def test_vgg19_weights_are_read_from_the_local_torch_hub_cache(caches, no_networ
     with torch.device("meta"):
         shapes = torchvision.models.vgg19(weights=None).state_dict()
     reference = {k: torch.full(v.shape, (i + 1) / 100) for i, (k, v) in enumerate(shapes.items())}  # one value a tensor
-    path.parent.mkdir(parents=True)
-    torch.save(reference, path)
+    put_in_torch_hub(path, reference)
     assert weights_path("vgg19") == path and download_weights("vgg19") == path
 
     model = create_backbone("vgg19", weights="imagenet", input_size=SMALL)

@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bench.models import checksums
 from bench.models.backbone import Backbone, BackboneInfo, WeightsMissing
 from bench.models.registry import register_backbone
 from bench.models.torchvision_nets import (
     TORCHVISION_MODELS,
     _weights_enum,
     download_imagenet_weights,
-    published_sha256_prefix,
     require_imagenet_weights,
 )
 from bench.registry import UnknownName
@@ -184,29 +184,9 @@ def use_weights_dir(folder: str | Path) -> None:
 
 
 def verify_weights(name: str) -> str:
-    """Check the local file of `name` against the checksum its source publishes; one line saying what was checked.
-
-    torchvision publishes a sha256 prefix in each file name; the Hugging Face cache stores each large file
-    under its full sha256 (the blob name). Raises ValueError on a mismatch (a truncated or corrupt download).
-    """
-    import hashlib
-
-    path = weights_path(name)
-    if name in TIMM_MODELS:
-        blob = path.resolve()
-        expected = blob.name if len(blob.name) == 64 else None
-    else:
-        expected = published_sha256_prefix(path)
-    if not expected:
-        return f"{path} (its source publishes no checksum)"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(expected):
-        raise ValueError(f"sha256 mismatch (published {expected[:8]}..., file {digest.hexdigest()[:8]}...): a corrupt "
-                         f"or truncated download; delete {path} and run `reprogbench prepare --weights {name}`")
-    return f"{path} (sha256 matches)"
+    """Check the local file of `name` against the checksum its source publishes (`bench.models.checksums`); one line
+    saying what was checked. Raises WeightsCorrupt (a ValueError) on a mismatch: a truncated or corrupt download."""
+    return checksums.check(weights_path(name), name)
 
 
 # --------------------------------------------------------------------------- models
@@ -244,7 +224,9 @@ def _register_timm(name: str) -> None:
 
         if weights == "imagenet":
             # the local file, or WeightsMissing before anything is built; timm loads it with its own filters
-            overlay = {"file": str(weights_path(name))}
+            path = weights_path(name)
+            checksums.check(path, name)
+            overlay = {"file": str(path)}
             model = timm.create_model(spec.tag, pretrained=True, pretrained_cfg_overlay=overlay)
         else:
             model = timm.create_model(spec.tag, pretrained=False)

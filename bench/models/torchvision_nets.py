@@ -12,6 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
+from bench.models import checksums
 from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneInfo, WeightsMissing
 from bench.models.registry import register_backbone
 
@@ -66,7 +67,9 @@ def published_sha256_prefix(path: Path) -> str | None:
 
 
 def _load_local_state_dict(name: str) -> dict:
-    return torch.load(require_imagenet_weights(name), map_location="cpu", weights_only=True)
+    path = require_imagenet_weights(name)
+    checksums.check(path, name)  # a truncated or corrupt download is refused with the command that fixes it
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _split_head(model: nn.Module, head_path: str) -> tuple[nn.Module, nn.Linear]:
