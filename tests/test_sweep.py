@@ -91,7 +91,7 @@ def test_every_method_default_space_is_valid_and_pretrain_is_never_swept():
     from bench.config import searchable
 
     swept = [name for name in METHODS.names() if METHODS.get(name).search_space]
-    assert set(swept) == {"ar", "linear_probe", "scratch"}
+    assert set(swept) == {"ar", "blackbox", "finetune", "linear_probe", "scratch"}
     for name in swept:
         space = parse_space(METHODS.get(name).search_space, searchable(name), name)
         assert "lr" in space and all(len(d) == 1 for d in space.values())
