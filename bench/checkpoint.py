@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Optional
 import torch
 
 from bench.track import CHECKPOINT as LATEST
+from bench.track import atomic_write
 
 PREVIOUS = "checkpoint.prev.pt"
 SUFFIX = ".sha256"
@@ -55,16 +55,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _manifest(path: Path) -> Optional[dict]:

@@ -39,7 +39,7 @@ def cell_dir(results_root: Path, grid: str, cell_id: str) -> Path:
     return Path(results_root) / grid / cell_id
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -55,11 +55,11 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def read_json(path: Path) -> Optional[dict]:
