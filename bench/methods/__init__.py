@@ -10,4 +10,15 @@ def list_methods() -> list[str]:
     return METHODS.names()
 
 
-__all__ = ["METHODS", "FrozenBackboneModel", "Method", "MethodModel", "MethodParams", "list_methods", "register_method"]
+def grid_methods() -> list[str]:
+    """The methods a grid's `methods:` entry may name: all but the one that makes original models."""
+    return [n for n in METHODS.names() if not METHODS.get(n).makes_original]
+
+
+def original_maker() -> Method:
+    """The method whose cells train an original model that other cells reprogram (a grid's pretrain cells)."""
+    return next(METHODS.get(n) for n in METHODS.names() if METHODS.get(n).makes_original)
+
+
+__all__ = ["METHODS", "FrozenBackboneModel", "Method", "MethodModel", "MethodParams", "grid_methods", "list_methods",
+           "original_maker", "register_method"]

@@ -116,6 +116,7 @@ def build_label_map(params: ARParams, backbone: Backbone, task: DatasetInfo, see
 @register_method
 class AR(Method):
     name = "ar"
+    label = "Elsayed AR"
     Params = ARParams
     # Elsayed et al. used Adam at lr 0.05; the thesis 1e-3 for every method: the range spans both. λ around the
     # default 1e-4, two decades either way.

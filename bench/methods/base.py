@@ -104,6 +104,13 @@ class Method:
     hparams: ClassVar[dict] = {}
     # False: its cells never share a backbone pass (a backbone that trains, or an update of the method's own)
     packs: ClassVar[bool] = True
+    # True for the from-scratch baseline: what analysis compares every other method's accuracy and cost with
+    is_baseline: ClassVar[bool] = False
+    # True for fine-tuning: the whole original trains (the usual upper baseline, analysis's "vs finetune" column)
+    tunes_original: ClassVar[bool] = False
+    # how reports and plots name the method for a reader (default: its registry name)
+    label: ClassVar[str] = ""
+    marker: ClassVar[str] = "o"  # its marker in analysis plots
 
     def skip(
         self, params: MethodParams, backbone: BackboneInfo, num_source: int, task: DatasetInfo

@@ -95,6 +95,8 @@ class BlackBoxReprogrammed(Reprogrammed):
 @register_method
 class BlackBox(Method):
     name = "blackbox"
+    label = "black-box AR (BAR)"
+    marker = "v"
     Params = BlackBoxParams
     packs = False  # each cell queries with its own perturbations: nothing to share
     # Tsai et al. train with Adam; Elsayed et al.'s lr 0.05 for the same program

@@ -30,6 +30,8 @@ class LinearProbe(FrozenBackboneModel):
 @register_method
 class LinearProbeMethod(Method):
     name = "linear_probe"
+    label = "linear probe"
+    marker = "s"
     Params = MethodParams
     # a softmax layer on frozen features: the usual logistic-regression ranges
     search_space = {"lr": {"loguniform": [1.0e-4, 0.1]}, "weight_decay": {"loguniform": [1.0e-6, 1.0e-2]},

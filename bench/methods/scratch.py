@@ -25,6 +25,9 @@ class Scratch(Method):
 
     name = "scratch"
     uses_original = False
+    is_baseline = True
+    label = "from scratch"
+    marker = "^"
     # Adam on a whole network: around the thesis's 1e-3
     search_space = {"lr": {"loguniform": [1.0e-4, 1.0e-2]}, "weight_decay": {"loguniform": [1.0e-6, 1.0e-3]},
                     "batch_size": {"choice": [64, 128]}}
@@ -39,6 +42,9 @@ class Pretrain(Scratch):
 
     name = "pretrain"
     makes_original = True
+    is_baseline = False
+    label = "original model"
+    marker = "D"
     search_space = {}  # an original model is made once, with its grid's recipe; sweeps tune what reuses it
 
 
@@ -53,6 +59,9 @@ class FineTune(Method):
     name = "finetune"
     uses_original = True
     packs = False
+    tunes_original = True
+    label = "fine-tuning"
+    marker = "P"
     # Adam at a tenth of the thesis's from-scratch lr: a pretrained network moved gently (e.g. ILM-VP's and
     # AutoVP's full fine-tuning baselines use small learning rates for the same reason)
     hparams = {"lr": 1.0e-4}
