@@ -1,8 +1,5 @@
-"""Method registry. Importing this package registers every method."""
-from bench.methods import ar as _ar  # noqa: F401,E402
-from bench.methods import blackbox as _blackbox  # noqa: F401,E402
-from bench.methods import linear_probe as _linear_probe  # noqa: F401,E402
-from bench.methods import scratch as _scratch  # noqa: F401,E402
+"""Method registry. Every module of this package is imported (discovered) before the first lookup, so a module
+here that declares a method, a label mapping or an input program registers it."""
 from bench.methods.base import METHODS, FrozenBackboneModel, Method, MethodModel, MethodParams, register_method
 
 

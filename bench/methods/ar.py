@@ -1,32 +1,44 @@
-"""`ar`: Elsayed et al.'s adversarial reprogramming (thesis 2.2.2, Table 3.1), with the input programs and label
-mappings of later work: `program: pad` (visual prompting, Bahng et al. 2022), `program: full` (a program over
-the whole image), and every mapping of `bench.methods.label_maps`."""
+"""`ar`: Elsayed et al.'s adversarial reprogramming (thesis 2.2.2, Table 3.1), with every input program of
+`bench.methods.input_programs` (`canvas`, and later work's `pad` and `full`) and every label mapping of
+`bench.methods.label_maps`; `program` and `label_map` are validated against those registries."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch import nn
 
 from bench.data import DatasetInfo
 from bench.methods.base import FrozenBackboneModel, Method, MethodParams, register_method
+from bench.methods.input_programs import INPUT_PROGRAMS, Layout, program_parameters, takers
 from bench.methods.inputs import fit
-from bench.methods.label_maps import LABEL_MAPS, needed_sources
+from bench.methods.label_maps import LABEL_MAPS, FittedLabelMap, needed_sources, takes_labels_per_class
 from bench.methods.program import CanvasProgram
 from bench.models import Backbone, BackboneInfo
+from bench.registry import Registry
 
-# Bahng et al. (2022) pad a 224px image with a 30px prompt; on other canvases the same fraction
-PAD_FRACTION = 30 / 224
 
-LabelMapName = Literal["first_k", "random", "frequency", "iterative", "multi_label", "learned"]
+def registered(registry: Registry) -> AfterValidator:
+    """A name that must be in `registry`; the error lists the registered names."""
+
+    def check(name: str) -> str:
+        if name not in registry:
+            raise ValueError(f"unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}")
+        return name
+
+    return AfterValidator(check)
+
+
+LabelMapName = Annotated[str, registered(LABEL_MAPS)]
+ProgramName = Annotated[str, registered(INPUT_PROGRAMS)]
 
 
 class ARParams(MethodParams):
     # canvas: Elsayed et al.'s centred input on a program canvas with `mask`; pad: the input resized to
     # canvas - 2 * pad_width, a learned border around it; full: the program over the whole image (mask of ones)
-    program: Literal["canvas", "pad", "full"] = "canvas"
+    program: ProgramName = "canvas"
     mask: Literal["centre", "ones"] = "centre"
     combine: Literal["add", "multiply", "subtract"] = "add"
     label_map: LabelMapName = "first_k"
@@ -46,7 +58,7 @@ class Reprogrammed(FrozenBackboneModel):
         # what trains, is checkpointed and selected on validation: the program, and the mapping if it learns or is
         # fitted (FLM/ILM: the mapping chosen with the best epoch's program). Registered first so parameters are
         # named learned.* (program and label_map below are the same objects)
-        stateful_map = any(p.requires_grad for p in label_map.parameters()) or hasattr(label_map, "fit")
+        stateful_map = any(p.requires_grad for p in label_map.parameters()) or isinstance(label_map, FittedLabelMap)
         self.learned = nn.ModuleDict({"program": program, "label_map": label_map}) if stateful_map else program
         self.program = program
         self.label_map = label_map
@@ -62,39 +74,45 @@ class Reprogrammed(FrozenBackboneModel):
         return self.lam * self.program.l2()
 
     def start_epoch(self, epoch: int, source_counts: Callable[[], torch.Tensor]) -> None:
-        if hasattr(self.label_map, "refits") and self.label_map.refits(epoch):
+        if isinstance(self.label_map, FittedLabelMap) and self.label_map.refits(epoch):
             self.label_map.fit(source_counts())
 
 
-def layout(params: ARParams, canvas: int, task: DatasetInfo) -> tuple[int, str]:
-    """(the new input's size on the canvas, the program's mask) for each input program."""
-    if params.program == "pad":
-        width = params.pad_width or max(1, round(canvas * PAD_FRACTION))
-        return canvas - 2 * width, "centre"
-    if params.program == "full":
-        return (params.input_size or canvas), "ones"
-    return (params.input_size if params.input_size is not None else min(task.size, canvas)), params.mask
+def layout(params: ARParams, canvas: int, task: DatasetInfo) -> Layout:
+    """The new input's size on the canvas and the program's mask, as the cell's input program lays them out."""
+    return INPUT_PROGRAMS.get(params.program).layout(params, canvas, task)
+
+
+def program_skip(params: ARParams, canvas: int, task: DatasetInfo) -> tuple[bool, str]:
+    """The input program's own rules, then: a program-specific parameter set where this program does not read it."""
+    program = INPUT_PROGRAMS.get(params.program)
+    skip = program.skip(params, canvas, task)
+    if skip[0]:
+        return skip
+    for name in sorted(program_parameters() - program.takes):
+        if getattr(params, name) != type(params).model_fields[name].default:
+            return True, f"{name} applies to program: {', '.join(takers(name))}"
+    return False, ""
 
 
 def ar_skip(params: ARParams, backbone: BackboneInfo, num_source: int, task: DatasetInfo) -> tuple[bool, str]:
     canvas = backbone.input_size
-    if params.program == "pad" and params.input_size is not None:
-        return True, "program: pad sets the input's size (canvas - 2 x pad_width): give pad_width, not input_size"
-    if params.program != "canvas" and params.mask != "centre":
-        return True, f"program: {params.program} sets its own mask; mask applies to program: canvas"
-    if params.pad_width is not None and params.program != "pad":
-        return True, "pad_width applies to program: pad"
-    if params.labels_per_class > 1 and params.label_map != "multi_label":
-        return True, "labels_per_class applies to label_map: multi_label"
-    size, mask = layout(params, canvas, task)
+    skip = program_skip(params, canvas, task)
+    if skip[0]:
+        return skip
+    per_class = takes_labels_per_class(params.label_map)
+    if params.labels_per_class > 1 and not per_class:
+        return True, f"labels_per_class applies to label_map: {', '.join(filter(takes_labels_per_class, LABEL_MAPS))}"
+    lay = layout(params, canvas, task)
+    size, mask = lay.input_size, lay.mask
     if params.combine == "multiply" and mask == "centre":
         return True, "combine=multiply with mask=centre multiplies the input by 0: use mask=ones"
     needed = needed_sources(params.label_map, task.num_classes, params.labels_per_class)
     if needed > num_source:
-        per = f" ({params.labels_per_class} per class)" if params.label_map == "multi_label" else ""
+        per = f" ({params.labels_per_class} per class)" if per_class else ""
         return True, f"{params.label_map} mapping needs {needed} source classes{per}, the original has {num_source}"
     if size < 1:
-        return True, f"a pad of {params.pad_width} px each side leaves no room on the {canvas}px canvas"
+        return True, f"program: {params.program} leaves the input no room on the {canvas}px canvas"
     if size > canvas:
         return True, f"input_size {size} exceeds the {canvas}px canvas"
     if size == canvas and mask == "centre":
@@ -104,8 +122,8 @@ def ar_skip(params: ARParams, backbone: BackboneInfo, num_source: int, task: Dat
 
 
 def build_program(params: ARParams, info: BackboneInfo, task: DatasetInfo) -> CanvasProgram:
-    size, mask = layout(params, info.input_size, task)
-    return CanvasProgram(canvas=info.input_size, channels=info.channels, input_size=size, mask=mask,
+    lay = layout(params, info.input_size, task)
+    return CanvasProgram(canvas=info.input_size, channels=info.channels, input_size=lay.input_size, mask=lay.mask,
                          combine=params.combine)
 
 

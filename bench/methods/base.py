@@ -122,7 +122,7 @@ class Method:
         raise NotImplementedError
 
 
-METHODS: Registry[Method] = Registry("method")
+METHODS: Registry[Method] = Registry("method", package="bench.methods")
 
 
 def register_method(cls: type[Method]) -> type[Method]:

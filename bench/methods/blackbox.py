@@ -26,6 +26,7 @@ from bench.data import DatasetInfo
 from bench.methods.ar import ARParams, LabelMapName, Reprogrammed, ar_skip, build_label_map, build_program
 from bench.methods.base import Method, register_method
 from bench.methods.inputs import fit
+from bench.methods.label_maps import takes_labels_per_class
 from bench.models import Backbone, BackboneInfo
 
 MAX_LABELS_PER_CLASS = 10
@@ -42,11 +43,11 @@ class BlackBoxParams(ARParams):
 
 
 def resolved(params: BlackBoxParams, num_source: int, num_target: int) -> BlackBoxParams:
-    """The params with labels_per_class decided: None -> as many as fit (multi_label), else 1."""
+    """The params with labels_per_class decided: None -> as many as fit (a mapping that takes it), else 1."""
     if params.labels_per_class is not None:
         return params
     fits = max(1, min(MAX_LABELS_PER_CLASS, num_source // max(1, num_target)))
-    return params.model_copy(update={"labels_per_class": fits if params.label_map == "multi_label" else 1})
+    return params.model_copy(update={"labels_per_class": fits if takes_labels_per_class(params.label_map) else 1})
 
 
 class BlackBoxReprogrammed(Reprogrammed):

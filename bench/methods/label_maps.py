@@ -1,4 +1,4 @@
-"""Output label mappings h_g: source-task logits -> new-task logits. Each mapping is defined here, once.
+"""Output label mappings h_g: source-task logits -> new-task logits, one registry entry each.
 
 | name | what new class j reads | fitted |
 |---|---|---|
@@ -9,17 +9,79 @@
 | `multi_label` | the mean of m source logits, chosen by frequency (Tsai et al. 2020, BAR) | before training |
 | `learned` | a trained linear layer over all source logits (AutoVP's FullyMap) | with the program |
 
-Fitted mappings are filled by the trainer through the model's `start_epoch` hook with the source x target count
-matrix of the source model's predictions on the new task's train split (under the current program, no gradient).
+An entry is a factory `(num_source, num_target, seed, labels_per_class) -> nn.Module` decorated with
+`@register_label_map(...)`, declaring how many source classes it needs, whether `labels_per_class` applies to it
+and when it is fitted. A fitted mapping meets `FittedLabelMap`: the trainer fills it through the model's
+`start_epoch` hook with the source x target count matrix of the source model's predictions on the new task's
+train split (under the current program, no gradient). A new mapping may sit here or in any module of
+bench/methods (found by discovery); tests/test_contract_label_maps.py checks every entry.
 """
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from bench.registry import Registry
+
+
+class Fit(str, enum.Enum):
+    """When a fitted mapping is (re)fitted from the source model's predictions."""
+
+    NEVER = "never"
+    BEFORE_TRAINING = "before training"  # once, with the initial program (epoch 0)
+    EVERY_EPOCH = "every epoch"  # at the start of every epoch, with the current program
+
+    def due(self, epoch: int) -> bool:
+        return self is Fit.EVERY_EPOCH or (self is Fit.BEFORE_TRAINING and epoch == 0)
+
+
+@runtime_checkable
+class FittedLabelMap(Protocol):
+    """A mapping fitted from prediction counts, not trained by gradient (FLM, ILM, multi-label)."""
+
+    def refits(self, epoch: int) -> bool:
+        """Whether it is fitted again at the start of `epoch`."""
+
+    def fit(self, counts: torch.Tensor) -> None:
+        """(num_source, num_target) argmax counts of the source model on the new task's train split."""
+
+
+# (num_source, num_target, seed, labels_per_class) -> module; labels_per_class matters where it applies
+LabelMapFactory = Callable[[int, int, int, int], nn.Module]
+# (num_target, labels_per_class) -> how many source classes the mapping needs (0: any number will do)
+SourcesNeeded = Callable[[int, int], int]
+LABEL_MAPS: Registry[LabelMapFactory] = Registry("label mapping", package="bench.methods")
+
+
+def one_per_class(num_target: int, per_class: int) -> int:
+    return num_target
+
+
+def per_class_each(num_target: int, per_class: int) -> int:
+    return num_target * per_class
+
+
+def any_number(num_target: int, per_class: int) -> int:
+    return 0
+
+
+def register_label_map(*, needs: SourcesNeeded = one_per_class, fitted: Fit = Fit.NEVER,
+                       takes_labels_per_class: bool = False) -> Callable[[LabelMapFactory], LabelMapFactory]:
+    """`@register_label_map(needs=..., fitted=...)` on a factory registers it under the factory's name."""
+    return LABEL_MAPS.decorator(needs=needs, fitted=Fit(fitted), takes_labels_per_class=takes_labels_per_class)
+
+
+def needed_sources(name: str, num_target: int, per_class: int) -> int:
+    """How many source classes mapping `name` needs (0: any number will do)."""
+    return LABEL_MAPS.metadata(name)["needs"](num_target, per_class)
+
+
+def takes_labels_per_class(name: str) -> bool:
+    return LABEL_MAPS.metadata(name)["takes_labels_per_class"]
 
 
 class FixedLabelMap(nn.Module):
@@ -63,16 +125,16 @@ class FrequencyLabelMap(nn.Module):
     with the program it was fitted for.
     """
 
-    def __init__(self, num_source: int, num_target: int, per_class: int = 1, every_epoch: bool = False):
+    def __init__(self, num_source: int, num_target: int, per_class: int = 1, when: Fit = Fit.BEFORE_TRAINING):
         super().__init__()
         if per_class * num_target > num_source:
             raise ValueError(f"{per_class} x {num_target} source classes needed, {num_source} available")
-        self.per_class, self.every_epoch = per_class, every_epoch
+        self.per_class, self.when = per_class, when
         self.register_buffer("index", torch.arange(num_target * per_class).view(num_target, per_class))
 
     def refits(self, epoch: int) -> bool:
         """FLM and multi-label: once, before training; ILM: at the start of every epoch."""
-        return self.every_epoch or epoch == 0
+        return self.when.due(epoch)
 
     def fit(self, counts: torch.Tensor) -> None:
         self.index.copy_(greedy_assignment(counts, self.per_class).to(self.index.device))
@@ -82,51 +144,38 @@ class FrequencyLabelMap(nn.Module):
         return picked.view(len(source_logits), *self.index.shape).mean(-1)
 
 
-# (num_source, num_target, seed, per_class) -> module; per_class matters to multi_label only
-LabelMapFactory = Callable[[int, int, int, int], nn.Module]
-LABEL_MAPS: Registry[LabelMapFactory] = Registry("label mapping")
-LABEL_MAP_NAMES = ("first_k", "random", "frequency", "iterative", "multi_label", "learned")
-
-
-def needed_sources(name: str, num_target: int, per_class: int) -> int:
-    """How many source classes a mapping needs (0: any number will do)."""
-    if name == "learned":
-        return 0
-    return num_target * (per_class if name == "multi_label" else 1)
-
-
-@LABEL_MAPS.decorator()
+@register_label_map()
 def first_k(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """Elsayed et al.: new class j <- source class j."""
     return FixedLabelMap(torch.arange(num_target))
 
 
-@LABEL_MAPS.decorator()
+@register_label_map()
 def random(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """A fixed random injective mapping, drawn from the cell's seed."""
     g = torch.Generator().manual_seed(seed)
     return FixedLabelMap(torch.randperm(num_source, generator=g)[:num_target])
 
 
-@LABEL_MAPS.decorator()
+@register_label_map(fitted=Fit.BEFORE_TRAINING)
 def frequency(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """FLM: fitted once, before training, from the source model's predictions with the initial program."""
     return FrequencyLabelMap(num_source, num_target)
 
 
-@LABEL_MAPS.decorator()
+@register_label_map(fitted=Fit.EVERY_EPOCH)
 def iterative(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """ILM (ILM-VP, Chen et al. 2023): FLM recomputed at the start of every epoch with the current program."""
-    return FrequencyLabelMap(num_source, num_target, every_epoch=True)
+    return FrequencyLabelMap(num_source, num_target, when=Fit.EVERY_EPOCH)
 
 
-@LABEL_MAPS.decorator()
+@register_label_map(needs=per_class_each, fitted=Fit.BEFORE_TRAINING, takes_labels_per_class=True)
 def multi_label(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """m = `per_class` source classes per new class, chosen by frequency before training; their logits averaged."""
     return FrequencyLabelMap(num_source, num_target, per_class=per_class)
 
 
-@LABEL_MAPS.decorator()
+@register_label_map(needs=any_number)
 def learned(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
     """Thesis Experiment 2, tweak 1 (AutoVP's "FullyMap"): a trained linear map over all source logits.
 
