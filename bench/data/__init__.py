@@ -1,4 +1,5 @@
-"""Datasets for reprogramming tasks: one registry, file-free metadata, and seeded stratified splits."""
+"""Datasets for reprogramming tasks: one registry (its entry modules found by discovery), file-free metadata, and
+seeded stratified splits."""
 from __future__ import annotations
 
 from .registry import (
@@ -12,6 +13,7 @@ from .registry import (
     needs_download,
     part_infos,
     prepare,
+    register_dataset,
     register_subset,
 )
 from .roots import default_data_root
@@ -33,5 +35,6 @@ __all__ = [
     "needs_download",
     "part_infos",
     "prepare",
+    "register_dataset",
     "register_subset",
 ]

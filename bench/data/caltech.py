@@ -31,6 +31,7 @@ from PIL import Image
 from torchvision import datasets as tvd
 from tqdm import tqdm
 
+from .registry import register_dataset
 from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData
 
 SIZE = 224  # the ImageNet backbones' input resolution
@@ -216,3 +217,5 @@ CALTECH256_REDUCED = CaltechSource(
     prepare_name="caltech256", per_class=REDUCED_PER_CLASS,
 )
 SOURCES = (CALTECH101, CALTECH256, CALTECH256_REDUCED)
+for _source in SOURCES:  # decoded once to 224x224 RGB
+    register_dataset(_source.info, available=_source.available, prepare=_source.prepare)(_source.load)

@@ -1,4 +1,10 @@
-"""The dataset registry: one entry per dataset, class subsets in one line each, and the honest split."""
+"""The dataset registry: one decorated loader per dataset with its metadata, class subsets in one line each,
+and the honest split.
+
+An entry is `@register_dataset(DatasetInfo(...), available=..., prepare=...)` on a loader `root -> SourceData`;
+every module of bench/data is imported before the first lookup (bench.registry), so the entry's module is all a
+new dataset takes (tests/test_data.py checks it).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -12,11 +18,12 @@ import torch
 
 from bench.registry import Registry
 
-from . import caltech, joint, synthetic
-from . import torchvision_sets as tv
+from . import joint
 from .roots import resolve_root
 from .splits import stratified_split, stratified_subsample
 from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData, TaskData
+
+Loader = Callable[[Path], SourceData]  # reads what it needs under the data root
 
 
 def _always(root: Path) -> bool:
@@ -25,22 +32,29 @@ def _always(root: Path) -> bool:
 
 @dataclass(frozen=True)
 class DatasetEntry:
+    """A registered dataset (or a joint task) as one record: its loader and what it declared."""
+
     info: DatasetInfo
-    load: Callable[[Path], SourceData]  # reads what it needs under the data root
+    load: Loader
     available: Callable[[Path], bool] = _always  # cheap file check, never reads data
     prepare: Callable[[Path], Path] | None = None  # None: nothing to fetch
 
 
-DATASETS: Registry[DatasetEntry] = Registry(kind="dataset")
+DATASETS: Registry[Loader] = Registry(kind="dataset", package="bench.data")
 
 
-def _register(entry: DatasetEntry) -> DatasetEntry:
-    return DATASETS.register(entry.info.name, entry)
+def register_dataset(info: DatasetInfo, *, available: Callable[[Path], bool] = _always,
+                     prepare: Callable[[Path], Path] | None = None) -> Callable[[Loader], Loader]:
+    """`@register_dataset(DatasetInfo(...))` on a loader registers it under `info.name`."""
+
+    def wrap(load: Loader) -> Loader:
+        return DATASETS.register(info.name, load, info=info, available=available, prepare=prepare)
+
+    return wrap
 
 
-def _from_torchvision(src: tv.TorchvisionSource, num_classes: int, channels: int, size: int, source: str) -> None:
-    info = DatasetInfo(src.name, num_classes, channels, size, source)
-    _register(DatasetEntry(info, src.load, src.available, src.prepare))
+def registered(name: str) -> DatasetEntry:
+    return DatasetEntry(load=DATASETS.get(name), **DATASETS.metadata(name))
 
 
 def _load_subset(name: str, base: DatasetEntry, classes: tuple[int, ...], root: Path) -> SourceData:
@@ -63,7 +77,7 @@ def _load_subset(name: str, base: DatasetEntry, classes: tuple[int, ...], root: 
 
 def register_subset(name: str, base: str, classes: Sequence[int]) -> DatasetEntry:
     """Register `name`: the samples of `base` in `classes`, re-labelled 0..k-1 in the order given."""
-    parent, classes = DATASETS.get(base), tuple(classes)
+    parent, classes = registered(base), tuple(classes)
     if len(set(classes)) != len(classes) or not all(0 <= c < parent.info.num_classes for c in classes):
         last = parent.info.num_classes - 1
         raise ValueError(f"{name}: classes {classes} must be distinct labels of {base} (0..{last})")
@@ -71,30 +85,9 @@ def register_subset(name: str, base: str, classes: Sequence[int]) -> DatasetEntr
         parent.info, name=name, num_classes=len(classes),
         source=f"{parent.info.source}, classes {list(classes)} re-labelled 0..{len(classes) - 1}",
     )
-    return _register(DatasetEntry(info, partial(_load_subset, name, parent, classes), parent.available, parent.prepare))
-
-
-_from_torchvision(tv.MNIST, 10, 1, 28, "torchvision MNIST (IDX files)")
-_from_torchvision(tv.FASHION_MNIST, 10, 1, 28, "torchvision FashionMNIST (IDX files; Debian dataset-fashion-mnist)")
-_from_torchvision(tv.CIFAR10, 10, 3, 32, "torchvision CIFAR10 (python pickle batches)")
-_from_torchvision(tv.CIFAR100, 100, 3, 32, "torchvision CIFAR100 (python pickle, fine labels)")
-for _caltech in caltech.SOURCES:  # caltech101, caltech256, caltech256_reduced: JPEGs decoded once to 224x224
-    _register(DatasetEntry(_caltech.info, _caltech.load, _caltech.available, _caltech.prepare))
-_register(DatasetEntry(
-    DatasetInfo("digits", 10, 1, 8, "sklearn load_digits (bundled), 0..16 scaled to 0..255"), synthetic.load_digits
-))
-_register(DatasetEntry(
-    DatasetInfo("squares", synthetic.SQUARES_MAX, 1, synthetic.SQUARES_GRID * synthetic.SQUARES_CELL,
-                "generated counting squares (Elsayed et al. 2018), fixed seed"),
-    synthetic.load_squares,
-))
-register_subset("mnist_01", "mnist", (0, 1))
-register_subset("fashion_mnist_01", "fashion_mnist", (0, 1))
-register_subset("digits_01", "digits", (0, 1))
-register_subset("cifar10_01", "cifar10", (0, 1))
-# halves of the demo's tasks, so that two of them fit on a 10-class original with disjoint source classes
-register_subset("digits_0to4", "digits", (0, 1, 2, 3, 4))
-register_subset("squares_1to5", "squares", (0, 1, 2, 3, 4))  # 1..5 squares (labels 0..4)
+    load = register_dataset(info, available=parent.available, prepare=parent.prepare)(
+        partial(_load_subset, name, parent, classes))
+    return DatasetEntry(info, load, parent.available, parent.prepare)
 
 
 # --------------------------------------------------------------------------- public functions
@@ -106,7 +99,7 @@ def list_datasets() -> list[str]:
 
 def _joint_entry(name: str) -> DatasetEntry:
     """`a+b`: a joint task (bench.data.joint); each part must be a registered dataset."""
-    parts = [DATASETS.get(p) for p in joint.parts_of(name)]
+    parts = [registered(p) for p in joint.parts_of(name)]
 
     def prepare_parts(root: Path) -> Path:
         for p in parts:
@@ -120,7 +113,7 @@ def _joint_entry(name: str) -> DatasetEntry:
 
 
 def _entry(name: str) -> DatasetEntry:
-    return _joint_entry(name) if joint.is_joint(name) else DATASETS.get(name)
+    return _joint_entry(name) if joint.is_joint(name) else registered(name)
 
 
 def known_task(name: str) -> bool:
@@ -184,7 +177,7 @@ def load_task(
         return joint.combine(dataset_info(name), [
             load_task(p, data_root=data_root, split_seed=split_seed, val_fraction=val_fraction,
                       test_fraction=test_fraction, max_train=max_train) for p in joint.parts_of(name)])
-    entry = DATASETS.get(name)
+    entry = registered(name)
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(
             f"need 0 <= val_fraction < 1, 0 < test_fraction < 1 and their sum < 1; got {val_fraction}, {test_fraction}"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .types import ImageSet, SourceData
+from .registry import register_dataset
+from .types import DatasetInfo, ImageSet, SourceData
 
 # Counting squares (Elsayed, Goodfellow & Sohl-Dickstein 2018, "Adversarial Reprogramming of Neural Networks").
 SQUARES_GRID = 9  # 9 x 9 cells ...
@@ -16,6 +17,7 @@ SQUARES_PER_COUNT = 600
 SQUARES_SEED = 180611146  # fixed (arXiv 1806.11146): the images are part of the benchmark, not of a run
 
 
+@register_dataset(DatasetInfo("digits", 10, 1, 8, "sklearn load_digits (bundled), 0..16 scaled to 0..255"))
 def load_digits(root: Path) -> SourceData:
     # sklearn's import is slow; pay for it only when digits are loaded.
     from sklearn.datasets import load_digits as sk_load_digits
@@ -43,6 +45,8 @@ def _squares() -> tuple[torch.Tensor, torch.Tensor]:
     return images, counts - 1
 
 
+@register_dataset(DatasetInfo("squares", SQUARES_MAX, 1, SQUARES_GRID * SQUARES_CELL,
+                             "generated counting squares (Elsayed et al. 2018), fixed seed"))
 def load_squares(root: Path) -> SourceData:
     images, labels = _squares()
     return SourceData(train=ImageSet(images, labels), test=None)  # take() copies, so the cache stays intact

@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 import torch
 from torchvision import datasets as tvd
 
+from .registry import register_dataset
 from .roots import debian_fashion_mnist_dir, has_gz_files, unpack_gz_files
-from .types import DatasetMissing, ImageSet, SourceData
+from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData
 
 
 # torchvision checks the md5 of every CIFAR file each time a dataset object is built (re-hashing ~180 MB per
@@ -102,3 +103,9 @@ CIFAR10 = TorchvisionSource(
 CIFAR100 = TorchvisionSource(
     "cifar100", _CIFAR100Files, tvd.CIFAR100, tvd.CIFAR100.base_folder, _cifar_files(tvd.CIFAR100)
 )
+# (source, classes, channels, size, where the files come from)
+for _src, *_info in ((MNIST, 10, 1, 28, "torchvision MNIST (IDX files)"),
+                     (FASHION_MNIST, 10, 1, 28, "torchvision FashionMNIST (IDX files; Debian dataset-fashion-mnist)"),
+                     (CIFAR10, 10, 3, 32, "torchvision CIFAR10 (python pickle batches)"),
+                     (CIFAR100, 100, 3, 32, "torchvision CIFAR100 (python pickle, fine labels)")):
+    register_dataset(DatasetInfo(_src.name, *_info), available=_src.available, prepare=_src.prepare)(_src.load)

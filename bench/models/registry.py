@@ -1,4 +1,8 @@
-"""The backbone registry: decorated factories plus their metadata table."""
+"""The backbone registry: decorated factories, each with its `BackboneInfo` stored as its metadata.
+
+Every module of bench/models is imported before the first lookup, so a module there with a
+`@register_backbone(BackboneInfo(...))` factory is all a new backbone takes (tests/test_models.py checks it).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,12 +12,12 @@ from bench.models.backbone import Backbone, BackboneInfo
 from bench.registry import Registry
 
 Factory = Callable[[BackboneInfo, "str | None"], Backbone]
-BACKBONES: Registry[tuple[BackboneInfo, Factory]] = Registry("backbone")
+BACKBONES: Registry[Factory] = Registry("backbone", package="bench.models")
 
 
 def register_backbone(info: BackboneInfo) -> Callable[[Factory], Factory]:
     def wrap(factory: Factory) -> Factory:
-        BACKBONES.register(info.name, (info, factory))
+        BACKBONES.register(info.name, factory, info=info)
         return factory
 
     return wrap
@@ -24,7 +28,7 @@ def list_backbones() -> list[str]:
 
 
 def backbone_info(name: str) -> BackboneInfo:
-    return BACKBONES.get(name)[0]
+    return BACKBONES.metadata(name)["info"]
 
 
 def create_backbone(
@@ -39,7 +43,7 @@ def create_backbone(
     `num_classes` replaces the head (a new task); `input_size` overrides the resolution the model is fed
     (the convolutional nets here pool adaptively, so e.g. ResNet-18 at 64x64 is a cheap CPU stand-in).
     """
-    info, factory = BACKBONES.get(name)
+    info, factory = backbone_info(name), BACKBONES.get(name)
     if weights is not None and weights not in info.weights:
         allowed = ", ".join(info.weights) or "none (random init only)"
         raise ValueError(f"backbone {name!r} has no weights {weights!r}; available: {allowed}")
