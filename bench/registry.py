@@ -78,6 +78,11 @@ class Registry(Generic[T]):
         self._discover()
         return sorted(self._entries)
 
+    def names_in_registration_order(self) -> list[str]:
+        """For a listing whose order means something (e.g. the order of chapters); `names()` is sorted."""
+        self._discover()
+        return list(self._entries)
+
     def items(self) -> list[tuple[str, T]]:
         return [(name, self._entries[name]) for name in self.names()]
 

@@ -1,7 +1,11 @@
-"""Published figures the thesis grids are compared with, looked up per cell.
+"""Published figures the grids are compared with: a registry of reference tables, looked up per cell.
 
-The CSV files are the thesis's own tables (Kloberdanz 2020: Table 3.1, its footnotes 3-6 on the original models,
-Table 5.1), copied verbatim with a comment line saying where each figure was read.
+A table is an entry of `REFERENCE_TABLES` (bench/reference/tables.py, or any module of this package: found by
+discovery): its CSV file here, its rows, and how a cell finds its row (`cell_key`). What a row compares lives in
+its CSV (e.g. a `method` column naming the method whose cells reproduce it), not in this code. The CSV files are
+the published tables (Kloberdanz 2020: Table 3.1, its footnotes 3-6 on the original models, Table 5.1; later
+work), copied with a comment line saying where each figure was read. tests/test_contract_reference_tables.py
+checks every entry.
 """
 from __future__ import annotations
 
@@ -9,21 +13,13 @@ import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Optional
+from typing import Any, ClassVar, Optional
+
+from bench.registry import Registry
 
 REFERENCE_DIR = Path(__file__).parent
-# grid `reference:` name -> what the thesis reports for it
-REFERENCES = ("thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "later_work")
-THESIS = ("thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1")
-# later work's figures (ILM-VP, AutoVP), matched by our ar cells on the same ImageNet backbone and task
-LATER_WORK = "later_work"
+# the thesis's footnotes 3-6: the original models, which the pretrain cells of a thesis grid are compared with
 ORIGINAL_MODELS = "thesis_original_models"
-# our dataset names -> the column prefixes of Table 5.1
-TABLE_5_1_TASKS = {"caltech101": "caltech101", "caltech256_reduced": "caltech256r"}
-
-
-def list_references() -> list[str]:
-    return list(REFERENCES)
 
 
 @cache
@@ -37,7 +33,7 @@ class ReferenceRow:
     """One row of a published table, as our cells are matched with it."""
 
     table: str  # where it was read, e.g. "thesis Table 3.1"
-    key: tuple  # what a cell matches it by (`row_key`)
+    key: tuple  # what a cell matches it by (`row_key`); key[0] is the table's registry name
     name: str  # how the row is named: a grid's `not_run` names rows this way
     panel: str  # rows drawn in one panel of the bar chart (Table 5.1: one per dataset)
     train_acc: Optional[float]  # None: the work reports none
@@ -48,6 +44,52 @@ class ReferenceRow:
         return {"train_acc": self.train_acc, "test_acc": self.test_acc, "source": self.table}
 
 
+class ReferenceTable:
+    """A published table a grid names in `reference:`; `name` is its registry name and its CSV's stem."""
+
+    name: ClassVar[str]
+    # True: the thesis's own table: its grids' pretrain cells are compared with the original models of footnotes
+    # 3-6, and MLflow shows its figures as `thesis.*` (else `reference.*`)
+    thesis: ClassVar[bool] = False
+    # the file the figures are read from, in bench/reference ("": the work reports no figures, only a note)
+    file: ClassVar[str] = ""
+
+    def rows(self) -> list[ReferenceRow]:
+        return []
+
+    def cell_key(self, cell) -> Optional[tuple]:
+        """The key of the row `cell` reproduces (None: the table has no such row)."""
+        return None
+
+
+REFERENCE_TABLES: Registry[ReferenceTable] = Registry("reference table", package="bench.reference")
+
+
+def register_reference_table(cls: type[ReferenceTable]) -> type[ReferenceTable]:
+    REFERENCE_TABLES.register(cls.name, cls(), file=cls.file, thesis=cls.thesis)
+    return cls
+
+
+def list_references() -> list[str]:
+    """The tables a grid may name, in the order they are declared (the thesis's, then later work)."""
+    return REFERENCE_TABLES.names_in_registration_order()
+
+
+def method_of(cell) -> Any:
+    from bench.methods import METHODS
+
+    return METHODS.get(cell.method)
+
+
+def method_value(cell, name: str) -> Any:
+    """A parameter of the cell's method as it runs: given in the spec, else the method's default (None: none)."""
+    given = cell.spec["method"]
+    if name in given:
+        return given[name]
+    field = method_of(cell).Params.model_fields.get(name)
+    return field.default if field is not None else None
+
+
 def _original_model_rows() -> list[ReferenceRow]:
     return [ReferenceRow("thesis Table 3.1 footnotes 3-6", (ORIGINAL_MODELS, r["original_task"]), r["original_task"],
                          "original models", float(r["train_acc"]), float(r["test_acc"]),
@@ -55,51 +97,23 @@ def _original_model_rows() -> list[ReferenceRow]:
             for r in read_table(ORIGINAL_MODELS)]
 
 
-def _table_rows(reference: str) -> list[ReferenceRow]:
-    if reference == "thesis_table_3_1":
-        return [ReferenceRow("thesis Table 3.1", (reference, r["original_task"], r["new_task"]),
-                             f"{r['original_task']} -> {r['new_task']}", "Table 3.1", float(r["train_acc"]),
-                             float(r["test_acc"]), (("original", r["original_task"]), ("new task", r["new_task"])))
-                for r in read_table(reference)]
-    if reference == "thesis_table_5_1":
-        return [ReferenceRow(f"thesis Table 5.1 ({r['backbone']})", (reference, r["backbone"], task),
-                             r["backbone"], task, float(r[f"{prefix}_train"]), float(r[f"{prefix}_test"]),
-                             (("backbone", r["backbone"]), ("new task", task)))
-                for task, prefix in TABLE_5_1_TASKS.items() for r in read_table(reference)]
-    if reference == LATER_WORK:
-        return [ReferenceRow(f"{r['work']}", (reference, r["backbone"], r["task"], r["program"], r["label_map"]),
-                             f"{r['work']} {r['backbone']} -> {r['task']}", r["task"], None, float(r["test_acc"]),
-                             (("work", r["work"]), ("backbone", r["backbone"]), ("new task", r["task"]),
-                              ("program", r["program"]), ("label map", r["label_map"])))
-                for r in read_table(reference)]
-    return []  # thesis_experiment_2: the thesis reports no numbers, only that no tweak beat Table 3.1
-
-
 def reference_rows(reference: Optional[str]) -> list[ReferenceRow]:
     """The published rows a grid with this `reference:` is compared with: the table's own rows, in its order,
-    then the original models of footnotes 3-6 (which any grid's pretrain cells are compared with)."""
+    then, for a thesis table, the original models of footnotes 3-6 (which its pretrain cells are compared with)."""
     if reference is None:
         return []
-    return _table_rows(reference) + (_original_model_rows() if reference in THESIS else [])
+    table = REFERENCE_TABLES.get(reference)
+    return table.rows() + (_original_model_rows() if table.thesis else [])
 
 
 def row_key(reference: Optional[str], cell) -> Optional[tuple]:
-    """The key of the published row this cell reproduces (None: the thesis reports no such figure)."""
+    """The key of the published row this cell reproduces (None: the table reports no such figure)."""
     if reference is None:
         return None
-    if reference == LATER_WORK:
-        method = cell.spec["method"]
-        if cell.method != "ar" or (cell.spec["original"] or {}).get("weights") is None:
-            return None
-        return (reference, cell.backbone, cell.task, method.get("program", "canvas"), method["label_map"])
-    if cell.method == "pretrain":
+    table = REFERENCE_TABLES.get(reference)
+    if table.thesis and method_of(cell).makes_original:
         return (ORIGINAL_MODELS, cell.task)
-    if reference == "thesis_table_3_1" and cell.method == "ar":
-        return (reference, cell.trained_on, cell.task)
-    if reference == "thesis_table_5_1" and cell.task in TABLE_5_1_TASKS and cell.method in ("linear_probe", "scratch"):
-        keras = "from_scratch" if cell.method == "scratch" else thesis_name(cell.backbone)
-        return (reference, keras, cell.task) if keras else None
-    return None
+    return table.cell_key(cell)
 
 
 def thesis_name(backbone: str) -> Optional[str]:
@@ -110,7 +124,7 @@ def thesis_name(backbone: str) -> Optional[str]:
 
 
 def reference_figure(reference: Optional[str], cell) -> Optional[dict]:
-    """The thesis's figure for this cell: {train_acc, test_acc, source}, or None where it reports none."""
+    """The published figure for this cell: {train_acc, test_acc, source}, or None where the table reports none."""
     key = row_key(reference, cell)
     if key is None:
         return None
@@ -122,5 +136,7 @@ def thesis_params(cell) -> dict[str, object]:
     """The figure as MLflow params (`thesis.test_acc`, ...), so the UI shows it beside each run; {} if none."""
     reference = getattr(cell, "reference", None)
     figure = reference_figure(reference, cell)
-    prefix = "reference" if reference == LATER_WORK else "thesis"
-    return {f"{prefix}.{k}": v for k, v in figure.items() if v is not None} if figure else {}
+    if not figure:
+        return {}
+    prefix = "thesis" if REFERENCE_TABLES.get(reference).thesis else "reference"
+    return {f"{prefix}.{k}": v for k, v in figure.items() if v is not None}

@@ -1,0 +1,101 @@
+"""The reference tables, one registered entry each: the thesis's Table 3.1, Experiment 2 and Table 5.1, and later
+work's figures. Each says its file and how a cell finds its row; the CSV's `method` column says which method's
+cells reproduce a row."""
+from __future__ import annotations
+
+from typing import Optional
+
+from bench.reference import (
+    ReferenceRow,
+    ReferenceTable,
+    method_of,
+    method_value,
+    read_table,
+    register_reference_table,
+    thesis_name,
+)
+
+
+@register_reference_table
+class ThesisTable31(ReferenceTable):
+    """Elsayed et al.'s reprogramming of each original model to each new task."""
+
+    name = "thesis_table_3_1"
+    file = "thesis_table_3_1.csv"
+    thesis = True
+
+    def rows(self) -> list[ReferenceRow]:
+        return [ReferenceRow("thesis Table 3.1", (self.name, r["method"], r["original_task"], r["new_task"]),
+                             f"{r['original_task']} -> {r['new_task']}", "Table 3.1", float(r["train_acc"]),
+                             float(r["test_acc"]), (("original", r["original_task"]), ("new task", r["new_task"])))
+                for r in read_table(self.name)]
+
+    def cell_key(self, cell) -> Optional[tuple]:
+        return (self.name, cell.method, cell.trained_on, cell.task)
+
+
+@register_reference_table
+class ThesisExperiment2(ReferenceTable):
+    """The thesis reports no numbers for its Experiment 2, only that no tweak beat Table 3.1
+    (thesis_experiment_2.md); its grids' original models are still compared with footnotes 3-6."""
+
+    name = "thesis_experiment_2"
+    thesis = True
+
+
+@register_reference_table
+class ThesisTable51(ReferenceTable):
+    """A linear probe on each frozen Keras ImageNet model (the row names it), and a CNN trained from scratch."""
+
+    name = "thesis_table_5_1"
+    file = "thesis_table_5_1.csv"
+    thesis = True
+    # our dataset names -> the column prefixes of Table 5.1
+    tasks = {"caltech101": "caltech101", "caltech256_reduced": "caltech256r"}
+
+    @staticmethod
+    def model(method_uses_original: bool, name: Optional[str]) -> Optional[str]:
+        """The Keras model a row compares; a method that trains its own network compares none."""
+        return name if method_uses_original else None
+
+    def rows(self) -> list[ReferenceRow]:
+        from bench.methods import METHODS
+
+        return [ReferenceRow(f"thesis Table 5.1 ({r['backbone']})",
+                             (self.name, r["method"], self.model(METHODS.get(r["method"]).uses_original,
+                                                                 r["backbone"]), task),
+                             r["backbone"], task, float(r[f"{prefix}_train"]), float(r[f"{prefix}_test"]),
+                             (("backbone", r["backbone"]), ("new task", task)))
+                for task, prefix in self.tasks.items() for r in read_table(self.name)]
+
+    def cell_key(self, cell) -> Optional[tuple]:
+        uses_original = method_of(cell).uses_original
+        keras = self.model(uses_original, thesis_name(cell.backbone))
+        if cell.task not in self.tasks or (uses_original and keras is None):
+            return None
+        return (self.name, cell.method, keras, cell.task)
+
+
+@register_reference_table
+class LaterWork(ReferenceTable):
+    """Later work's figures (ILM-VP, AutoVP), matched by our cells of the same method, program and label mapping
+    on the same original model and task."""
+
+    name = "later_work"
+    file = "later_work.csv"
+    compared = ("method", "weights", "backbone", "task", "program", "label_map")  # columns a cell must match
+
+    def rows(self) -> list[ReferenceRow]:
+        return [ReferenceRow(f"{r['work']}", (self.name, *(r[c] for c in self.compared)),
+                             f"{r['work']} {r['backbone']} -> {r['task']}", r["task"], None, float(r["test_acc"]),
+                             (("work", r["work"]), ("backbone", r["backbone"]), ("new task", r["task"]),
+                              ("program", r["program"]), ("label map", r["label_map"])))
+                for r in read_table(self.name)]
+
+    def cell_key(self, cell) -> Optional[tuple]:
+        weights = (cell.spec["original"] or {}).get("weights")
+        if weights is None:  # later work reprograms published weights only
+            return None
+        values = {"method": cell.method, "weights": weights, "backbone": cell.backbone, "task": cell.task,
+                  "program": method_value(cell, "program"), "label_map": method_value(cell, "label_map")}
+        return (self.name, *(values[c] for c in self.compared))
