@@ -1,8 +1,6 @@
 """Backbones: one contract suite parametrised over every registered backbone, plus weights resolution."""
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import torchvision
@@ -17,7 +15,7 @@ from bench.models import (
 )
 from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from bench.models.torchvision_nets import imagenet_weights_path
-from bench.registry import Registry, UnknownName
+from bench.registry import UnknownName
 
 BACKBONES = list_backbones()
 SMALL = 32  # the 224px torchvision nets pool adaptively: 32px (1x1 after the last stage) is cheap on CPU
@@ -227,17 +225,3 @@ def test_unknown_backbone_lists_the_known_ones():
     assert message.endswith(", ".join(BACKBONES))
     with pytest.raises(KeyError):  # UnknownName is a KeyError, for callers that catch that
         backbone_info("resnet19")
-
-
-def test_duplicate_registration_warns_and_the_later_wins():
-    reg: Registry[int] = Registry("x")
-    reg.register("a", 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        reg.register("b", 2)  # a new name: no warning
-    with pytest.warns(UserWarning, match="x 'a' registered twice"):
-        reg.register("a", 3)
-    assert reg.get("a") == 3 and reg.names() == ["a", "b"] and list(reg) == ["a", "b"]
-    assert "a" in reg and "c" not in reg
-    with pytest.raises(UnknownName, match="unknown x 'c'; known: a, b"):
-        reg.get("c")
