@@ -58,7 +58,11 @@ class Registry(Generic[T]):
     def _discover(self) -> None:
         if self.package is not None and not self._discovered:
             self._discovered = True  # first: a module being imported may itself look an entry up
-            import_submodules(self.package)
+            try:
+                import_submodules(self.package)
+            except BaseException:
+                self._discovered = False  # a module that failed to import: fail again next time, never half-listed
+                raise
 
     def get(self, name: str) -> T:
         self._discover()
