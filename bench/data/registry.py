@@ -53,7 +53,7 @@ def register_dataset(info: DatasetInfo, *, available: Callable[[Path], bool] = _
     return wrap
 
 
-def registered(name: str) -> DatasetEntry:
+def dataset_entry(name: str) -> DatasetEntry:
     return DatasetEntry(load=DATASETS.get(name), **DATASETS.metadata(name))
 
 
@@ -77,7 +77,7 @@ def _load_subset(name: str, base: DatasetEntry, classes: tuple[int, ...], root: 
 
 def register_subset(name: str, base: str, classes: Sequence[int]) -> DatasetEntry:
     """Register `name`: the samples of `base` in `classes`, re-labelled 0..k-1 in the order given."""
-    parent, classes = registered(base), tuple(classes)
+    parent, classes = dataset_entry(base), tuple(classes)
     if len(set(classes)) != len(classes) or not all(0 <= c < parent.info.num_classes for c in classes):
         last = parent.info.num_classes - 1
         raise ValueError(f"{name}: classes {classes} must be distinct labels of {base} (0..{last})")
@@ -99,7 +99,7 @@ def list_datasets() -> list[str]:
 
 def _joint_entry(name: str) -> DatasetEntry:
     """`a+b`: a joint task (bench.data.joint); each part must be a registered dataset."""
-    parts = [registered(p) for p in joint.parts_of(name)]
+    parts = [dataset_entry(p) for p in joint.parts_of(name)]
 
     def prepare_parts(root: Path) -> Path:
         for p in parts:
@@ -113,7 +113,7 @@ def _joint_entry(name: str) -> DatasetEntry:
 
 
 def _entry(name: str) -> DatasetEntry:
-    return _joint_entry(name) if joint.is_joint(name) else registered(name)
+    return _joint_entry(name) if joint.is_joint(name) else dataset_entry(name)
 
 
 def known_task(name: str) -> bool:
@@ -177,7 +177,7 @@ def load_task(
         return joint.combine(dataset_info(name), [
             load_task(p, data_root=data_root, split_seed=split_seed, val_fraction=val_fraction,
                       test_fraction=test_fraction, max_train=max_train) for p in joint.parts_of(name)])
-    entry = registered(name)
+    entry = dataset_entry(name)
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(
             f"need 0 <= val_fraction < 1, 0 < test_fraction < 1 and their sum < 1; got {val_fraction}, {test_fraction}"
