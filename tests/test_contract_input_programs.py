@@ -84,3 +84,11 @@ def test_a_parameter_it_does_not_read_makes_the_cell_skip(name, parameter):
     params = ARParams(program=name, **{parameter: OTHER_VALUE[parameter]})
     skip, why = ar_skip(params, backbone_info("smallcnn"), 10, task)
     assert skip and parameter in why
+
+
+def test_ar_accepts_every_registered_program_and_an_unknown_one_lists_them():
+    from pydantic import ValidationError
+
+    assert [ARParams(program=n).program for n in NAMES] == NAMES
+    with pytest.raises(ValidationError, match=f"unknown input program 'bogus'; known: {', '.join(NAMES)}"):
+        ARParams(program="bogus")

@@ -101,3 +101,13 @@ def test_labels_per_class_changes_nothing_where_it_does_not_apply(name):
     one, three = LABEL_MAPS.get(name)(NUM_SOURCE, NUM_TARGET, 0, 1), LABEL_MAPS.get(name)(NUM_SOURCE, NUM_TARGET, 0, 3)
     logits = torch.randn(2, NUM_SOURCE)
     torch.testing.assert_close(one(logits), three(logits), rtol=0, atol=0)
+
+
+def test_ar_accepts_every_registered_mapping_and_an_unknown_one_lists_them():
+    from pydantic import ValidationError
+
+    from bench.methods.ar import ARParams
+
+    assert [ARParams(label_map=n).label_map for n in NAMES] == NAMES
+    with pytest.raises(ValidationError, match=f"unknown label mapping 'bogus'; known: {', '.join(NAMES)}"):
+        ARParams(label_map="bogus")
