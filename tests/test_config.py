@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.config import GridError, canonical_json, load_grid, make_cell_id, parse_filters
+from bench.grid import GridError, canonical_json, load_grid, make_cell_id, parse_filters
 from bench.models import list_backbones
 
 BASE = {
