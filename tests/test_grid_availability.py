@@ -83,7 +83,8 @@ def test_load_grid_applies_this_machines_files_after_the_expansion(grid, state, 
 def test_skipped_cells_keep_the_expansion_order_when_unprepared_ones_join_them(tmp_path, monkeypatch):
     grid = load_grid("methods", data_root=machine(monkeypatch, tmp_path, "bare"))
     assert grid.unprepared and all(c in grid.skipped for c in grid.unprepared)
-    assert [grid.order[c.cell_id] for c in grid.skipped] == sorted(grid.order[c.cell_id] for c in grid.skipped)
+    ranks = [grid.expansion_order[c.cell_id] for c in grid.skipped]
+    assert ranks == sorted(ranks)
     assert all(c.search is None and c.skip_reason.startswith("not prepared: ") for c in grid.unprepared)
 
 

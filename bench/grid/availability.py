@@ -52,7 +52,7 @@ def mark_unprepared(grid: Grid, data_root: Optional[Path] = None) -> Grid:
     gone = {c.cell_id for c in unprepared}
     cells = dependency_order([c for c in grid.cells if c.cell_id not in gone])
     # skipped stays in expansion order, as if the expansion itself had skipped them
-    listed = sorted([*grid.skipped, *unprepared], key=lambda c: grid.order[c.cell_id])
+    listed = sorted([*grid.skipped, *unprepared], key=lambda c: grid.expansion_order[c.cell_id])
     skipped: dict[str, Cell] = {}
     for cell in listed:
         skipped.setdefault(cell.cell_id, cell)

@@ -127,7 +127,7 @@ class Grid:
     # cells that only `optional` originals ask for: they run where their inputs are prepared (bench.grid.availability)
     optional_ids: frozenset[str] = frozenset()
     # cell_id -> where it came in the expansion, so a later pass keeps `skipped` in that order
-    order: dict[str, int] = field(default_factory=dict, repr=False)
+    expansion_order: dict[str, int] = field(default_factory=dict, repr=False)
 
     def by_id(self) -> dict[str, Cell]:
         return {c.cell_id: c for c in self.cells}

@@ -36,6 +36,7 @@ def build_grid(raw: Any, name: str, path: Path, fallbacks: Collection[int] = (),
 
 
 def expand_grid(grid: GridFile, path: Path, fallbacks: Collection[int] = ()) -> Grid:
+    """A validated grid file -> its cells, skipped cells and which cells only optional originals ask for."""
     # lists in the grid-wide hparams expand like method parameters; validate every combination up front
     hparam_sets = [validated(HParams, h, "hparams").model_dump() for h in expand(grid.hparams, "hparams")]
     split = validated(SplitSpec, grid.split, "split").model_dump()
@@ -158,7 +159,7 @@ class _Listing:
             skipped = [replace(c, reference=grid.reference) for c in skipped]
         return Grid(name=grid.name, path=path, cells=cells, skipped=skipped, reference=grid.reference,
                     not_run=dict(grid.not_run), optional_ids=frozenset(self.cells.keys() - self.required),
-                    order=dict(self.order))
+                    expansion_order=dict(self.order))
 
 
 def dependency_order(cells: Collection[Cell]) -> list[Cell]:
