@@ -34,10 +34,10 @@ from accelerate.utils import set_seed
 
 from bench import checkpoint, stop
 from bench.checkpoint import CorruptCheckpoint
-from bench.config import Cell
 from bench.data import dataset_info, load_task, part_infos
 from bench.data.joint import class_blocks
 from bench.energy import EnergyMeter, combine_sources, open_meter
+from bench.grid import Cell
 from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import load_grid, resolve_grid_path
+from bench.grid import load_grid, resolve_grid_path
 from bench.reference import REFERENCE_DIR, REFERENCE_TABLES, list_references, reference_figure, reference_rows, row_key
 
 NAMES = list_references()

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.pack import Pack, pack_key
 from bench.track import CHECKPOINT, MODEL, RESULT, cell_dir, read_record
 from bench.train import TrainOptions, build_models, run_cell, run_pack

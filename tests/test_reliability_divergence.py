@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.track import MLFLOW_RUN, cell_dir, read_record
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from bench import checkpoint
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.track import ERROR, MLFLOW_RUN, RESULT, cell_dir, read_record
 
 pytestmark = pytest.mark.slow

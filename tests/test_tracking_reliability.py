@@ -17,7 +17,7 @@ import psutil
 import pytest
 from mlflow_servers import HOST, MlflowServer, PostgresCluster, free_port, metric_history, tags_of
 
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.track import CHECKPOINT, RESULT, RUN_KIND, Tracker, TrackingUnavailable, cell_dir, read_record
 
 REPO = Path(__file__).resolve().parent.parent

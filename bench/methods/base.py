@@ -98,7 +98,7 @@ class Method:
     uses_original: ClassVar[bool] = True
     # True only for `pretrain`: the cell's weights become an original model other cells load
     makes_original: ClassVar[bool] = False
-    # what `reprogbench sweep` samples when a grid gives no `search:` (format: bench.search_space); {}: not swept
+    # what `reprogbench sweep` samples when a grid gives no `search:` (format: bench.grid.search_space); {}: not swept
     search_space: ClassVar[dict] = {}
     # the method's own recipe (e.g. finetune's lr): replaces the grid-wide hparams, the method entry's replace it
     hparams: ClassVar[dict] = {}

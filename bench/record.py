@@ -1,0 +1,243 @@
+"""A cell's result record: its typed model and the one reader and writer of `result.json`.
+
+The trainer writes a done record, a launcher a failed one, `sync` marks it synced, and analysis reads it back
+(or rebuilds one from the cell's MLflow run, into the same model). Every other module reads a record through
+these attributes, never by string key.
+
+On disk the JSON keeps the shape it had before this model existed, so records already written still load:
+fields that are absent read as None (a failed record holds only who the cell is and its error), and each history
+row keeps a joint task's per-part validation accuracy under `val_acc.<part>` keys.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer, model_validator
+
+from bench.files import RESULT, read_json, write_json
+
+Status = Literal["done", "failed"]
+PHASES = ("setup_s", "features_s", "compile_s", "train_s", "eval_s")  # the timed phases of a cell, in order
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HistoryRow(_Part):
+    """One epoch: the running train figures, validation, and the cost so far (elapsed_s, energy_j)."""
+
+    PART_PREFIX: ClassVar[str] = "val_acc."
+    epoch: int
+    train_loss: Optional[float] = None
+    train_acc: Optional[float] = None
+    val_loss: Optional[float] = None
+    val_acc: Optional[float] = None
+    elapsed_s: Optional[float] = None
+    energy_j: Optional[float] = None
+    val_acc_by_part: dict[str, Optional[float]] = {}  # a joint task's parts (on disk: `val_acc.<part>` keys)
+
+    @classmethod
+    def metric_names(cls) -> tuple[str, ...]:
+        """The per-epoch figures a cell's MLflow run holds as metric histories, stepped by epoch."""
+        return ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_parts(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k.startswith(cls.PART_PREFIX) for k in data):
+            parts = {k[len(cls.PART_PREFIX):]: v for k, v in data.items() if k.startswith(cls.PART_PREFIX)}
+            data = {k: v for k, v in data.items() if not k.startswith(cls.PART_PREFIX)}
+            data["val_acc_by_part"] = {**data.get("val_acc_by_part", {}), **parts}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _flatten_parts(self, handler):
+        data = handler(self)
+        parts = data.pop("val_acc_by_part", None) or {}
+        return {**data, **{f"{self.PART_PREFIX}{part}": acc for part, acc in parts.items()}}
+
+    def metrics(self) -> dict[str, float]:
+        """The row as MLflow metrics (no epoch: that is the step), parts included."""
+        return {k: v for k, v in self.model_dump().items() if k != "epoch" and v is not None}
+
+
+class PartMetrics(_Part):
+    test_acc: Optional[float] = None
+    val_acc: Optional[float] = None  # at the selected epoch
+
+
+class Metrics(_Part):
+    """The selected weights' figures: test read once, validation (what selected them), train at that epoch."""
+
+    test_acc: Optional[float] = None  # None: the test split was not read (a sweep's trial)
+    test_loss: Optional[float] = None
+    val_acc: Optional[float] = None
+    train_acc: Optional[float] = None
+    best_epoch: Optional[int] = None
+    per_task: dict[str, PartMetrics] = {}  # a joint task: each part's accuracy
+    queries: Optional[int] = None  # a gradient-free method: images sent through the black box
+
+
+class Timing(_Part):
+    """Wall-clock by phase; a packed cell's is its 1/K share of the pack's."""
+
+    setup_s: Optional[float] = None
+    features_s: Optional[float] = None
+    compile_s: Optional[float] = None
+    train_s: Optional[float] = None
+    eval_s: Optional[float] = None
+    total_s: Optional[float] = None
+
+
+class PackInfo(_Part):
+    size: int = 1
+    cells: list[str] = []
+
+
+class Throughput(_Part):
+    train_images: Optional[int] = None
+    images_per_s: Optional[float] = None
+
+
+class Energy(_Part):
+    """Over the timed phases, summed over ranks (a packed cell's is its 1/K share). `bench.energy` describes it."""
+
+    model_config = ConfigDict(extra="allow")  # a meter may describe itself further (e.g. the watts it assumed)
+    joules: Optional[float] = None
+    source: str = "unknown"  # nvml | rapl | estimate ("a+b" if a resume changed it)
+    estimate: bool = True
+    basis: Optional[str] = None
+    ranks: Optional[int] = None
+
+
+class Parameters(_Part):
+    trainable: Optional[int] = None
+    total: Optional[int] = None
+
+
+class Memory(_Part):
+    model_config = ConfigDict(extra="allow")
+    process_peak_rss_mb: Optional[float] = None  # the process's high-water mark: an upper bound when cells share one
+    gpu_peak_allocated_mb: Optional[float] = None
+
+
+class Environment(_Part):
+    device: Optional[str] = None
+    device_type: Optional[str] = None
+    world_size: Optional[int] = None
+    mixed_precision: Optional[str] = None
+    torch_threads: Optional[int] = None
+    python: Optional[str] = None
+    torch: Optional[str] = None
+    torchvision: Optional[str] = None
+    accelerate: Optional[str] = None
+    hostname: Optional[str] = None
+    git_commit: Optional[str] = None
+
+
+class Tracking(_Part):
+    """The cell's MLflow run as the record knows it: `synced` only once its last MLflow call went through."""
+
+    uri: Optional[str] = None
+    experiment: Optional[str] = None
+    run_id: Optional[str] = None
+    synced: bool = False
+    error: Optional[str] = None  # why tracking went offline
+
+
+class CellRecord(_Part):
+    """What one cell produced. A done record has every part; a failed one names the cell and its error (its other
+    parts are None)."""
+
+    cell_id: str
+    grid: Optional[str] = None
+    name: str = ""
+    status: Status
+    error: Optional[str] = None  # a failed cell: one line (its traceback is in error.txt)
+    spec: dict[str, Any] = {}
+    depends_on: list[str] = []
+    metrics: Optional[Metrics] = None
+    history: list[HistoryRow] = []
+    timing: Optional[Timing] = None
+    pack: Optional[PackInfo] = None
+    throughput: Optional[Throughput] = None
+    energy: Optional[Energy] = None
+    parameters: Optional[Parameters] = None
+    memory: Optional[Memory] = None
+    split: dict[str, Any] = {}  # how the task was split (sizes, fingerprint): `bench.data`
+    environment: Optional[Environment] = None
+    resumed_from_epoch: Optional[int] = None
+    checkpoint_problems: list[str] = []  # corrupt checkpoints skipped on resume, one line each
+    started_at: Optional[str] = None
+    finished_at: Optional[str] = None
+    mlflow_run_id: Optional[str] = None
+    mlflow_parent_run_id: Optional[str] = None  # a record rebuilt from MLflow: the launch or sweep it is nested in
+    tracking: Optional[Tracking] = None
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def best_row(self) -> Optional[HistoryRow]:
+        """The history row of the selected epoch."""
+        epoch = self.metrics.best_epoch if self.metrics else None
+        return self.history[epoch - 1] if epoch and epoch <= len(self.history) else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as `result.json` holds it (None fields left out, as a failed record always had them)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def final_metrics(self) -> dict[str, float]:
+        """A done cell's end-of-run MLflow metrics (logged at step = epochs; `sync` uploads the same)."""
+        metrics = {"test_acc": self.metrics.test_acc, "test_loss": self.metrics.test_loss,  # None: test not read
+                   "best_val_acc": self.metrics.val_acc,
+                   **{k: getattr(self.timing, k) for k in (*PHASES, "total_s")},
+                   "trainable_params": self.parameters.trainable,
+                   "images_per_s": self.throughput.images_per_s or 0.0,
+                   "train_images": self.throughput.train_images,
+                   "energy_j": self.energy.joules if self.energy else None}
+        if self.metrics.queries is not None:  # a gradient-free method's black-box queries
+            metrics["queries"] = self.metrics.queries
+        for part, figures in self.metrics.per_task.items():  # a joint task's accuracy per part
+            if figures.test_acc is not None:
+                metrics[f"test_acc.{part}"] = figures.test_acc
+        return metrics
+
+
+def failed_record(cell, error: str) -> CellRecord:
+    """The record of a cell that failed (`cell`: a `bench.grid` Cell): who it is and one line saying why."""
+    return CellRecord(cell_id=cell.cell_id, grid=cell.grid, name=cell.name, status="failed", error=error,
+                      spec=cell.spec, depends_on=list(cell.depends_on))
+
+
+def parse_record(data: Any) -> Optional[CellRecord]:
+    """A record from its JSON form; None for anything that is not one (a hand-edited or foreign file)."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        return CellRecord.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def read_record(directory: Path) -> Optional[CellRecord]:
+    """The cell's record in `directory`, or None when it has none (not run yet, or not a record)."""
+    return parse_record(read_json(Path(directory) / RESULT))
+
+
+def write_record(directory: Path, record: CellRecord) -> None:
+    """Write (atomically) the cell's `result.json`."""
+    write_json(Path(directory) / RESULT, record.to_json())
+
+
+def cell_status(directory: Path) -> str:
+    """done, failed, or pending (no record)."""
+    record = read_record(directory)
+    return record.status if record else "pending"
