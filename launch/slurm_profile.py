@@ -12,8 +12,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from bench.config import GridError, _one_line
+from slurm import shipped
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
+PROFILES_DIR = shipped("profiles")  # package data: found in an installed reprogbench too
 MAX_MINUTES = 365 * 24 * 60  # a year: anything longer is a typo, not a job
 
 def minutes(value: int | str) -> int:
