@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Optional, Protocol
 
 from bench.registry import Registry, UnknownName
@@ -39,7 +39,6 @@ class LaunchJob:
     wait: bool = False  # block until the submitted jobs end (Slurm)
     profile: Optional[SlurmProfile] = None  # Slurm launchers only
     sweep: Optional[SweepOptions] = None  # sweep launchers only
-    notes: list[str] = field(default_factory=list)
 
 
 class Launcher(Protocol):
