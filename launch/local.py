@@ -213,53 +213,19 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
         summary.experiment_id = tracker.ensure_experiment()  # once, before cells fan out: concurrent creation races
         summary.parent_run_id = start_launch_run(grid, pending, settings, "local", tracker)
         settings = dataclasses.replace(settings, parent_run_id=summary.parent_run_id)
-
-    failed: set[str] = set()
-    bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)
-    pool = None
     if workers > 1:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        settings = dataclasses.replace(settings, threads=threads)
-    signals = StopOnSignals(lambda: list((getattr(pool, "_processes", None) or {}).keys()))
+        settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+    bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)
+    launch = WaveRunner(settings, workers, summary, bar)
     try:
-        with signals:
-            for wave in waves(pending):
-                if stop_before_next_pack():
-                    break
-                runnable = []
-                for cell in wave:
-                    blocked_by = [d for d in cell.depends_on if d in failed]
-                    if blocked_by:
-                        outcome = Outcome(cell, "blocked", message=f"its dependency {blocked_by[0]} failed")
-                        failed.add(cell.cell_id)
-                        _report(bar, outcome, summary)
-                    else:
-                        runnable.append(cell)
-                packs = plan_packs(runnable, settings)
-                if workers > 1:
-                    pool = pool or ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                                       initializer=_init_worker, initargs=(settings.threads,))
-                    outcomes = _pool_outcomes(pool, packs, settings)
-                else:
-                    outcomes = (o for pack in packs if not stop_before_next_pack()
-                                for o in execute_pack(pack, settings, log_epochs=main))
-                for outcome in outcomes:
-                    if outcome.status != "done":
-                        failed.add(outcome.cell.cell_id)
-                    _report(bar, outcome, summary, settings.tracking_uri)
-                if pool is not None and getattr(pool, "_broken", False):
-                    # a worker died; the next wave gets a fresh pool. Waiting joins the broken pool's threads now:
-                    # left running, they can fail on closed pipes at interpreter exit (a traceback after all)
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    pool = None
+        with StopOnSignals(launch.worker_pids):
+            launch.run(pending)
     except KeyboardInterrupt:  # a second signal: stop now, the running epochs are lost
-        for process in (getattr(pool, "_processes", None) or {}).values():
-            process.kill()
+        launch.kill_workers()
         raise
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        launch.close()
         summary.interrupted = stop.requested()
         summary.pending = len(pending) - sum(o.status in ("done", "failed", "blocked") for o in summary.outcomes)
         if tracker is not None:
@@ -268,6 +234,62 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
             tracker.finish(summary.parent_run_id, "interrupted" if summary.interrupted else
                            "failed" if summary.failed or summary.lost or summary.pending else "done")
     return summary
+
+
+class WaveRunner:
+    """One launch's waves, one after another: each wave's packs in this process or on a pool of `workers`
+    processes (started on first use, replaced after a worker dies); a failed cell blocks the cells that need it."""
+
+    def __init__(self, settings: RunSettings, workers: int, summary: RunSummary, bar: tqdm):
+        self.settings, self.workers, self.summary, self.bar = settings, workers, summary, bar
+        self.pool: Optional[ProcessPoolExecutor] = None
+        self.failed: set[str] = set()
+
+    def worker_pids(self) -> list[int]:
+        return list((getattr(self.pool, "_processes", None) or {}).keys())
+
+    def run(self, pending: list[Cell]) -> None:
+        for wave in waves(pending):
+            if stop_before_next_pack():
+                break
+            self.run_wave(wave)
+
+    def run_wave(self, wave: list[Cell]) -> None:
+        runnable = []
+        for cell in wave:
+            blocked_by = [d for d in cell.depends_on if d in self.failed]
+            if blocked_by:
+                self.failed.add(cell.cell_id)
+                _report(self.bar, Outcome(cell, "blocked", message=f"its dependency {blocked_by[0]} failed"),
+                        self.summary)
+            else:
+                runnable.append(cell)
+        for outcome in self.outcomes(plan_packs(runnable, self.settings)):
+            if outcome.status != "done":
+                self.failed.add(outcome.cell.cell_id)
+            _report(self.bar, outcome, self.summary, self.settings.tracking_uri)
+        if self.pool is not None and getattr(self.pool, "_broken", False):
+            # a worker died; the next wave gets a fresh pool. Waiting joins the broken pool's threads now:
+            # left running, they can fail on closed pipes at interpreter exit (a traceback after all)
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def outcomes(self, packs: list[list[Cell]]):
+        if self.workers <= 1:
+            log_epochs = not self.bar.disable
+            return (o for pack in packs if not stop_before_next_pack()
+                    for o in execute_pack(pack, self.settings, log_epochs=log_epochs))
+        self.pool = self.pool or ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+                                                     initializer=_init_worker, initargs=(self.settings.threads,))
+        return _pool_outcomes(self.pool, packs, self.settings)
+
+    def kill_workers(self) -> None:
+        for process in (getattr(self.pool, "_processes", None) or {}).values():
+            process.kill()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def stop_before_next_pack() -> bool:

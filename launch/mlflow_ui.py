@@ -23,6 +23,18 @@ def runs_url(base: str, experiment_id: Optional[str]) -> str:
     return f"{base.rstrip('/')}/" + (f"#/experiments/{experiment_id}/runs" if experiment_id else "#/experiments")
 
 
+def mlflow_hint(uri: str, experiment: str, experiment_id: Optional[str]) -> str:
+    """The command that shows these runs, and the page that lists them (MLflow 3 opens on GenAI pages)."""
+    from bench.redact import redact_uri
+
+    uri = redact_uri(uri)
+    if uri.startswith("sqlite"):
+        return (f"MLflow: mlflow ui --backend-store-uri {uri}   then open "
+                f"{runs_url('http://127.0.0.1:5000', experiment_id)} (experiment {experiment!r}; "
+                "or `reprogbench ui GRID`)")
+    return f"MLflow: open {runs_url(uri, experiment_id)} (experiment {experiment!r})"
+
+
 def port_is_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

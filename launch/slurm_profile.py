@@ -11,10 +11,10 @@ from typing import Any, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from bench.grid import GridError
-from bench.grid import one_line as _one_line
+from bench.grid import GridError, one_line
+from slurm import shipped
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
+PROFILES_DIR = shipped("profiles")  # package data: found in an installed reprogbench too
 MAX_MINUTES = 365 * 24 * 60  # a year: anything longer is a typo, not a job
 
 def minutes(value: int | str) -> int:
@@ -111,4 +111,4 @@ def load_profile(path: Optional[str | Path], overrides: dict[str, Any]) -> Slurm
     try:
         return SlurmProfile.model_validate(raw)
     except ValidationError as exc:
-        raise GridError(f"{where}: {_one_line(exc, SlurmProfile, '')}") from None
+        raise GridError(f"{where}: {one_line(exc, SlurmProfile, '')}") from None

@@ -2,7 +2,7 @@
 
 For each selected cell:
 1. its dependencies (pretrain cells) run first, as normal cells (`launch.local.run_cells`);
-2. Ray Tune samples `samples` configs from the cell's search space (`bench.search_space`); each trial runs the
+2. Ray Tune samples `samples` configs from the cell's search space (`bench.grid.search_space`); each trial runs the
    same trainer as `reprogbench run` (`bench.train.run_pack`) with the test split left unread, and reports val
    accuracy and loss every epoch, so ASHA can stop weak trials early;
 3. the trial with the best validation accuracy is chosen (validation only), and its config re-run once as a
@@ -20,7 +20,6 @@ MLflow: one parent run per cell's sweep, one child run per trial (`mlflow.parent
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,9 +27,10 @@ from typing import Any, Optional
 
 from ray import tune
 
-from bench.grid import Cell, Grid, Space, max_of, override_cell
+from bench.grid import Cell, Grid, max_of, override_cell
 from bench.track import PARENT_RUN, RESULT, RUN_KIND, cell_dir, cell_status, read_json, read_record, write_json
 from launch.local import RunSettings, execute_pack, run_cells
+from launch.ray_cluster import concurrency, connect, ray_space, searcher, trial_resources
 from launch.sweep_records import (
     EXPERIMENT,
     HISTORY_FILE,
@@ -50,103 +50,6 @@ from launch.sweep_records import (
     run_id_of,
     sweep_dir,
 )
-
-# --------------------------------------------------------------------------- Ray
-
-
-def ray_space(space: Space) -> dict[str, Any]:
-    """Our space -> Ray Tune's sampling primitives (`int` includes both ends; Ray's randint excludes high)."""
-    make = {
-        "loguniform": lambda v: tune.loguniform(v[0], v[1]),
-        "uniform": lambda v: tune.uniform(v[0], v[1]),
-        "int": lambda v: tune.randint(v[0], v[1] + 1),
-        "choice": lambda v: tune.choice(v),
-    }
-    return {name: make[kind](values) for name, dist in space.items() for kind, values in dist.items()}
-
-
-def connect(address: Optional[str]) -> None:
-    """Join the Ray cluster at `address`, or start one on this machine."""
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
-             "configure_logging": True}
-    if address is None:
-        # "local": a new instance here, never a cluster some earlier `ray start` left its address for in /tmp/ray
-        ray.init(address="local", **quiet)
-        return
-    _probe(address)
-    try:
-        ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SweepError(f"no Ray cluster at --address {address} ({first}): start one with `ray start --head` "
-                         "(or slurm/ray-sweep.sbatch inside an allocation), or drop --address to run here") from None
-    _wait_for_nodes(int(os.environ.get(NODES_ENV, "1")))
-
-
-def _probe(address: str, timeout_s: float = 5.0) -> None:
-    """Fail at once on an address nobody listens on: `ray.init` would retry for minutes before giving up."""
-    import socket
-
-    bootstrap = address
-    if address == "auto":
-        current = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
-        bootstrap = os.environ.get("RAY_ADDRESS") or (current.read_text().strip() if current.is_file() else "")
-        if not bootstrap:
-            raise SweepError("--address auto: no Ray cluster on this node (no $RAY_ADDRESS, no "
-                             f"{current}): start one with `ray start --head`, or drop --address to run here")
-    host, _, port = bootstrap.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except (OSError, ValueError) as exc:
-        raise SweepError(f"no Ray cluster at --address {address} ({bootstrap}: {exc}): start one with `ray start "
-                         "--head` (or slurm/ray-sweep.sbatch inside an allocation), or drop --address to run "
-                         "here") from None
-
-
-NODES_ENV = "REPROGBENCH_RAY_NODES"  # set by slurm/ray-sweep.sbatch: the nodes its Ray cluster will have
-
-
-def _wait_for_nodes(expected: int, timeout_s: float = 180.0) -> None:
-    """Worker nodes join after the head: size the sweep's concurrency once they are all in."""
-    import time
-
-    import ray
-
-    deadline = time.monotonic() + timeout_s
-    while (alive := sum(n["Alive"] for n in ray.nodes())) < expected:
-        if time.monotonic() > deadline:
-            raise SweepError(f"only {alive} of {expected} Ray nodes joined within {timeout_s:.0f}s: see the job log")
-        time.sleep(2)
-
-
-def trial_resources(options: SweepOptions) -> dict[str, float]:
-    import ray
-
-    gpus = options.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    return {"cpu": options.cpus_per_trial, "gpu": gpus}
-
-
-def concurrency(options: SweepOptions, resources: Mapping[str, float]) -> int:
-    """Trials at once: what the cluster holds (never oversubscribed), and at most --max-concurrent."""
-    import ray
-
-    total = ray.cluster_resources()
-    fits = math.floor(total.get("CPU", 1) / resources["cpu"] + 1e-9)
-    if resources["gpu"]:
-        fits = min(fits, math.floor(total.get("GPU", 0) / resources["gpu"] + 1e-9))
-    if fits < 1:
-        raise SweepError(f"a trial asks for {resources['cpu']:g} CPU(s) and {resources['gpu']:g} GPU(s); the Ray "
-                         f"cluster has {total.get('CPU', 0):g} and {total.get('GPU', 0):g}")
-    return min(fits, options.max_concurrent or fits)
-
 
 # --------------------------------------------------------------------------- one trial (runs in a Ray worker)
 
@@ -248,30 +151,17 @@ def sweep_cell(cell: Cell, settings: RunSettings, options: SweepOptions, log=pri
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     directory = sweep_dir(settings.results_root, cell.grid, cell.cell_id).resolve()
-    summary_path = directory / SUMMARY
     previous = previous_sweep(cell, settings.results_root, options)
     epochs = max_of(cell.search, "epochs", cell.spec["hparams"]["epochs"])
     summary = {"cell_id": cell.cell_id, "name": cell.name, "grid": cell.grid, "space": cell.search,
                "options": options.identity(), "status": "running"}
-    write_json(summary_path, {**(previous or {}), **summary})
-
-    tracker, parent = None, None
-    if settings.tracking_uri:
-        from bench.track import Tracker
-
-        tracker = Tracker(settings.tracking_uri, cell.grid)
-        parent = tracker.start_parent(
-            f"sweep {cell.name}", {"grid": cell.grid, "method": cell.method, "backbone": cell.backbone,
-                                   "new_task": cell.task, "sweep_of": cell.cell_id, RUN_KIND: "sweep"},
-            params={**options.identity(), **{f"space.{k}": v for k, v in cell.search.items()}},
-            run_file=directory / PARENT_FILE)
-
+    write_json(directory / SUMMARY, {**(previous or {}), **summary})
+    tracker, parent = _start_parent_run(cell, settings, options, directory)
     resources = trial_resources(options)
     trial_settings = dataclasses.replace(settings, threads=max(1, int(resources["cpu"])), pack=1)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=cell, settings=trial_settings, parent_run_id=parent), resources)
     path = directory / EXPERIMENT
-    progress = TrialProgress(cell, directory, options.samples, settings.tracking_uri)
     # Ray saves its experiment state at most every 10 s by default; a resume needs the trials that ended
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, no tables: TrialProgress prints a line each
@@ -280,30 +170,50 @@ def sweep_cell(cell: Cell, settings: RunSettings, options: SweepOptions, log=pri
         # its callbacks (this TrialProgress) come back with Ray Tune's state
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        if options.scheduler == "asha":
-            scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=1,
-                                      reduction_factor=options.reduction_factor)
-        else:
-            scheduler = FIFOScheduler()
+        scheduler = (ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=1,
+                                   reduction_factor=options.reduction_factor)
+                     if options.scheduler == "asha" else FIFOScheduler())
         tuner = tune.Tuner(
             trainable, param_space=ray_space(cell.search),
             tune_config=tune.TuneConfig(metric=METRIC, mode="max", num_samples=options.samples, scheduler=scheduler,
-                                        search_alg=_searcher(options, cell.seed, concurrency(options, resources))),
+                                        search_alg=searcher(options, cell.seed, concurrency(options, resources))),
             run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(directory), verbose=0,
-                                      callbacks=[progress],
+                                      callbacks=[TrialProgress(cell, directory, options.samples,
+                                                               settings.tracking_uri)],
                                       failure_config=tune.FailureConfig(max_failures=0)))
     tuner.fit()
+    summary = _finish_sweep(cell, summary, read_trials(directory, epochs), directory, settings, resources,
+                            tracker, parent, log)
+    return SweepResult(cell, summary)
 
-    trials = read_trials(directory, epochs)
+
+def _start_parent_run(cell: Cell, settings: RunSettings, options: SweepOptions, directory: Path):
+    """The sweep's MLflow parent run (its trials nest under it); -> (tracker, run id), both None untracked."""
+    if not settings.tracking_uri:
+        return None, None
+    from bench.track import Tracker
+
+    tracker = Tracker(settings.tracking_uri, cell.grid)
+    parent = tracker.start_parent(
+        f"sweep {cell.name}", {"grid": cell.grid, "method": cell.method, "backbone": cell.backbone,
+                               "new_task": cell.task, "sweep_of": cell.cell_id, RUN_KIND: "sweep"},
+        params={**options.identity(), **{f"space.{k}": v for k, v in cell.search.items()}},
+        run_file=directory / PARENT_FILE)
+    return tracker, parent
+
+
+def _finish_sweep(cell: Cell, summary: dict, trials: list, directory: Path, settings: RunSettings,
+                  resources: Mapping[str, float], tracker, parent: Optional[str], log) -> dict:
+    """Choose the best trial on validation, run its config once as a cell, and write the sweep's summary."""
     best = best_trial(trials)
     summary = {**summary, "trials": trials, "best": best}
     if best is None:  # every trial failed (e.g. diverged in its first epoch): this cell fails, the next go on
         summary = {**summary, "status": "failed",
-                   "error": f"no trial reported a validation accuracy; each trial's error is in {summary_path}"}
-        write_json(summary_path, summary)
+                   "error": f"no trial reported a validation accuracy; each trial's error is in {directory / SUMMARY}"}
+        write_json(directory / SUMMARY, summary)
         if tracker is not None:
             tracker.finish(parent, "failed")
-        return SweepResult(cell, summary)
+        return summary
     if tracker is not None:
         tracker.set_tags(best["mlflow_run_id"], {"best_trial": "true"})
         tracker.log_metrics(parent, {"best_val_acc": best["val_acc"]})
@@ -311,25 +221,12 @@ def sweep_cell(cell: Cell, settings: RunSettings, options: SweepOptions, log=pri
                                   **{f"best.{k}": v for k, v in best["config"].items()}})
     tuned = run_tuned(cell, best, settings, resources, parent, log)
     summary = {**summary, "tuned": tuned, "status": "done" if tuned["status"] == "done" else "failed"}
-    write_json(summary_path, summary)
+    write_json(directory / SUMMARY, summary)
     if tracker is not None:
         if tuned.get("test_acc") is not None:
             tracker.log_metrics(parent, {"tuned_test_acc": tuned["test_acc"]})
         tracker.finish(parent, summary["status"])
-    return SweepResult(cell, summary)
-
-
-def _searcher(options: SweepOptions, seed: int, concurrent: int):
-    """Seeded, so the same sweep samples the same configs; each holds the concurrency limit itself (Ray ignores
-    TuneConfig's max_concurrent_trials once a search algorithm is given)."""
-    if options.search == "optuna":
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
-
-        return ConcurrencyLimiter(OptunaSearch(seed=seed), max_concurrent=concurrent)
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    return BasicVariantGenerator(random_state=seed, max_concurrent=concurrent)
+    return summary
 
 
 def run_tuned(cell: Cell, best: dict, settings: RunSettings, resources: Mapping[str, float],

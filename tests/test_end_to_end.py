@@ -3,7 +3,6 @@ with real MLflow (sqlite), real subprocesses, a real SIGKILL, and real DDP under
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helper import cli, cli_popen
 
 from bench.grid import load_grid
 from bench.track import CHECKPOINT, MODEL, PARENT_RUN, RESULT, RUN_KIND, cell_dir, read_record
@@ -33,9 +33,6 @@ seeds: [0]
 """
 
 
-def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launch.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def write_grid(folder: Path, text: str, name: str) -> Path:
@@ -172,9 +169,8 @@ def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     directory = cell_dir(killed, "resume", scratch.cell_id)
 
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "cell", str(grid_path), scratch.cell_id,
-                             "--results", str(killed), "--no-tracking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = cli_popen("cell", grid_path, scratch.cell_id, "--results", killed, "--no-tracking",
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not (directory / CHECKPOINT).is_file():
         assert proc.poll() is None, "the cell ended before its first checkpoint"

@@ -4,10 +4,9 @@ packed with it or beside it in a worker pool, finishes."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
+from cli_helper import cli
 
 from bench.grid import load_grid
 from bench.track import MLFLOW_RUN, cell_dir, read_record
@@ -39,8 +38,7 @@ def test_diverging_cells_fail_alone_with_one_line_and_the_others_finish(tmp_path
     good = {c.cell_id for c in cells} - bad
     assert len(bad) == 2 and len(good) == 3  # two ar cells at lr 0.05 and the pretrain cell
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "launch.cli", "run", str(path), "--results", str(results), *args],
-                          capture_output=True, text=True, timeout=900)
+    proc = cli("run", path, "--results", results, *args, timeout=900)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     summary = [m.groups() for m in LINE.finditer(proc.stderr)]
@@ -69,8 +67,7 @@ def test_diverging_cells_fail_alone_with_one_line_and_the_others_finish(tmp_path
     print(f"FIGURE divergence {args}: cells {len(bad | good)}, injected {len(bad)}, stopped at "
           f"{sorted((e, st, loss) for _, e, st, loss in summary)}, failed records {len(bad)}, done {len(good)}, "
           f"MLflow runs {len(runs)} for {len(bad | good)} cells")
-    shown = subprocess.run([sys.executable, "-m", "launch.cli", "status", str(path), "--results", str(results)],
-                           capture_output=True, text=True, timeout=300)
+    shown = cli("status", path, "--results", results, timeout=300)
     assert shown.returncode == 1 and "Traceback" not in shown.stderr
     rows = {line.split()[0]: line for line in shown.stdout.splitlines() if line[:12] in bad | good}
     assert all(rows[c].split()[1] == "failed" and "diverged at epoch 1" in rows[c] for c in bad)

@@ -4,11 +4,10 @@ asserts each is a valid grid or one clean error line with exit status 2, never a
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 
 import pytest
 import yaml
+from cli_helper import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,9 +105,7 @@ def test_hostile_grids_through_the_real_command_line(tmp_path):
     """The installed entry point as a user runs it: exit 2, one line, no traceback, nothing run."""
     for case in ("python_object_tag", "billion_laughs", "dotdot_name"):
         path = write(tmp_path, HOSTILE[case][0], f"{case}.yaml")
-        proc = subprocess.run([sys.executable, "-m", "launch.cli", "run", str(path), "--results",
-                               str(tmp_path / "results"), "--no-tracking"], capture_output=True, text=True,
-                              timeout=300)
+        proc = cli("run", path, "--results", tmp_path / "results", "--no-tracking", timeout=300)
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "results").exists()

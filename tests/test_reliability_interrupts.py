@@ -7,12 +7,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+from cli_helper import cli, cli_popen
 
 from bench import checkpoint
 from bench.grid import load_grid
@@ -36,9 +36,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # one torch thread a process: tiny
 
 
 def start(grid: Path, results: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "launch.cli", "run", str(grid), "--results", str(results),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            start_new_session=True)  # its own process group, as a terminal gives a command
+    return cli_popen("run", grid, "--results", results, *extra, env=ENV,
+                     start_new_session=True)  # its own process group, as a terminal gives a command
 
 
 def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
@@ -105,8 +104,7 @@ def test_a_signal_stops_cleanly_and_the_same_command_continues(grid, tmp_path, s
     statuses = mlflow_statuses(results)  # an interrupted cell's run is KILLED, not FAILED
     assert {statuses[c] for c in stopped_at} == {"KILLED"} and "FAILED" not in statuses.values()
 
-    rerun = subprocess.run([sys.executable, "-m", "launch.cli", "run", str(path), "--results", str(results), *args],
-                           capture_output=True, text=True, timeout=600, env=ENV)
+    rerun = cli("run", path, "--results", results, *args, timeout=600, env=ENV)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert assert_consistent(results, cells) == (len(cells), 0)
     for cell_id, epoch in stopped_at.items():
@@ -154,8 +152,7 @@ def test_kill_9_of_a_worker_loses_at_most_the_epoch_in_progress(grid, tmp_path):
     assert_consistent(results, cells)
     at_kill = epochs_on_disk(results, cells)
 
-    rerun = subprocess.run([sys.executable, "-m", "launch.cli", "run", str(path), "--results", str(results),
-                            "--workers", "2", "--no-tracking"], capture_output=True, text=True, timeout=600, env=ENV)
+    rerun = cli("run", path, "--results", results, "--workers", "2", "--no-tracking", timeout=600, env=ENV)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert assert_consistent(results, cells) == (len(cells), 0)
     for cell_id, epoch in at_kill.items():

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cli_helper import cli, cli_popen
 from fixtures_data import write_mnist_idx
 from mlflow_servers import free_port, get_json, stop, wait_for
 
@@ -40,9 +41,6 @@ INTENSITY = 200.0  # g CO2e / kWh, given on the command line
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def cli(*args, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launch.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -265,9 +263,8 @@ def test_a_real_mlflow_server_shows_the_runs_their_launch_parents_and_the_report
 @pytest.mark.slow
 def test_ui_starts_the_mlflow_ui_on_loopback_and_prints_the_runs_url(reported):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "ui", str(reported["grid_path"]), "--results",
-                             str(reported["results"]), "--data-root", str(reported["data"]), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    proc = cli_popen("ui", reported["grid_path"], "--results", reported["results"], "--data-root", reported["data"],
+                     "--port", port, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         line = proc.stdout.readline()  # printed once the server answers
         from mlflow.tracking import MlflowClient

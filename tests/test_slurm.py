@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helper import cli
 
 from bench.grid import load_grid
 from bench.track import MLFLOW_RUN, PARENT_RUN, RUN_KIND, cell_dir, read_json, read_record
@@ -22,11 +23,9 @@ from launch.local import RunSettings, execute_cell
 from launch.slurm import SLURM_RECORD, cell_states, queue_states, wait
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # every test here starts (or needs) the local Slurm cluster
 
 
-def cli(*args, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launch.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
 
 
 def write(folder: Path, name: str, text: str) -> Path:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helper import cli, cli_popen
 
 from bench.grid import GridError, load_grid, override_cell, parse_space, with_overrides
 from bench.methods import METHODS
@@ -41,9 +42,6 @@ def write_grid(folder: Path, epochs: int = 4, text: str = TINY) -> Path:
     return path
 
 
-def cli(*args, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launch.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, **kwargs)
 
 
 def ar_cell(grid_path: Path):
@@ -125,7 +123,7 @@ def test_an_override_makes_its_own_cell_and_changes_only_what_it_names(tmp_path)
 
 
 def test_ray_space_samples_within_bounds_and_int_includes_both_ends():
-    from launch.sweep import ray_space
+    from launch.ray_cluster import ray_space
 
     space = ray_space({"input_size": {"int": [12, 13]}, "lr": {"loguniform": [1e-4, 1e-1]},
                        "label_map": {"choice": ["first_k", "random"]}, "weight_decay": {"uniform": [0, 1e-3]}})
@@ -286,8 +284,7 @@ def test_a_sweep_whose_driver_is_killed_resumes_without_rerunning_finished_trial
             "--max-concurrent", 1, "--results", results]
     cell = ar_cell(grid_path)
     trials = sweep_dir(results, "sweepy", cell.cell_id) / TRIALS
-    driver = subprocess.Popen([sys.executable, "-m", "launch.cli", *map(str, args)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = cli_popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
         while len(list(trials.glob(f"*/{RESULT}"))) < 2:

@@ -5,9 +5,7 @@ addresses the servers the suite starts listen on. Figures in RELIABILITY.md come
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from cli_helper import cli, cli_popen
 from mlflow_servers import HOST, MlflowServer, PostgresCluster, free_port, metric_history, tags_of
 
 from bench.grid import load_grid
@@ -24,14 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 HISTORY = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")
 
 
-def cli(*args, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "launch.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=REPO)
 
 
-def popen(*args, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "launch.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, cwd=REPO)
 
 
 def write_grid(folder: Path, name: str, text: str) -> Path:
@@ -90,7 +83,7 @@ def test_a_server_killed_mid_grid_loses_nothing_and_sync_uploads_each_cell_once(
         grid_path = write_grid(tmp_path, "outage", scratch_grid(4, "smallcnn", "digits", epochs=3))
         grid = load_grid(grid_path)
         results = tmp_path / "results"
-        run = popen("run", grid_path, "--results", results, "--tracking-uri", server.url)
+        run = cli_popen("run", grid_path, "--results", results, "--tracking-uri", server.url)
         dirs = [cell_dir(results, grid.name, c.cell_id) for c in grid.cells]
         deadline = time.monotonic() + 600
         # the fault: once a cell has finished and the next is between epochs, the server dies without a word
@@ -156,7 +149,7 @@ def test_concurrent_writers_on_a_fresh_sqlite_store_lose_no_run(tmp_path):
     grid_path = write_grid(tmp_path, "sqlite_writers", scratch_grid(4))
     grid = load_grid(grid_path)
     results = tmp_path / "results"
-    procs = [popen("cell", grid_path, c.cell_id, "--results", results) for c in grid.cells]
+    procs = [cli_popen("cell", grid_path, c.cell_id, "--results", results) for c in grid.cells]
     outputs = [p.communicate(timeout=600) for p in procs]
     for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-3000:]
@@ -290,9 +283,8 @@ def test_reprogbench_ui_listens_on_loopback_only(tmp_path):
     results = tmp_path / "results"
     Tracker(f"sqlite:///{results / 'mlflow.db'}", "exposed").ensure_experiment()  # a store to show
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "ui", str(grid_path), "--results", str(results),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True, cwd=REPO)
+    proc = cli_popen("ui", grid_path, "--results", results, "--port", port, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"MLflow UI: http://127.0.0.1:{port}/"), line

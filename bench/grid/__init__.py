@@ -10,21 +10,49 @@ One job per module: `schema` (what a grid file may say), `cells` (Cell, Grid, ce
 `availability` (what this machine has on disk: fallbacks, optional originals), `guard` and `load` (reading a file
 safely, one-line errors). Callers import from here.
 """
-from bench.grid.availability import expand_here, mark_unprepared
-from bench.grid.cells import Cell, Grid, canonical_json, make_cell_id, short_value
-from bench.grid.errors import GridError, one_line
-from bench.grid.expansion import build_grid, expand_grid
-from bench.grid.filters import FILTER_KEYS, parse_filters
-from bench.grid.guard import MAX_CELLS
-from bench.grid.load import GRIDS_DIR, load_grid, read_text, resolve_grid_path
-from bench.grid.overrides import override_cell, searchable, skip_reason, with_overrides
-from bench.grid.schema import IMAGENET, GridFile, HParams, OriginalSpec, SplitSpec
-from bench.grid.search_space import Space, max_of, parse_space
-from bench.grid.validation import validate_grid
+import importlib
 
-__all__ = [
-    "FILTER_KEYS", "GRIDS_DIR", "IMAGENET", "MAX_CELLS", "Cell", "Grid", "GridError", "GridFile", "HParams",
-    "OriginalSpec", "Space", "SplitSpec", "build_grid", "canonical_json", "expand_grid", "expand_here", "load_grid",
-    "make_cell_id", "mark_unprepared", "max_of", "one_line", "override_cell", "parse_filters", "parse_space",
-    "read_text", "resolve_grid_path", "searchable", "short_value", "skip_reason", "validate_grid", "with_overrides",
-]
+# name -> the module that owns it; imported on first use, so `bench.grid.guard` (the CLI's parser) stays free of
+# torch, which expansion pulls in through the method registry
+_OWNERS = {
+    "Cell": "bench.grid.cells",
+    "FILTER_KEYS": "bench.grid.filters",
+    "GRIDS_DIR": "bench.grid.load",
+    "Grid": "bench.grid.cells",
+    "GridError": "bench.grid.errors",
+    "GridFile": "bench.grid.schema",
+    "HParams": "bench.grid.schema",
+    "IMAGENET": "bench.grid.schema",
+    "MAX_CELLS": "bench.grid.guard",
+    "OriginalSpec": "bench.grid.schema",
+    "Space": "bench.grid.search_space",
+    "SplitSpec": "bench.grid.schema",
+    "build_grid": "bench.grid.expansion",
+    "canonical_json": "bench.grid.cells",
+    "expand_grid": "bench.grid.expansion",
+    "expand_here": "bench.grid.availability",
+    "load_grid": "bench.grid.load",
+    "make_cell_id": "bench.grid.cells",
+    "mark_unprepared": "bench.grid.availability",
+    "max_of": "bench.grid.search_space",
+    "one_line": "bench.grid.errors",
+    "override_cell": "bench.grid.overrides",
+    "parse_filters": "bench.grid.filters",
+    "parse_space": "bench.grid.search_space",
+    "read_text": "bench.grid.load",
+    "resolve_grid_path": "bench.grid.load",
+    "searchable": "bench.grid.overrides",
+    "short_value": "bench.grid.cells",
+    "skip_reason": "bench.grid.overrides",
+    "validate_grid": "bench.grid.validation",
+    "with_overrides": "bench.grid.overrides",
+}
+
+
+def __getattr__(name: str):
+    if name not in _OWNERS:
+        raise AttributeError(f"module 'bench.grid' has no attribute {name!r}")
+    return getattr(importlib.import_module(_OWNERS[name]), name)
+
+
+__all__ = sorted(_OWNERS)

@@ -1,0 +1,67 @@
+"""`reprogbench`: run grids (here or on Slurm), follow them, report results, open MLflow, prepare inputs, benchmark.
+
+Exit status: 0 all good; 1 some cell failed (or was lost with its worker); 2 bad input (a malformed grid, an
+unknown name, a missing file); 130 / 143 stopped by SIGINT / SIGTERM (rerun the same command to continue).
+
+One module per command (`add(sub)` declares its parser from the shared option groups of `launch.cli.options`,
+`main(args)` runs it); building the parser imports neither torch nor the grid code, so `--help` is quick.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+from launch.cli import bench, cell, common, ls, prepare, report, run, status, sweep, sync, ui
+
+COMMANDS = (run, status, ls, sweep, cell, report, ui, sync, prepare, bench)  # the order `--help` lists them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reprogbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add(sub)
+    return parser
+
+
+def one_line(text: str) -> str:
+    """A message as one printable line: a hostile name's newlines and control characters are shown escaped."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
+
+
+def bad_input_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean bad input (exit 2, one line): imported only once a command runs."""
+    from analysis.errors import ReportError, StoreUnreadable
+    from bench.data import DatasetMissing
+    from bench.grid import GridError
+    from bench.models import WeightsMissing
+    from bench.registry import UnknownName
+    from launch.mlflow_ui import UiError
+    from launch.preflight import InputsMissing
+    from launch.slurm import SlurmUnavailable
+    from launch.sweep_records import SweepError
+
+    return (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
+            StoreUnreadable, UiError, SweepError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as typed, recorded beside benchmark figures
+    from bench.models.thesis_nets import WEIGHTS_ENV, use_weights_dir
+
+    errors = bad_input_errors()
+    weights_dir = args.weights_dir or os.environ.get(WEIGHTS_ENV)
+    if weights_dir:
+        use_weights_dir(weights_dir)  # exported: worker processes and Slurm jobs inherit it
+    try:
+        return args.func(args)
+    except errors as exc:
+        print(f"reprogbench: error: {one_line(str(exc))}", file=sys.stderr)
+        return common.EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("reprogbench: interrupted; finished cells are kept, rerun the same command to go on", file=sys.stderr)
+        return 130

@@ -1,0 +1,6 @@
+"""`python -m launch.cli`: the `reprogbench` command."""
+import sys
+
+from launch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""What the commands share once their arguments are parsed: the results folder, the tracking URI, the grid and
+its selected cells, the run settings, and the check of inputs before anything runs."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from launch.launchers import EXIT_FAILED  # noqa: F401 - the commands' exit statuses, in one place
+
+EXIT_BAD_INPUT = 2  # a malformed grid, an unknown name, a missing file
+
+
+def results_root(args) -> Path:
+    return Path(args.results or os.environ.get("REPROGBENCH_RESULTS", "results"))
+
+
+def tracking_uri(args, off: bool = False) -> str | None:
+    """The MLflow URI the command logs to or reads (None when `off`)."""
+    from bench.redact import move_credentials_to_env
+    from bench.track import default_tracking_uri
+
+    if off:
+        return None
+    # credentials go to the variables MLflow / libpq read, so no record, job file or printed line holds them
+    return move_credentials_to_env(args.tracking_uri or default_tracking_uri(results_root(args)))
+
+
+def load_grid(args):
+    from bench.grid import load_grid
+
+    return load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
+
+
+def load(args) -> tuple:
+    """The grid (its notes printed) and the cells `--filter` selects."""
+    from bench.grid import parse_filters
+
+    grid = load_grid(args)
+    for note in grid.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return grid, grid.select(parse_filters(args.filter))
+
+
+def run_settings(args, pack: int):
+    """How the cells run, from the tracking, input-folder and trainer options."""
+    from launch.local import RunSettings
+
+    return RunSettings(results_root(args), args.data_root, tracking_uri(args, off=args.no_tracking), pack=pack,
+                       cache_features=not args.no_feature_cache, compile=args.compile)
+
+
+def check_pending_inputs(args, grid, cells, settings) -> None:
+    """Every dataset and weights file the unfinished cells read is there, before anything runs or is queued."""
+    from bench.track import cell_dir, cell_status
+    from launch.preflight import check_inputs
+
+    check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
+                 args.data_root, args.grid)
+
+
+def slurm_profile(args):
+    """The `--profile` with the Slurm flags on top, checked before anything else happens."""
+    from launch.slurm_profile import load_profile
+
+    return load_profile(args.profile, {
+        "partition": args.partition, "time": args.time, "nodes": args.nodes, "gpus_per_node": args.gpus_per_node,
+        "tasks_per_node": args.tasks_per_node, "array_parallelism": args.array_parallelism})

@@ -1,0 +1,38 @@
+"""`reprogbench ls GRID`: the grid's cells with id and status, or only their ids (one wave's, for sbatch arrays)."""
+from __future__ import annotations
+
+from launch.cli import common
+from launch.cli.options import add_filter, grid_command
+
+HELP = "list the grid's cells with id and status (done, pending, failed)"
+
+
+def add(sub) -> None:
+    p = grid_command(sub, "ls", HELP)
+    add_filter(p)
+    p.add_argument("--ids", action="store_true", help="only the cell ids, one per line, dependencies first "
+                   "(for sbatch arrays: slurm/templates/cells.sbatch)")
+    p.add_argument("--wave", type=int, metavar="N", help="only the ids of wave N (1: cells with no pending "
+                   "dependency, e.g. pretrain; 2: the cells that need them)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from analysis.table import cells_table
+    from bench.grid import GridError
+
+    grid, cells = common.load(args)
+    if args.ids or args.wave:
+        from launch.local import waves
+
+        groups = waves(cells)
+        if args.wave and not 1 <= args.wave <= len(groups):
+            raise GridError(f"{grid.name} has {len(groups)} wave(s); --wave takes 1..{len(groups)}")
+        print("\n".join(c.cell_id for c in (groups[args.wave - 1] if args.wave else cells)))
+        return 0
+    print(cells_table(grid, cells, common.results_root(args)))
+    for cell in grid.skipped:
+        print(f"skipped {cell.cell_id}  {cell.name}: {cell.skip_reason}")
+    for row, why in grid.not_run.items():
+        print(f"not run: {grid.reference} row {row}: {why}")
+    return 0

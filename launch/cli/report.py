@@ -1,0 +1,55 @@
+"""`reprogbench report GRID`: tables and plots from a grid's results (never trains)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from launch.cli import common
+from launch.cli.options import add_filter, add_tracking, grid_command
+
+HELP = ("tables and plots from the grid's results: the thesis's tables beside ours, each method against "
+        "from-scratch (accuracy, compute, energy, CO2), time to accuracy; never trains")
+
+
+def add(sub) -> None:
+    p = grid_command(sub, "report", HELP)
+    p.add_argument("--out", help="folder for the report (default RESULTS/GRID/report)")
+    p.add_argument("--format", default="md,html,csv", help="comma-separated: md, html, csv (default all "
+                   "three; the PNGs are always written)")
+    p.add_argument("--carbon-intensity", type=float, metavar="G_PER_KWH",
+                   help="g CO2e per kWh of the electricity used (default $REPROGBENCH_CARBON_INTENSITY, else "
+                        "475, the world average, IEA 2019)")
+    add_filter(p)
+    add_tracking(p, "local records only, no MLflow (report: read no MLflow store and log nothing to it)")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    """Tables and plots from a grid's results (never trains): the thesis's tables beside ours, each method against
+    from-scratch (accuracy, compute, energy, CO2 and their ratios), time to the scratch accuracy, mean / sd / n
+    across seeds; PNGs and an HTML page; logged to the grid's MLflow experiment as a `report` run."""
+    from analysis import report
+    from analysis.render import to_markdown
+    from analysis.results import open_store
+
+    formats = report.parse_formats(args.format)  # every input checked before anything is read or written
+    intensity, origin = report.carbon_intensity(args.carbon_intensity)
+    grid, cells = common.load(args)
+    results = common.results_root(args)
+    explicit = bool(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    store = open_store(common.tracking_uri(args, off=args.no_tracking), explicit)
+    out = Path(args.out) if args.out else results / grid.name / "report"
+    built = report.build(grid, cells, results, store, out, intensity, origin)
+    written = report.write(built, out, formats)
+    for table in built.tables:
+        print(to_markdown(table))
+    print(built.summary())
+    print(f"wrote {len(written)} file(s) to {out}: " + ", ".join(p.name for p in written))
+    if store is not None:
+        run_id = report.log_to_mlflow(built, store, results, out)
+        if run_id:
+            print(f"logged as artifacts of MLflow run {run_id} ('report {grid.name}'); `reprogbench ui {args.grid}"
+                  + (f" --results {args.results}" if args.results else "") + "` shows it")
+        else:
+            print(f"not logged to MLflow: {store.uri} has no experiment {grid.name!r}")
+    return 0

@@ -1,0 +1,55 @@
+# A Ray cluster inside the current Slurm allocation: sourced (not run) by slurm/ray-sweep.sbatch and by the job
+# `reprogbench sweep --launcher slurm` submits through submitit, so both start Ray the same way. On return Ray runs
+# on every node of the allocation, RAY_ADDRESS points at its head and an EXIT trap stops it when the job ends.
+#
+# One task per node: the first node runs the Ray head (and the sweep's driver, after this), every other node a Ray
+# worker. Each node is given exactly the CPUs and GPUs Slurm allocated (--num-cpus / --num-gpus): Ray would
+# otherwise count the whole machine, and trials would oversubscribe a node shared with other jobs.
+#
+# Ports: the head listens on RAY_PORT (default: 10000 + 1000 x (job id mod 50)) and every other port Ray opens on a
+# node is in the band of 1000 above it, so two allocations sharing a node do not collide. Set RAY_PORT to choose.
+# (Ray's client server, port 10001, starts only where the ray[client] extra is installed; it is not needed here.)
+# The head keeps its files in a folder of this job's (not /tmp/ray), so it never becomes the cluster that another
+# user's plain `ray.init()` on the same node would join.
+#
+# Environment: REPROGBENCH_PYTHON, the Python with reprogbench installed (default: python3 on PATH).
+py=${REPROGBENCH_PYTHON:-python3}
+ray=("$py" -m ray.scripts.scripts)
+
+mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+head=${nodes[0]}
+head_ip=$(srun --overlap --nodes=1 --ntasks=1 -w "$head" hostname -I | awk '{print $1}')
+port=${RAY_PORT:-$((10000 + 1000 * (SLURM_JOB_ID % 50)))}
+cpus=${SLURM_CPUS_PER_TASK:-${SLURM_CPUS_ON_NODE:-$(nproc)}}
+gpus=${SLURM_GPUS_ON_NODE:-0}
+node_ports=(--node-manager-port=$((port + 1)) --object-manager-port=$((port + 2))
+            --dashboard-agent-grpc-port=$((port + 3)) --dashboard-agent-listen-port=$((port + 4))
+            --metrics-export-port=$((port + 5)) --runtime-env-agent-port=$((port + 6))
+            --min-worker-port=$((port + 100)) --max-worker-port=$((port + 999)))
+common=(--num-cpus="$cpus" --num-gpus="$gpus" --disable-usage-stats --block "${node_ports[@]}")
+export RAY_ADDRESS="$head_ip:$port"
+# a token of this job's own for every Ray process it starts and for the driver: nobody else on a shared node can
+# submit work to this cluster, and nothing depends on a token file in a home folder shared by every node
+export RAY_AUTH_MODE=token
+RAY_AUTH_TOKEN=$("$py" -c "import secrets; print(secrets.token_hex(32))")
+export RAY_AUTH_TOKEN
+export REPROGBENCH_RAY_NODES=${#nodes[@]}  # the driver waits for every node before sizing its concurrency
+
+echo "reprogbench: Ray head on $head ($RAY_ADDRESS), ${#nodes[@]} node(s), $cpus CPU(s) and $gpus GPU(s) each"
+srun --overlap --nodes=1 --ntasks=1 -w "$head" "${ray[@]}" start --head --node-ip-address="$head_ip" --port="$port" \
+    --include-dashboard=false --temp-dir="${RAY_TMPDIR:-/tmp}/ray-$SLURM_JOB_ID" "${common[@]}" &
+head_pid=$!
+# the head is up once its port answers (`ray status` would retry for minutes against a head that died)
+until timeout 2 bash -c ": </dev/tcp/$head_ip/$port" 2>/dev/null; do
+    if ! kill -0 "$head_pid" 2>/dev/null; then
+        echo "reprogbench: the Ray head on $head did not start; its error is above" >&2
+        exit 1
+    fi
+    sleep 1
+done
+for node in "${nodes[@]:1}"; do
+    srun --overlap --nodes=1 --ntasks=1 -w "$node" "${ray[@]}" start --address="$RAY_ADDRESS" "${common[@]}" &
+done
+
+# the sweep's exit status is the job's; the Ray processes are stopped gracefully (SIGTERM through srun) after it
+trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT
