@@ -70,7 +70,8 @@ def cmd_ls(args) -> int:
 
 def cmd_run(args) -> int:
     from analysis.table import results_table
-    from bench.track import cell_dir, cell_status
+    from bench.files import cell_dir
+    from bench.record import cell_status
     from launch.local import distributed_rank, run_cells
     from launch.preflight import check_inputs
 
@@ -244,7 +245,8 @@ def cmd_ui(args) -> int:
 
 def cmd_sweep(args) -> int:
     """Ray Tune over each selected cell's search space; the best config is then run once as a cell."""
-    from bench.track import cell_dir, cell_status
+    from bench.files import cell_dir
+    from bench.record import cell_status
     from launch.preflight import check_inputs
     from launch.sweep_records import SweepOptions, check_sweepable, results_table
 
@@ -297,7 +299,7 @@ def sweep_argv(args, settings, options) -> list[str]:
 
 
 def submit_sweep_to_slurm(args, grid, chosen, settings, options, profile) -> int:
-    from bench.track import read_json
+    from bench.files import read_json
     from launch.ray_slurm import submit_sweep, wait_for_job
     from launch.sweep_records import SUMMARY, SweepResult, results_table, sweep_dir
 
@@ -331,7 +333,8 @@ def cmd_cell(args) -> int:
     if args.cell_id not in cells:
         raise GridError(f"{grid.path}: no cell {args.cell_id!r}; `reprogbench ls {args.grid}` lists them")
     settings = _settings(args)
-    from bench.track import cell_dir, cell_status
+    from bench.files import cell_dir
+    from bench.record import cell_status
 
     if cell_status(cell_dir(settings.results_root, grid.name, args.cell_id)) == "done":
         print(f"{args.cell_id}: already done")  # array tasks rerun after a requeue find finished cells here
@@ -380,13 +383,15 @@ def cmd_prepare(args) -> int:
 def cmd_bench(args) -> int:
     """Each fast path against the naive path it replaces, measured in one run; appended to BENCHMARKS.md."""
     from bench.speed import report
+    from launch.speed import measurements
 
-    unknown = [n for n in args.only or [] if n not in report.measurements()]
+    table = measurements()
+    unknown = [n for n in args.only or [] if n not in table]
     if unknown:
-        raise UnknownName(f"unknown measurement {unknown[0]!r}; known: {', '.join(report.measurements())}")
+        raise UnknownName(f"unknown measurement {unknown[0]!r}; known: {', '.join(table)}")
     command = "reprogbench " + shlex.join(args.argv)
     output = None if args.no_append else Path(args.output)
-    return report.main(args.device, args.quick, args.only, output, args.workdir, command)
+    return report.main(args.device, args.quick, args.only, output, args.workdir, command, table)
 
 
 def add_input_dirs(p: argparse.ArgumentParser) -> None:

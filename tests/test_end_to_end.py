@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from bench.config import load_grid
-from bench.track import CHECKPOINT, MODEL, PARENT_RUN, RESULT, RUN_KIND, cell_dir, read_record
+from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
+from bench.record import read_record
+from bench.track import PARENT_RUN, RUN_KIND
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from bench.config import load_grid
+from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
 from bench.pack import Pack, pack_key
-from bench.track import CHECKPOINT, MODEL, RESULT, cell_dir, read_record
+from bench.record import read_record
 from bench.train import TrainOptions, build_models, run_cell, run_pack
 from launch.local import RunSettings, execute_pack, plan_packs
 

@@ -215,7 +215,8 @@ def test_the_table_3_1_fashion_mnist_to_mnist_01_row_runs_end_to_end_pretrain_in
     from fixtures_data import write_mnist_idx
 
     from bench.config import GRIDS_DIR
-    from bench.track import cell_dir, read_record
+    from bench.files import cell_dir
+    from bench.record import read_record
     from launch.cli import main
 
     raw = yaml.safe_load((GRIDS_DIR / "thesis_table_3_1.yaml").read_text())

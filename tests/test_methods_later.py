@@ -8,12 +8,12 @@ import torch
 
 from bench.config import load_grid
 from bench.data import dataset_info, load_task
+from bench.files import CHECKPOINT, MODEL
 from bench.methods import METHODS
 from bench.methods.label_maps import LABEL_MAPS, FrequencyLabelMap, greedy_assignment
 from bench.models import create_backbone
 from bench.models.backbone import Backbone
 from bench.pack import pack_key
-from bench.track import CHECKPOINT, MODEL
 from bench.train import Split, run_cell, run_pack
 
 GRID = """
@@ -298,7 +298,7 @@ methods: [{name: linear_probe}]
 @pytest.mark.slow  # trains cells through the real trainer
 def test_the_report_sets_each_mapping_beside_first_k_and_each_shared_task_beside_its_own_program(grid, tmp_path):
     from analysis.report import build
-    from bench.track import cell_dir
+    from bench.files import cell_dir
 
     g = grid["grid"]
     chosen = [cell(grid, "ar", label_map="first_k"), cell(grid, "ar", label_map="frequency"),

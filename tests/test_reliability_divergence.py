@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from bench.config import load_grid
-from bench.track import MLFLOW_RUN, cell_dir, read_record
+from bench.files import MLFLOW_RUN, cell_dir
+from bench.record import read_record
 
 pytestmark = pytest.mark.slow
 

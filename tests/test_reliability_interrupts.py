@@ -16,7 +16,8 @@ import pytest
 
 from bench import checkpoint
 from bench.config import load_grid
-from bench.track import ERROR, MLFLOW_RUN, RESULT, cell_dir, read_record
+from bench.files import ERROR, MLFLOW_RUN, RESULT, cell_dir
+from bench.record import read_record
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,9 @@ from mlflow_servers import free_port, get_json, stop, wait_for
 
 from bench.config import load_grid
 from bench.energy import open_meter
-from bench.track import PARENT_RUN, RUN_KIND, cell_dir, read_record
+from bench.files import cell_dir
+from bench.record import read_record
+from bench.track import PARENT_RUN, RUN_KIND
 from launch.cli import main
 
 # A Fashion-MNIST original (Debian's real files, cut to 600 training images) reprogrammed for MNIST 0/1: the

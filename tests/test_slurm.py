@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from bench.config import load_grid
-from bench.track import MLFLOW_RUN, PARENT_RUN, RUN_KIND, cell_dir, read_json, read_record
+from bench.files import MLFLOW_RUN, cell_dir, read_json
+from bench.record import read_record
+from bench.track import PARENT_RUN, RUN_KIND
 from bench.train import checkpoint_epoch
 from launch.local import RunSettings, execute_cell
 from launch.slurm import SLURM_RECORD, cell_states, queue_states, wait

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from bench.config import GridError, load_grid, override_cell, with_overrides
+from bench.files import RESULT, cell_dir, read_json
 from bench.methods import METHODS
+from bench.record import read_record
 from bench.search_space import parse_space
-from bench.track import RESULT, RUN_KIND, cell_dir, read_json, read_record
+from bench.track import RUN_KIND
 from bench.train import checkpoint_epoch
 from launch.sweep_records import SUMMARY, TRIALS, SweepOptions, best_trial, sweep_dir
 

@@ -18,7 +18,9 @@ import pytest
 from mlflow_servers import HOST, MlflowServer, PostgresCluster, free_port, metric_history, tags_of
 
 from bench.config import load_grid
-from bench.track import CHECKPOINT, RESULT, RUN_KIND, Tracker, TrackingUnavailable, cell_dir, read_record
+from bench.files import CHECKPOINT, RESULT, cell_dir
+from bench.record import read_record
+from bench.track import RUN_KIND, Tracker, TrackingUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 HISTORY = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")

@@ -1,0 +1,106 @@
+"""The typed cell record: records written before it existed still load, attribute by attribute, and are written
+back unchanged; the records it writes have the shape readers of `result.json` have always seen."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.config import load_grid
+from bench.files import RESULT, read_json
+from bench.record import (
+    PHASES,
+    CellRecord,
+    HistoryRow,
+    cell_status,
+    failed_record,
+    parse_record,
+    read_record,
+    write_record,
+)
+
+GOLDEN = Path(__file__).parent / "golden" / "records"
+RECORDS = sorted(p.name for p in GOLDEN.glob("*.json") if p.name != "final_metrics.json")
+
+
+def golden(name: str) -> dict:
+    return json.loads((GOLDEN / name).read_text())
+
+
+@pytest.mark.parametrize("name", RECORDS)
+def test_an_old_record_loads_and_is_written_back_unchanged(tmp_path, name):
+    shutil.copy(GOLDEN / name, tmp_path / RESULT)
+    record = read_record(tmp_path)
+    assert record is not None and record.cell_id == golden(name)["cell_id"]
+    assert record.to_json() == golden(name)
+    write_record(tmp_path, record)
+    assert read_json(tmp_path / RESULT) == golden(name)
+    assert cell_status(tmp_path) == golden(name)["status"]
+
+
+@pytest.mark.parametrize("name", sorted(golden("final_metrics.json")))
+def test_final_metrics_are_those_the_old_code_logged(name):
+    assert parse_record(golden(name)).final_metrics() == golden("final_metrics.json")[name]
+
+
+def test_a_done_record_reads_by_attribute():
+    raw, record = golden("done_ar.json"), parse_record(golden("done_ar.json"))
+    assert record.done and not record.failed
+    assert record.metrics.test_acc == raw["metrics"]["test_acc"]
+    assert record.metrics.best_epoch == raw["metrics"]["best_epoch"]
+    assert [row.val_acc for row in record.history] == [row["val_acc"] for row in raw["history"]]
+    assert record.best_row.epoch == raw["metrics"]["best_epoch"]
+    assert {k: getattr(record.timing, k) for k in (*PHASES, "total_s")} == raw["timing"]
+    assert record.energy.joules == raw["energy"]["joules"] and record.energy.source == raw["energy"]["source"]
+    assert record.energy.model_extra == {"watts": raw["energy"]["watts"]}  # what the meter said of itself
+    assert record.tracking.synced and record.tracking.run_id == raw["tracking"]["run_id"]
+    assert record.environment.world_size == 1 and record.parameters.trainable == raw["parameters"]["trainable"]
+
+
+def test_a_joint_tasks_parts_and_a_black_boxs_queries():
+    joint = parse_record(golden("done_joint.json"))
+    parts = set(joint.metrics.per_task)
+    assert len(parts) == 2
+    for row, raw in zip(joint.history, golden("done_joint.json")["history"], strict=True):
+        assert row.val_acc_by_part == {p: raw[f"val_acc.{p}"] for p in parts}
+        assert set(row.metrics()) == {*HistoryRow.metric_names(), *(f"val_acc.{p}" for p in parts)}
+    assert parse_record(golden("done_blackbox.json")).metrics.queries == golden("done_blackbox.json")["metrics"][
+        "queries"]
+
+
+def test_a_sweep_trial_has_no_test_figures():
+    record = parse_record(golden("done_sweep_trial.json"))
+    assert record.done and record.metrics.test_acc is None and record.metrics.test_loss is None
+    assert record.final_metrics()["test_acc"] is None
+
+
+@pytest.mark.parametrize("name", ["failed_local.json", "failed_sweep_trial.json"])
+def test_an_old_failed_record_names_its_cell_and_error(name):
+    record = parse_record(golden(name))
+    assert record.failed and record.error == golden(name)["error"]
+    assert record.metrics is None and record.history == [] and record.timing is None
+
+
+def test_failed_record_writes_what_the_launcher_always_wrote():
+    raw = golden("failed_local.json")
+    cell = load_grid("demo").by_id()[raw["cell_id"]]
+    assert failed_record(cell, raw["error"]).to_json() == raw
+
+
+def test_the_history_keys_are_the_trainers_metric_histories():
+    assert HistoryRow.metric_names() == ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")
+
+
+@pytest.mark.parametrize("text", ["[]", '{"cell_id": "x"}', '{"cell_id": "x", "status": "running"}', "not json"])
+def test_anything_else_reads_as_no_record(tmp_path, text):
+    (tmp_path / RESULT).write_text(text)
+    assert read_record(tmp_path) is None and cell_status(tmp_path) == "pending"
+
+
+def test_assigned_parts_are_written(tmp_path):
+    record = CellRecord.model_validate(golden("failed_local.json"))
+    record.mlflow_run_id = "abc"
+    write_record(tmp_path, record)
+    assert read_json(tmp_path / RESULT) == {**golden("failed_local.json"), "mlflow_run_id": "abc"}
