@@ -26,7 +26,7 @@ Measurements = Mapping[str, Callable[[Settings], Measurement]]
 def measurements(more: Optional[Measurements] = None) -> dict[str, Callable[[Settings], Measurement]]:
     """Name -> measurement, in the order they run (cheapest first, so a quick look comes back fast); `more`: those
     of the layers above bench (`launch.speed`), run before the GPU-only one."""
-    from bench.speed import data_path, steps, trainer_runs
+    from bench.speed import data_path, gpu_step, steps, trainer_runs
 
     return {
         "frozen": steps.frozen_ar_step,
@@ -35,7 +35,7 @@ def measurements(more: Optional[Measurements] = None) -> dict[str, Callable[[Set
         "pack": trainer_runs.packed_cells,
         "ddp": trainer_runs.ddp_scaling,
         **(more or {}),
-        "gpu": steps.gpu_ar_step,
+        "gpu": gpu_step.gpu_ar_step,
     }
 
 
