@@ -315,7 +315,7 @@ def test_a_sweep_whose_driver_is_killed_resumes_without_rerunning_finished_trial
     for trial_id, content in finished.items():  # finished trials were not trained again
         assert (trials / trial_id / RESULT).read_bytes() == content
     for trial_id, epoch in interrupted.items():  # an interrupted trial went on from its checkpoint
-        assert read_record(trials / trial_id)["resumed_from_epoch"] == (epoch or None)
+        assert read_record(trials / trial_id).resumed_from_epoch == (epoch or None)
     runs = mlflow_runs(results, "sweepy")
     children = [r for r in runs if "trial_id" in r.data.tags]
     assert sorted(r.data.tags["trial_id"] for r in children) == sorted(t["trial_id"] for t in summary["trials"])

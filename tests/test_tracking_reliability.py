@@ -134,7 +134,7 @@ def test_a_server_killed_mid_grid_loses_nothing_and_sync_uploads_each_cell_once(
         before = {name: server.runs(name) for name in (grid.name, "outage_late")}
         assert_each_cell_once_and_complete(server.url, before[grid.name], grid, results)
         assert_each_cell_once_and_complete(server.url, before["outage_late"], load_grid(late_path), results)
-        assert all(read_record(d)["tracking"]["synced"] for d in dirs)
+        assert all(read_record(d).tracking.synced for d in dirs)
 
         again = cli("sync", grid_path, "--results", results, "--tracking-uri", server.url)
         assert again.returncode == 0 and "0 uploaded, 0 completed, 4 already complete" in again.stdout
@@ -230,7 +230,7 @@ def test_64_cells_from_a_local_pool_and_a_slurm_array_into_postgres_backed_mlflo
         runs = server.runs(grid.name)
         assert_each_cell_once_and_complete(server.url, runs, grid, results)
         assert len([e for e in _experiments(server.url) if e["name"] == name]) == 1  # created once, before fan-out
-        assert all(read_record(cell_dir(results, name, c.cell_id))["tracking"]["synced"] for c in grid.cells)
+        assert all(read_record(cell_dir(results, name, c.cell_id)).tracking.synced for c in grid.cells)
         figures[name].update(expected=64, found=len(cell_runs(runs)), lost=0, duplicated=0)
     done.set()
     sampler.join()
