@@ -38,8 +38,8 @@ def figures(setup: Setup, intensity: float) -> SetupFigures:
     costs = [cost_of(r) for r in records]
     unit = "/".join(sorted({c.unit for c in costs}))  # two units: seeds ran on different devices
     return SetupFigures(
-        setup, summarize(r["metrics"]["test_acc"] for r in records),
-        summarize(r["metrics"]["val_acc"] for r in records),
+        setup, summarize(r.metrics.test_acc for r in records),
+        summarize(r.metrics.val_acc for r in records),
         summarize(c.wall_s for c in costs), summarize(c.compute_h for c in costs), unit,
         summarize(c.train_images for c in costs), summarize(c.trainable for c in costs),
         summarize(c.energy_j for c in costs), summarize(c.co2_g(intensity) for c in costs),
@@ -50,20 +50,20 @@ def by_task(setups: list[Setup]) -> dict[str, list[Setup]]:
     """New task -> its setups (pretrain cells left out: they make originals, not a task's models)."""
     tasks: dict[str, list[Setup]] = {}
     for s in setups:
-        if s.cell.method != "pretrain":
+        if not s.method.makes_original:
             tasks.setdefault(s.cell.task, []).append(s)
     return tasks
 
 
 def baseline_of(setup: Setup, candidates: list[Setup]) -> Optional[Setup]:
-    scratch = [s for s in candidates if s.cell.method == "scratch"]
+    scratch = [s for s in candidates if s.method.is_baseline]
     same = [s for s in scratch if s.cell.backbone == setup.cell.backbone]
     return (same or scratch or [None])[0]
 
 
 def finetune_of(setup: Setup, candidates: list[Setup]) -> Optional[Setup]:
     """The task's `finetune` setup (the upper baseline): of the same original where there are several."""
-    tuned = [s for s in candidates if s.cell.method == "finetune"]
+    tuned = [s for s in candidates if s.method.tunes_original]
     same = [s for s in tuned if s.cell.spec["original"] == setup.cell.spec["original"]
             and s.cell.backbone == setup.cell.backbone]
     return (same or tuned or [None])[0]
@@ -135,7 +135,7 @@ def efficiency_table(task: str, setups: list[Setup], intensity: float) -> Table:
 
 
 def _baseline_notes(setups: list[Setup], figs: dict) -> list[str]:
-    scratch = [s for s in setups if s.cell.method == "scratch"]
+    scratch = [s for s in setups if s.method.is_baseline]
     if not scratch:
         return ["no from-scratch (`scratch`) cell for this task in the grid: no ratios"]
     notes = []
@@ -179,7 +179,7 @@ ORIGINALS_COLUMNS = [
 
 def originals_table(setups: list[Setup], all_cells: list, intensity: float) -> Optional[Table]:
     """What making the original models cost: not charged to the methods that re-use them."""
-    pretrain = [s for s in setups if s.cell.method == "pretrain"]
+    pretrain = [s for s in setups if s.method.makes_original]
     if not pretrain:
         return None
     rows = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from bench.record import CellRecord
+
 J_PER_KWH = 3.6e6
 # The world-average carbon intensity of electricity, 475 g CO2e/kWh (IEA, 2019; CodeCarbon's world default).
 DEFAULT_CARBON_INTENSITY = 475.0
@@ -37,22 +39,22 @@ def co2_g(energy_j: Optional[float], intensity: float) -> Optional[float]:
     return energy_j / J_PER_KWH * intensity if energy_j is not None else None
 
 
-def devices_of(record: dict) -> tuple[Optional[int], str]:
-    env = record.get("environment") or {}
-    ranks = env.get("world_size") or 1
-    if env.get("device_type") == "cuda":
+def devices_of(record: CellRecord) -> tuple[Optional[int], str]:
+    env = record.environment
+    ranks = (env.world_size if env else None) or 1
+    if env and env.device_type == "cuda":
         return ranks, "GPU-h"
-    threads = env.get("torch_threads")
+    threads = env.torch_threads if env else None
     return (ranks * threads if threads else None), "CPU core-h"
 
 
-def cost_of(record: dict) -> Cost:
+def cost_of(record: CellRecord) -> Cost:
     devices, unit = devices_of(record)
-    energy = record.get("energy") or {}
-    return Cost(wall_s=(record.get("timing") or {}).get("total_s"), devices=devices, unit=unit,
-                train_images=(record.get("throughput") or {}).get("train_images"),
-                trainable=(record.get("parameters") or {}).get("trainable"),
-                energy_j=energy.get("joules"), energy_source=energy.get("source", ""))
+    timing, throughput, parameters, energy = record.timing, record.throughput, record.parameters, record.energy
+    return Cost(wall_s=timing.total_s if timing else None, devices=devices, unit=unit,
+                train_images=throughput.train_images if throughput else None,
+                trainable=parameters.trainable if parameters else None,
+                energy_j=energy.joules if energy else None, energy_source=energy.source if energy else "")
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,11 @@ class Reached:
     energy_j: Optional[float]
 
 
-def time_to_accuracy(record: dict, threshold: float) -> Optional[Reached]:
+def time_to_accuracy(record: CellRecord, threshold: float) -> Optional[Reached]:
     """From the per-epoch history: when val accuracy first reached `threshold` (None: it never did)."""
     devices, _ = devices_of(record)
-    for row in record.get("history") or []:
-        if row.get("val_acc") is not None and row["val_acc"] >= threshold:
-            wall = row["elapsed_s"]
-            return Reached(row["epoch"], wall, wall * devices / 3600 if devices else None, row.get("energy_j"))
+    for row in record.history:
+        if row.val_acc is not None and row.val_acc >= threshold:
+            wall = row.elapsed_s
+            return Reached(row.epoch, wall, wall * devices / 3600 if devices else None, row.energy_j)
     return None

@@ -11,13 +11,19 @@ from analysis.stats import difference, mean, summarize
 from analysis.table import original_of
 from bench.data import dataset_info
 from bench.grid import canonical_json
+from bench.record import CellRecord
 
 BASE_MAP = "first_k"
 MAP_KEYS = ("label_map", "labels_per_class")
 
 
 def _test_acc(setup: Setup):
-    return summarize(r.record["metrics"]["test_acc"] for r in setup.done)
+    return summarize(r.record.metrics.test_acc for r in setup.done)
+
+
+def _part_test_acc(record: CellRecord, part: str) -> Optional[float]:
+    figures = record.metrics.per_task.get(part)
+    return figures.test_acc if figures else None
 
 
 def _without(setup: Setup, method_keys: tuple[str, ...] = (), task: Optional[str] = None) -> str:
@@ -77,10 +83,9 @@ def joint_table(setups: list[Setup]) -> Optional[Table]:
     by_spec = {_without(s): s for s in setups}
     rows = []
     for s in setups:
-        parts = dataset_info(s.cell.task).parts if s.cell.method != "pretrain" else ()
+        parts = dataset_info(s.cell.task).parts if not s.method.makes_original else ()
         for part in parts:
-            shared = summarize(((r.record["metrics"].get("per_task") or {}).get(part) or {}).get("test_acc")
-                               for r in s.done)
+            shared = summarize(_part_test_acc(r.record, part) for r in s.done)
             own = by_spec.get(_without(s, task=part))
             own_acc = _test_acc(own) if own else None
             rows.append([s.cell.task, s.cell.method_label, original_of(s.cell), part, s.status, shared, own_acc,

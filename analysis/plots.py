@@ -15,8 +15,6 @@ from analysis.results import Setup
 from analysis.table import original_of
 from analysis.thesis import Compared
 
-MARKERS = {"ar": "o", "linear_probe": "s", "scratch": "^", "pretrain": "D"}
-OTHER_MARKERS = "PXv<>*hd"
 DPI = 100
 
 
@@ -24,12 +22,6 @@ def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
-
-
-def _marker(method: str, seen: dict[str, str]) -> str:
-    if method not in MARKERS and method not in seen:
-        seen[method] = OTHER_MARKERS[len(seen) % len(OTHER_MARKERS)]
-    return MARKERS.get(method) or seen[method]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -50,12 +42,11 @@ def accuracy_vs_compute(task: str, figs: list[SetupFigures], path: Path) -> Opti
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
     colours = {}
-    extra: dict[str, str] = {}
     for f in shown:
         key = original_of(f.setup.cell)
         colour = colours.setdefault(key, f"C{len(colours) % 10}")
         ax.errorbar(f.compute_h.mean, f.test_acc.mean, xerr=f.compute_h.sd or 0, yerr=f.test_acc.sd or 0,
-                    marker=_marker(f.setup.cell.method, extra), markersize=9, color=colour, linestyle="none",
+                    marker=f.setup.method.marker, markersize=9, color=colour, linestyle="none",
                     capsize=3, label=f"{method_name(f.setup)} · {key} (n={f.test_acc.n})")
     front = pareto_front([(f.compute_h.mean, f.test_acc.mean) for f in shown])
     if len(front) > 1:
@@ -77,7 +68,7 @@ def accuracy_vs_compute(task: str, figs: list[SetupFigures], path: Path) -> Opti
 
 def learning_curves(task: str, setups: list[Setup], threshold: Optional[float], path: Path) -> Optional[Path]:
     """Train and val accuracy per epoch, one panel per finished cell; the scratch accuracy to reach dotted."""
-    cells = [r for s in setups for r in s.done if r.record.get("history")]
+    cells = [r for s in setups for r in s.done if r.record.history]
     if not cells:
         return None
     cols = min(4, len(cells))
@@ -85,10 +76,10 @@ def learning_curves(task: str, setups: list[Setup], threshold: Optional[float], 
     fig = Figure(figsize=(3.2 * cols, 2.5 * rows))
     for i, result in enumerate(cells):
         ax = fig.add_subplot(rows, cols, i + 1)
-        history = result.record["history"]
-        epochs = [h["epoch"] for h in history]
-        ax.plot(epochs, [h.get("train_acc") for h in history], linestyle="--", marker=".", label="train")
-        ax.plot(epochs, [h.get("val_acc") for h in history], marker=".", label="val")
+        history = result.record.history
+        epochs = [h.epoch for h in history]
+        ax.plot(epochs, [h.train_acc for h in history], linestyle="--", marker=".", label="train")
+        ax.plot(epochs, [h.val_acc for h in history], marker=".", label="val")
         if threshold is not None:
             ax.axhline(threshold, color="0.5", linestyle=":", linewidth=1, label="scratch val")
         cell = result.cell

@@ -129,7 +129,7 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
         section.items += [efficiency_table(task, task_setups, intensity), time_to_accuracy_table(task, task_setups)]
         task_figs = [figures(s, intensity) for s in task_setups]
         scatter = plots.accuracy_vs_compute(task, task_figs, out / f"accuracy_vs_compute_{task}.png")
-        scratch = next((s for s in task_setups if s.cell.method == "scratch"), None)
+        scratch = next((s for s in task_setups if s.method.is_baseline), None)
         base = baseline_of(scratch, task_setups) if scratch else None
         curves = plots.learning_curves(task, task_setups, threshold_of(figures(base, intensity)) if base else None,
                                        out / f"learning_curves_{task}.png")
@@ -167,10 +167,10 @@ def definitions(report: Report) -> list[str]:
     ]
     bases: dict[str, int] = {}
     for r in report.results:
-        energy = (r.record or {}).get("energy") if r.done else None
+        energy = r.record.energy if r.done and r.record else None
         if energy:
-            basis = f"{energy.get('source')}: {energy.get('basis', 'not stated')}"
-            if energy.get("estimate"):
+            basis = f"{energy.source}: {energy.basis if energy.basis is not None else 'not stated'}"
+            if energy.estimate:
                 basis = "ESTIMATE, " + basis
             bases[basis] = bases.get(basis, 0) + 1
         elif r.done:
@@ -245,7 +245,8 @@ def page(report: Report) -> str:
 def log_to_mlflow(report: Report, store: Store, results_root: Path, out: Path) -> Optional[str]:
     """The report's files as artifacts of a `report <grid>` run in the grid's experiment (one run per grid,
     reused by later reports); -> its run id, or None when the grid has no experiment in the store."""
-    from bench.track import RUN_KIND, Tracker, git_commit
+    from bench.provenance import git_commit
+    from bench.track import RUN_KIND, Tracker
 
     experiment = store.experiment_id(report.grid.name)
     if experiment is None:

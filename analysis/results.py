@@ -12,16 +12,22 @@ from pathlib import Path
 from typing import Optional
 
 from analysis.errors import StoreUnreadable
+from bench.files import cell_dir
 from bench.grid import Cell, Grid, canonical_json
-from bench.track import PARENT_RUN, RUN_KIND, cell_dir, read_record, sqlite_path
-from bench.train import PHASES
+from bench.methods import METHODS, Method
+from bench.record import PHASES, CellRecord, HistoryRow, read_record
+from bench.track import PARENT_RUN, RUN_KIND, sqlite_path
+
+
+def method_of(cell: Cell) -> Method:
+    return METHODS.get(cell.method)
 
 
 @dataclass
 class CellResult:
     cell: Cell
     status: str  # done | failed | pending
-    record: Optional[dict] = None  # a done cell's record (from result.json, or rebuilt from its MLflow run)
+    record: Optional[CellRecord] = None  # a done cell's record (from result.json, or rebuilt from its MLflow run)
     source: str = ""  # record | mlflow
     error: str = ""
 
@@ -39,6 +45,10 @@ class Setup:
     @property
     def cell(self) -> Cell:
         return self.results[0].cell
+
+    @property
+    def method(self) -> Method:
+        return method_of(self.cell)
 
     @property
     def done(self) -> list[CellResult]:
@@ -103,33 +113,37 @@ class Store:
         return {r.data.tags["cell_id"]: r for r in runs
                 if "cell_id" in r.data.tags and RUN_KIND not in r.data.tags}
 
-    def record_of(self, run, cell: Cell) -> dict:
+    def record_of(self, run, cell: Cell) -> CellRecord:
         """A record rebuilt from a run: the figures the trainer logs as metrics, params and tags."""
         metrics, tags = run.data.metrics, run.data.tags
-        steps: dict[int, dict] = {}
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j"):
-            for m in self.client.get_metric_history(run.info.run_id, key):
-                steps.setdefault(m.step, {"epoch": m.step})[key] = m.value
-        epochs = cell.spec["hparams"]["epochs"]
-        history = [steps[s] for s in sorted(steps) if 1 <= s <= epochs]
-        vals = [row.get("val_acc", -1.0) for row in history]
+        history = self.history_of(run.info.run_id, epochs=cell.spec["hparams"]["epochs"])
+        vals = [row.val_acc if row.val_acc is not None else -1.0 for row in history]
         best = vals.index(max(vals)) + 1 if vals else 0
-        return {
+        energy_source = tags.get("energy_source", "unknown")
+        return CellRecord.model_validate({
             "cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name, "status": "done", "spec": cell.spec,
             "metrics": {"test_acc": metrics.get("test_acc"), "test_loss": metrics.get("test_loss"),
                         "val_acc": metrics.get("best_val_acc"), "best_epoch": best,
-                        "train_acc": history[best - 1].get("train_acc") if best else None},
+                        "train_acc": history[best - 1].train_acc if best else None},
             "history": history,
             "timing": {k: metrics.get(k) for k in (*PHASES, "total_s")},
             "throughput": {"train_images": _int(metrics.get("train_images"))},
             "parameters": {"trainable": _int(metrics.get("trainable_params"))},
-            "energy": ({"joules": metrics["energy_j"], "source": tags.get("energy_source", "unknown"),
+            "energy": ({"joules": metrics["energy_j"], "source": energy_source,
                         "estimate": "estimate" in tags.get("energy_source", "estimate")}
                        if "energy_j" in metrics else None),
             "environment": {"device_type": tags.get("device_type"), "world_size": _int(tags.get("world_size")),
                             "torch_threads": _int(tags.get("torch_threads"))},
             "mlflow_run_id": run.info.run_id, "mlflow_parent_run_id": tags.get(PARENT_RUN),
-        }
+        })
+
+    def history_of(self, run_id: str, epochs: int) -> list[HistoryRow]:
+        """The run's per-epoch metric histories as history rows, epochs 1..`epochs`."""
+        steps: dict[int, dict] = {}
+        for key in HistoryRow.metric_names():
+            for m in self.client.get_metric_history(run_id, key):
+                steps.setdefault(m.step, {"epoch": m.step})[key] = m.value
+        return [HistoryRow.model_validate(steps[s]) for s in sorted(steps) if 1 <= s <= epochs]
 
 
 def _int(value) -> Optional[int]:
@@ -160,10 +174,10 @@ def load_results(grid: Grid, cells: list[Cell], results_root: Path, store: Optio
     results, absent = [], []
     for cell in cells:
         record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
-        if record and record.get("status") == "done":
+        if record and record.done:
             results.append(CellResult(cell, "done", record, "record"))
-        elif record and record.get("status") == "failed":
-            results.append(CellResult(cell, "failed", error=str(record.get("error", ""))))
+        elif record and record.failed:
+            results.append(CellResult(cell, "failed", error=record.error or ""))
             absent.append(results[-1])
         else:
             results.append(CellResult(cell, "pending"))

@@ -5,18 +5,20 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.files import cell_dir
 from bench.grid import Cell, Grid
+from bench.methods import METHODS
+from bench.record import CellRecord, read_record
 from bench.reference import reference_figure
-from bench.track import cell_dir, read_record
 
 
-def _status(record: dict | None) -> str:
-    return record["status"] if record else "pending"
+def _status(record: CellRecord | None) -> str:
+    return record.status if record else "pending"
 
 
 def original_of(cell: Cell) -> str:
     """What a cell starts from: `fashion_mnist/smallcnn` (an original model), `smallcnn (random init)`."""
-    if cell.method == "pretrain":
+    if METHODS.get(cell.method).makes_original:
         return "-"
     return f"{cell.trained_on}/{cell.backbone}" if cell.trained_on else f"{cell.backbone} (random init)"
 
@@ -45,10 +47,10 @@ def results_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
     rows = []
     for cell in cells:
         record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
-        if record and record["status"] == "done":
-            m, t = record["metrics"], record["timing"]
-            rows.append([cell.cell_id, cell.name, m["val_acc"], m["test_acc"], t["train_s"], t["total_s"],
-                         record["parameters"]["trainable"]])
+        if record and record.done:
+            m, t = record.metrics, record.timing
+            rows.append([cell.cell_id, cell.name, m.val_acc, m.test_acc, t.train_s, t.total_s,
+                         record.parameters.trainable])
         else:
             rows.append([cell.cell_id, cell.name, None, None, None, None, _status(record)])
     return tabulate(rows, headers=["cell_id", "cell", "val acc %", "test acc %", "train s", "total s",

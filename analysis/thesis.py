@@ -44,7 +44,7 @@ def compare(grid: Grid, setups: list[Setup]) -> list[Compared]:
         key = row_key(grid.reference, s.cell)
         if key is not None:
             matched.setdefault(key, []).append(s)
-    pretrained = {s.cell.task for s in setups if s.cell.method == "pretrain"}
+    pretrained = {s.cell.task for s in setups if s.method.makes_original}
     out = []
     for row in reference_rows(grid.reference):
         if row.key[0] == ORIGINAL_MODELS and row.key[1] not in pretrained:
@@ -58,8 +58,8 @@ def compare(grid: Grid, setups: list[Setup]) -> list[Compared]:
             out.append(Compared(row, None, status))
         for s in found:
             records = [r.record for r in s.done]
-            out.append(Compared(row, s, s.status, summarize(r["metrics"].get("train_acc") for r in records),
-                                summarize(r["metrics"]["test_acc"] for r in records)))
+            out.append(Compared(row, s, s.status, summarize(r.metrics.train_acc for r in records),
+                                summarize(r.metrics.test_acc for r in records)))
     return out
 
 

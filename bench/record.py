@@ -191,8 +191,9 @@ class CellRecord(_Part):
         return self.history[epoch - 1] if epoch and epoch <= len(self.history) else None
 
     def to_json(self) -> dict[str, Any]:
-        """The record as `result.json` holds it (None fields left out, as a failed record always had them)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The record as `result.json` holds it: the fields that were given (a failed record names its cell and
+        error only), so a record read from disk and written back keeps its shape."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
     def final_metrics(self) -> dict[str, float]:
         """A done cell's end-of-run MLflow metrics (logged at step = epochs; `sync` uploads the same)."""

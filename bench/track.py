@@ -1,101 +1,24 @@
-"""Where results go: each cell's local record (the source of truth) and its MLflow run (for the UI).
+"""A cell's MLflow run (for the UI): a mirror of its local record (`bench.record`), the source of truth.
 
-Layout: `results/<grid>/<cell_id>/` holds `result.json` (done or failed), `checkpoint.pt` (latest epoch; with
-`checkpoint.pt.sha256` and the epoch before, `checkpoint.prev.pt`: `bench.checkpoint`),
-`model.pt` (a pretrain cell's weights, which other cells load), `error.txt` (a failed cell's traceback) and
-`mlflow_run_id` (so a resumed cell keeps logging into the same MLflow run).
+The run's id is kept in the cell's folder (`bench.files.MLFLOW_RUN`), so a resumed cell keeps logging into the same
+run; a run that groups others (a grid launch, a sweep) is a parent its children name in `PARENT_RUN`.
 """
 from __future__ import annotations
 
-import functools
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
-RESULT = "result.json"
-CHECKPOINT = "checkpoint.pt"
-MODEL = "model.pt"
-ERROR = "error.txt"
-MLFLOW_RUN = "mlflow_run_id"
+from bench.files import MLFLOW_RUN
+from bench.record import CellRecord, Tracking, write_record
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
 PARENT_RUN = "mlflow.parentRunId"  # the MLflow UI nests a run under the run this tag names
 RUN_KIND = "reprogbench.run_kind"  # on runs that are not cells: grid_launch, report, sweep, sweep_trial
-
-
-# --------------------------------------------------------------------------- local records
-
-
-def cell_dir(results_root: Path, grid: str, cell_id: str) -> Path:
-    return Path(results_root) / grid / cell_id
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
-
-
-def save_torch(path: Path, obj: Any) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def read_json(path: Path) -> Optional[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None  # cannot happen with atomic writes; a hand-edited file counts as absent
-
-
-def read_record(directory: Path) -> Optional[dict]:
-    return read_json(Path(directory) / RESULT)
-
-
-def cell_status(directory: Path) -> str:
-    record = read_record(directory)
-    return record["status"] if record else "pending"
-
-
-# --------------------------------------------------------------------------- provenance
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The commit of the code that produced a result ("+dirty" if it had local changes), or "unknown"."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -108,9 +31,6 @@ def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-# --------------------------------------------------------------------------- MLflow
 
 
 def default_tracking_uri(results_root: Path) -> str:
@@ -158,19 +78,6 @@ def announce_offline(uri: str, grid: str, reason: str) -> None:
     tqdm.write(redact_text(f"tracking offline: MLflow at {uri} failed ({reason}); cells go on and their local "
                            f"records are complete; run `reprogbench sync {grid}` (same --results) when it is back"),
                file=sys.stderr)
-
-
-def final_metrics(record: Mapping[str, Any]) -> dict[str, float]:
-    """A done cell's end-of-run MLflow metrics, from its record (logged at step = epochs; `sync` uploads the same)."""
-    return {"test_acc": record["metrics"]["test_acc"], "test_loss": record["metrics"]["test_loss"],
-            "best_val_acc": record["metrics"]["val_acc"], **record["timing"],  # test: None when not read
-            "trainable_params": record["parameters"]["trainable"],
-            "images_per_s": record["throughput"]["images_per_s"] or 0.0,
-            "train_images": record["throughput"]["train_images"], "energy_j": record["energy"]["joules"],
-            # a gradient-free method's black-box queries; a joint task's accuracy per part
-            **({"queries": record["metrics"]["queries"]} if "queries" in record["metrics"] else {}),
-            **{f"test_acc.{part}": acc["test_acc"] for part, acc in record["metrics"].get("per_task", {}).items()
-               if acc["test_acc"] is not None}}
 
 
 class _LazyClient:
@@ -271,19 +178,19 @@ class Tracker:
         waiting out a busy sqlite store; on failure None and offline (strict: TrackingUnavailable)."""
         return self._safe(what, fn, *args, **kwargs)
 
-    def sync_state(self, run_id: Optional[str]) -> dict:
+    def sync_state(self, run_id: Optional[str]) -> Tracking:
         """What a record says about its MLflow run: `synced` is true only once everything was logged."""
         from bench.redact import redact_uri
 
-        return {"uri": redact_uri(self.uri), "experiment": self.experiment, "run_id": run_id,
-                "synced": bool(run_id) and not self.offline, "error": self.offline}
+        return Tracking(uri=redact_uri(self.uri), experiment=self.experiment, run_id=run_id,
+                        synced=bool(run_id) and not self.offline, error=self.offline)
 
-    def mark_synced(self, path: Path, record: dict, run_id: Optional[str]) -> None:
-        """After a cell's last MLflow call: rewrite its record as synced if tracking stayed up."""
+    def mark_synced(self, directory: Path, record: CellRecord, run_id: Optional[str]) -> None:
+        """After a cell's last MLflow call: rewrite its record in `directory` as synced if tracking stayed up."""
         state = self.sync_state(run_id)
-        if state != record.get("tracking"):
-            record["tracking"] = state
-            write_json(path, record)
+        if state != record.tracking:
+            record.tracking = state
+            write_record(directory, record)
 
     def ensure_experiment(self) -> Optional[str]:
         """Create the grid's experiment once, before cells fan out (concurrent creation races)."""

@@ -37,20 +37,21 @@ from bench.checkpoint import CorruptCheckpoint
 from bench.data import dataset_info, load_task, part_infos
 from bench.data.joint import class_blocks
 from bench.energy import EnergyMeter, combine_sources, open_meter
+from bench.files import CHECKPOINT, MODEL
 from bench.grid import Cell
 from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.pack import Pack, compute_features, pack_key
+from bench.provenance import git_commit
+from bench.record import PHASES, CellRecord, write_record
 from bench.reference import thesis_params
-from bench.track import CHECKPOINT, MODEL, RESULT, Tracker, final_metrics, git_commit, write_json
+from bench.track import Tracker
 
 
 def eval_batch(device: torch.device) -> int:
     """Images per inference batch. On a CPU large batches overflow the caches: smallcnn measured 2,280 img/s
     at 128 and 1,710 at 512 on 2 Xeon cores; a GPU wants large batches."""
     return 512 if device.type == "cuda" else 128
-
-PHASES = ("setup_s", "features_s", "compile_s", "train_s", "eval_s")
 
 
 class Diverged(RuntimeError):
@@ -605,20 +606,21 @@ def run_pack(
     records = []
     for m, test in zip(members, tested, strict=True):
         test_loss, test_acc = test.loss, test.acc
-        record = make_record(m, test_loss, test_acc, task.split, accelerator, started_at, [c.cell_id for c in cells],
-                             meter, parts=dict(zip(task.info.parts, test.part_acc, strict=False)))
+        record = CellRecord.model_validate(make_record(
+            m, test_loss, test_acc, task.split, accelerator, started_at, [c.cell_id for c in cells], meter,
+            parts=dict(zip(task.info.parts, test.part_acc, strict=False))))
         records.append(record)
         if not main:
             continue
         if METHODS.get(m.cell.method).makes_original:
             checkpoint.save_file(m.directory / MODEL, m.learned.state_dict())
         if tracker is not None:  # unsynced until its last MLflow call went through (`reprogbench sync`)
-            record["tracking"] = {**tracker.sync_state(m.run_id), "synced": False}
-        write_json(m.directory / RESULT, record)
+            record.tracking = tracker.sync_state(m.run_id).model_copy(update={"synced": False})
+        write_record(m.directory, record)
         if tracker is not None:
-            tracker.log_metrics(m.run_id, final_metrics(record), step=m.hp["epochs"])
-            tracker.finish(m.run_id, "done", tags={"energy_source": record["energy"]["source"]})
-            tracker.mark_synced(m.directory / RESULT, record, m.run_id)
+            tracker.log_metrics(m.run_id, record.final_metrics(), step=m.hp["epochs"])
+            tracker.finish(m.run_id, "done", tags={"energy_source": record.energy.source})
+            tracker.mark_synced(m.directory, record, m.run_id)
     accelerator.wait_for_everyone()
     return records
 

@@ -23,8 +23,10 @@ from typing import Optional
 from tqdm import tqdm
 
 from bench import stop
+from bench.files import ERROR, cell_dir
 from bench.grid import Cell, Grid
-from bench.track import ERROR, PARENT_RUN, RESULT, cell_dir, cell_status, write_json
+from bench.record import CellRecord, cell_status, failed_record, write_record
+from bench.track import PARENT_RUN
 from launch.interrupts import StopOnSignals
 
 
@@ -33,7 +35,7 @@ class Outcome:
     cell: Cell
     status: str  # done | failed | blocked | interrupted (stopped on a signal: resumable) | lost (its worker died)
     message: str = ""
-    record: Optional[dict] = None
+    record: Optional[CellRecord] = None
     tracking_offline: Optional[str] = None  # why MLflow failed in the process that ran it (None: it did not)
 
 
@@ -131,9 +133,7 @@ def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
         directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / ERROR).write_text("".join(traceback.format_exception(exc)))
-        write_json(directory / RESULT, {"cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name,
-                                        "status": "failed", "error": message, "spec": cell.spec,
-                                        "depends_on": list(cell.depends_on)})
+        write_record(directory, failed_record(cell, message))
     return Outcome(cell, "failed", message=message)
 
 
@@ -184,7 +184,8 @@ def start_launch_run(grid: Grid, cells: list[Cell], settings: RunSettings, launc
 
     A cell resumed from an earlier launch keeps the run (and parent) it started with.
     """
-    from bench.track import RUN_KIND, Tracker, git_commit
+    from bench.provenance import git_commit
+    from bench.track import RUN_KIND, Tracker
 
     tracker = tracker or Tracker(settings.tracking_uri, grid.name)
     at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -325,8 +326,8 @@ def _report(bar: tqdm, outcome: Outcome, summary: RunSummary, tracking_uri: Opti
         announce_offline(tracking_uri, cell.grid, outcome.tracking_offline)
     if outcome.status == "done":
         rec = outcome.record
-        line = (f"done    {cell.cell_id}  {cell.name}: test {rec['metrics']['test_acc']:.2f}%  "
-                f"({rec['timing']['total_s']:.1f}s)")
+        line = (f"done    {cell.cell_id}  {cell.name}: test {rec.metrics.test_acc:.2f}%  "
+                f"({rec.timing.total_s:.1f}s)")
     else:
         line = f"{outcome.status:<7} {cell.cell_id}  {cell.name}: {outcome.message}"
     if not bar.disable:

@@ -31,8 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from bench.files import cell_dir, read_json, write_json
 from bench.grid import Cell, Grid
-from bench.track import cell_dir, cell_status, read_json, write_json
+from bench.record import cell_status, read_record
 from launch.local import RunSettings, plan_packs, waves
 from launch.slurm_profile import SlurmProfile
 
@@ -109,10 +110,10 @@ class PackJob:
 
 def note_attempt(directory: Path, job_id: str) -> int:
     """Record that a job started on this cell; returns how many times one has (2+: requeued)."""
-    record = read_json(directory / SLURM_RECORD) or {}
-    record.setdefault("starts", []).append({"job_id": job_id, "at": _now()})
-    write_json(directory / SLURM_RECORD, record)  # creates the folder
-    return len(record["starts"])
+    jobs = read_json(directory / SLURM_RECORD) or {}
+    jobs.setdefault("starts", []).append({"job_id": job_id, "at": _now()})
+    write_json(directory / SLURM_RECORD, jobs)  # creates the folder
+    return len(jobs["starts"])
 
 
 def _now() -> str:
@@ -250,10 +251,9 @@ def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellS
         directory = cell_dir(results_root, grid.name, cell.cell_id)
         slurm = read_json(directory / SLURM_RECORD) or {}
         job, log = slurm.get("job_id", ""), slurm.get("stdout", "")
-        status = cell_status(directory)
-        if status in ("done", "failed"):
-            message = "" if status == "done" else (read_json(directory / "result.json") or {}).get("error", "")
-            states.append(CellState(cell, status, job, log, message))
+        record = read_record(directory)
+        if record is not None:
+            states.append(CellState(cell, record.status, job, log, record.error or ""))
             continue
         if not job:
             states.append(CellState(cell, "not submitted"))

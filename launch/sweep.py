@@ -27,8 +27,10 @@ from typing import Any, Optional
 
 from ray import tune
 
+from bench.files import cell_dir, read_json, write_json
 from bench.grid import Cell, Grid, max_of, override_cell
-from bench.track import PARENT_RUN, RESULT, RUN_KIND, cell_dir, cell_status, read_json, read_record, write_json
+from bench.record import HistoryRow, cell_status, failed_record, read_record, write_record
+from bench.track import PARENT_RUN, RUN_KIND
 from launch.local import RunSettings, execute_pack, run_cells
 from launch.ray_cluster import concurrency, connect, ray_space, searcher, trial_resources
 from launch.sweep_records import (
@@ -59,11 +61,11 @@ def _report_row(row: Mapping[str, Any]) -> dict[str, float]:
     return {k: row[k] for k in keys}
 
 
-def _with_best(history: list[dict]) -> list[dict]:
+def _with_best(history: list[HistoryRow]) -> list[dict]:
     best, rows = -1.0, []
     for row in history:
-        best = max(best, row["val_acc"])
-        rows.append({**row, "best_val_acc": best})
+        best = max(best, row.val_acc)
+        rows.append({**row.model_dump(), "best_val_acc": best})
     return rows
 
 
@@ -79,9 +81,9 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
     trial_id = tune.get_context().get_trial_id()
     directory = sweep_dir(settings.results_root, base.grid, base.cell_id) / TRIALS / trial_id
     record = read_record(directory)
-    if record and record["status"] == "done":
+    if record and record.done:
         # finished before the driver was interrupted: give Ray its epochs again instead of training again
-        for row in _with_best(record["history"]):
+        for row in _with_best(record.history):
             tune.report(_report_row(row))
         return
     cell = override_cell(base, config)
@@ -105,10 +107,9 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
                             tracker=tracker, on_epoch=on_epoch, run_tags=tags,
                             options=TrainOptions(settings.cache_features, settings.compile, evaluate_test=False))
     except Diverged as exc:  # a config whose loss diverges is an outcome of the sweep, not a failure of it
-        write_json(directory / RESULT, {"cell_id": cell.cell_id, "name": cell.name, "status": "failed",
-                                        "error": str(exc), "spec": cell.spec})
+        write_record(directory, failed_record(cell, str(exc)))
         return
-    tune.report(_report_row(_with_best(record["history"])[-1]))
+    tune.report(_report_row(_with_best(record.history)[-1]))
 
 
 # --------------------------------------------------------------------------- the driver
@@ -130,13 +131,13 @@ class TrialProgress(tune.Callback):
     def ended(self, trial, trials, failed: bool) -> None:
         count = 1 + sum(t.status in (t.TERMINATED, t.ERROR) for t in trials if t is not trial)  # resumes included
         folder = self.directory / TRIALS / trial.trial_id
-        record = read_record(folder) or {}
+        record = read_record(folder)
         result = trial.last_result or {}
         epochs = result.get("epoch", 0)
-        failed = failed or record.get("status") == "failed"
-        how = "failed" if failed else ("done" if record.get("status") == "done" else "stopped early")
+        failed = failed or bool(record and record.failed)
+        how = "failed" if failed else ("done" if record and record.done else "stopped early")
         best = result.get("best_val_acc")
-        why = f": {record['error']}" if record.get("error") else ""
+        why = f": {record.error}" if record and record.error else ""
         print(f"  trial {count}/{self.samples} {trial.trial_id} ({config_text(trial.config)}): {how} after "
               f"{epochs} epoch(s)" + (f", best val {best:.2f}%" if best is not None else "") + why, flush=True)
         run_id = run_id_of(folder)
@@ -245,10 +246,11 @@ def run_tuned(cell: Cell, best: dict, settings: RunSettings, resources: Mapping[
         tuned_settings = dataclasses.replace(settings, threads=max(1, int(resources["cpu"])), pack=1, run_tags=tags)
         remote = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"])(execute_pack)
         ray.get(remote.remote([tuned], tuned_settings))
-    record = read_record(directory) or {"status": "failed", "error": "no record written"}
-    return {"cell_id": tuned.cell_id, "name": tuned.name, "config": best["config"], "status": record["status"],
-            "val_acc": record.get("metrics", {}).get("val_acc"), "test_acc": record.get("metrics", {}).get("test_acc"),
-            "error": record.get("error")}
+    record = read_record(directory) or failed_record(tuned, "no record written")
+    metrics = record.metrics
+    return {"cell_id": tuned.cell_id, "name": tuned.name, "config": best["config"], "status": record.status,
+            "val_acc": metrics.val_acc if metrics else None, "test_acc": metrics.test_acc if metrics else None,
+            "error": record.error}
 
 
 def sweep_cells(grid: Grid, cells: list[Cell], settings: RunSettings, options: SweepOptions,

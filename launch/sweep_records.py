@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from bench.files import MLFLOW_RUN, cell_dir, read_json
 from bench.grid import Cell, Grid, GridError, short_value
-from bench.track import MLFLOW_RUN, cell_dir, read_json, read_record
+from bench.record import read_record
 
 SWEEPS, TRIALS, SUMMARY = "sweeps", "trials", "sweep.json"
 TRIAL_FILE, HISTORY_FILE = "trial.json", "history.json"  # per trial: its config; its epochs so far
@@ -99,19 +100,17 @@ def read_trials(directory: Path, epochs: int) -> list[dict]:
         if meta is None:
             continue
         record = read_record(folder)
-        history = record["history"] if record and record.get("history") else \
-            (read_json(folder / HISTORY_FILE) or {"epochs": []})["epochs"]
-        if record and record["status"] == "failed":
-            state = "failed"
-        elif record and record["status"] == "done":
-            state = "done"
+        scores = [(row.epoch, row.val_acc) for row in record.history] if record and record.history else \
+            [(row["epoch"], row["val_acc"]) for row in (read_json(folder / HISTORY_FILE) or {"epochs": []})["epochs"]]
+        if record is not None:
+            state = record.status
         else:
-            state = f"stopped at epoch {len(history)}" if history else "not started"
-        best = max(history, key=lambda r: r["val_acc"]) if history else None
+            state = f"stopped at epoch {len(scores)}" if scores else "not started"
+        best_epoch, best_val = max(scores, key=lambda score: score[1]) if scores else (None, None)
         trials.append({"trial_id": meta["trial_id"], "config": meta["config"], "cell_id": meta["cell_id"],
-                       "state": state, "epochs": len(history), "of_epochs": epochs,
-                       "val_acc": best["val_acc"] if best else None, "best_epoch": best["epoch"] if best else None,
-                       "error": record.get("error") if record else None,
+                       "state": state, "epochs": len(scores), "of_epochs": epochs,
+                       "val_acc": best_val, "best_epoch": best_epoch,
+                       "error": record.error if record else None,
                        "mlflow_run_id": run_id_of(folder)})
     return trials
 
@@ -139,7 +138,7 @@ def results_table(results: list[SweepResult], results_root: Path) -> str:
     for r in results:
         s, tuned, best = r.summary, r.summary.get("tuned") or {}, r.summary.get("best") or {}
         recipe = read_record(cell_dir(results_root, r.cell.grid, r.cell.cell_id))
-        recipe_test = recipe["metrics"]["test_acc"] if recipe and recipe["status"] == "done" else "not run"
+        recipe_test = recipe.metrics.test_acc if recipe and recipe.done else "not run"
         states = [t["state"].split(" at ")[0] for t in s.get("trials", [])]
         counts = ", ".join(f"{states.count(k)} {k}" for k in sorted(set(states)))
         config = config_text(best.get("config") or {})

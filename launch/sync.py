@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.files import MLFLOW_RUN, cell_dir
 from bench.grid import Cell, Grid
-from bench.track import MLFLOW_RUN, RESULT, RUN_KIND, Tracker, cell_dir, final_metrics, flatten, read_record, write_json
-
-HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")
+from bench.record import CellRecord, HistoryRow, read_record, write_record
+from bench.track import RUN_KIND, Tracker, flatten
 
 
 @dataclass
@@ -37,23 +37,23 @@ class SyncSummary:
         return text
 
 
-def cell_tags(cell: Cell, record: dict) -> dict[str, str]:
+def cell_tags(cell: Cell, record: CellRecord) -> dict[str, str]:
     """The tags `run_pack` gives a cell's run, rebuilt from the cell and its record."""
     tags = {"grid": cell.grid, "cell_id": cell.cell_id, "method": cell.method, "backbone": cell.backbone,
             "new_task": cell.task, "original_task": cell.trained_on or "none", "seed": str(cell.seed)}
-    if record["status"] == "done":
-        env = record["environment"]
-        tags.update({"git_commit": env["git_commit"], "pack_size": str(record["pack"]["size"]),
-                     "device_type": env["device_type"], "world_size": str(env["world_size"]),
-                     "torch_threads": str(env["torch_threads"]), "energy_source": record["energy"]["source"]})
+    if record.done:
+        env = record.environment
+        tags.update({"git_commit": env.git_commit, "pack_size": str(record.pack.size),
+                     "device_type": env.device_type, "world_size": str(env.world_size),
+                     "torch_threads": str(env.torch_threads), "energy_source": record.energy.source})
     return tags
 
 
-def cell_params(cell: Cell, record: dict) -> dict[str, str]:
+def cell_params(cell: Cell, record: CellRecord) -> dict[str, str]:
     from bench.redact import redact_text
     from bench.reference import thesis_params
 
-    return {k: redact_text(str(v)) for k, v in {**flatten(record["spec"]), **thesis_params(cell)}.items()}
+    return {k: redact_text(str(v)) for k, v in {**flatten(record.spec), **thesis_params(cell)}.items()}
 
 
 class Syncer:
@@ -79,7 +79,7 @@ class Syncer:
             runs.sort(key=lambda r: r.info.run_id != mine)
         return runs
 
-    def sync_cell(self, experiment_id: str, cell: Cell, directory: Path, record: dict,
+    def sync_cell(self, experiment_id: str, cell: Cell, directory: Path, record: CellRecord,
                   summary: SyncSummary) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
@@ -90,7 +90,7 @@ class Syncer:
             summary.duplicates[cell_id] = len(runs)
         created = not runs
         if created:
-            run = self.call("create run", self.client.create_run, experiment_id, run_name=record["name"],
+            run = self.call("create run", self.client.create_run, experiment_id, run_name=record.name,
                             tags=cell_tags(cell, record))
             (directory / MLFLOW_RUN).write_text(run.info.run_id)
         else:
@@ -102,19 +102,19 @@ class Syncer:
         params = [Param(k, str(v)) for k, v in cell_params(cell, record).items() if k not in have_params]
         tags = [RunTag(k, v) for k, v in cell_tags(cell, record).items() if run.data.tags.get(k) != v]
         metrics = []
-        if record["status"] == "done":
-            epochs = record["spec"]["hparams"]["epochs"]
-            for key in HISTORY_KEYS:
+        if record.done:
+            epochs = record.spec["hparams"]["epochs"]
+            for key in HistoryRow.metric_names():
                 have = {m.step for m in self.call("read metrics", self.client.get_metric_history, run_id, key)}
-                metrics += [Metric(key, float(row[key]), now, row["epoch"]) for row in record["history"]
-                            if row.get(key) is not None and row["epoch"] not in have]
-            metrics += [Metric(k, float(v), now, epochs) for k, v in final_metrics(record).items()
+                metrics += [Metric(key, float(getattr(row, key)), now, row.epoch) for row in record.history
+                            if getattr(row, key) is not None and row.epoch not in have]
+            metrics += [Metric(k, float(v), now, epochs) for k, v in record.final_metrics().items()
                         if v is not None and k not in run.data.metrics]
         for start in range(0, max(len(params), len(tags), len(metrics)), 500):  # MLflow takes 1000 per batch
             self.call("upload", self.client.log_batch, run_id, metrics=metrics[start:start + 500],
                       params=params[start:start + 500], tags=tags[start:start + 500])
         changed = bool(params or tags or metrics)
-        status = "FINISHED" if record["status"] == "done" else "FAILED"
+        status = "FINISHED" if record.done else "FAILED"
         if run.info.status != status:
             self.call("end run", self.client.set_terminated, run_id, status)
             changed = True
@@ -124,10 +124,10 @@ class Syncer:
             summary.completed.append(cell_id)
         else:
             summary.complete.append(cell_id)
-        tracking = {**self.tracker.sync_state(run_id), "synced": True}
-        if record.get("tracking") != tracking or record.get("mlflow_run_id") != run_id:
-            record.update(tracking=tracking, mlflow_run_id=run_id)
-            write_json(directory / RESULT, record)
+        tracking = self.tracker.sync_state(run_id).model_copy(update={"synced": True})
+        if record.tracking != tracking or record.mlflow_run_id != run_id:
+            record.tracking, record.mlflow_run_id = tracking, run_id
+            write_record(directory, record)
 
 
 def sync_grid(grid: Grid, cells: list[Cell], results_root: Path, uri: str) -> SyncSummary:
@@ -138,7 +138,7 @@ def sync_grid(grid: Grid, cells: list[Cell], results_root: Path, uri: str) -> Sy
     for cell in cells:
         directory = cell_dir(results_root, grid.name, cell.cell_id)
         record = read_record(directory)
-        if record is None or record.get("status") not in ("done", "failed"):
+        if record is None:
             summary.no_record += 1
             continue
         syncer.sync_cell(experiment_id, cell, directory, record, summary)

@@ -14,8 +14,10 @@ import pytest
 import torch
 from cli_helper import cli, cli_popen
 
+from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
 from bench.grid import load_grid
-from bench.track import CHECKPOINT, MODEL, PARENT_RUN, RESULT, RUN_KIND, cell_dir, read_record
+from bench.record import CellRecord, parse_record, read_record
+from bench.track import PARENT_RUN, RUN_KIND
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +53,7 @@ def tiny_run(tmp_path_factory):
     return {"grid_path": grid_path, "grid": load_grid(grid_path), "results": results, "proc": proc}
 
 
-def records(run) -> dict[str, dict]:
+def records(run) -> dict[str, CellRecord]:
     return {c.cell_id: read_record(cell_dir(run["results"], "tiny", c.cell_id)) for c in run["grid"].cells}
 
 
@@ -66,27 +68,27 @@ def test_tiny_grid_runs_every_cell_and_writes_complete_records(tiny_run):
     assert sorted(c.method for c in tiny_run["grid"].cells) == ["ar", "linear_probe", "pretrain", "scratch"]
     for cell in tiny_run["grid"].cells:
         rec = recs[cell.cell_id]
-        assert rec["status"] == "done" and rec["cell_id"] == cell.cell_id and rec["spec"] == cell.spec
-        history = rec["history"]
-        assert [row["epoch"] for row in history] == list(range(1, cell.spec["hparams"]["epochs"] + 1))
+        assert rec.status == "done" and rec.cell_id == cell.cell_id and rec.spec == cell.spec
+        history = rec.history
+        assert [row.epoch for row in history] == list(range(1, cell.spec["hparams"]["epochs"] + 1))
         # model selection on validation only: the best epoch is the first with the highest val accuracy
-        vals = [row["val_acc"] for row in history]
-        assert rec["metrics"]["best_epoch"] == vals.index(max(vals)) + 1
-        assert rec["metrics"]["val_acc"] == max(vals)
-        assert 0.0 <= rec["metrics"]["test_acc"] <= 100.0
-        sizes = rec["split"]["sizes"]
+        vals = [row.val_acc for row in history]
+        assert rec.metrics.best_epoch == vals.index(max(vals)) + 1
+        assert rec.metrics.val_acc == max(vals)
+        assert 0.0 <= rec.metrics.test_acc <= 100.0
+        sizes = rec.split["sizes"]
         assert sizes["train"] > 0 and sizes["val"] > 0 and sizes["test"] > 0
-        assert rec["throughput"]["train_images"] == sizes["train"] * len(history)
+        assert rec.throughput.train_images == sizes["train"] * len(history)
         for key in ("setup_s", "train_s", "eval_s", "total_s"):
-            assert rec["timing"][key] >= 0
-        assert rec["parameters"]["trainable"] <= rec["parameters"]["total"]
-        assert rec["environment"]["world_size"] == 1
+            assert getattr(rec.timing, key) >= 0
+        assert rec.parameters.trainable <= rec.parameters.total
+        assert rec.environment.world_size == 1
     # the pretrain cell's weights are stored by cell_id for its dependants
     pretrain = cell_of(tiny_run, "pretrain")
     assert (cell_dir(tiny_run["results"], "tiny", pretrain.cell_id) / MODEL).is_file()
     # ar learns only the program: one W of the canvas size
     ar = recs[cell_of(tiny_run, "ar").cell_id]
-    assert ar["parameters"]["trainable"] == 16 * 16 * 1
+    assert ar.parameters.trainable == 16 * 16 * 1
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
     assert "http://127.0.0.1:5000/#/experiments/" in proc.stdout and "/runs" in proc.stdout
     for cell in tiny_run["grid"].cells:
@@ -109,7 +111,7 @@ def test_mlflow_runs_mirror_the_records(tiny_run):
     assert sorted(r.data.tags["cell_id"] for r in runs) == sorted(recs)
     for run in runs:
         rec = recs[run.data.tags["cell_id"]]
-        cell = next(c for c in tiny_run["grid"].cells if c.cell_id == rec["cell_id"])
+        cell = next(c for c in tiny_run["grid"].cells if c.cell_id == rec.cell_id)
         assert run.info.status == "FINISHED"
         assert run.info.run_name == cell.name
         tags = run.data.tags
@@ -119,13 +121,13 @@ def test_mlflow_runs_mirror_the_records(tiny_run):
         assert tags["git_commit"]
         assert run.data.params["hparams.lr"] == str(cell.spec["hparams"]["lr"])
         assert run.data.params["method.name"] == cell.method
-        assert run.data.metrics["test_acc"] == pytest.approx(rec["metrics"]["test_acc"])
-        assert run.data.metrics["energy_j"] == pytest.approx(rec["energy"]["joules"])
-        assert tags["energy_source"] == rec["energy"]["source"] and tags["device_type"] == "cpu"
+        assert run.data.metrics["test_acc"] == pytest.approx(rec.metrics.test_acc)
+        assert run.data.metrics["energy_j"] == pytest.approx(rec.energy.joules)
+        assert tags["energy_source"] == rec.energy.source and tags["device_type"] == "cpu"
         val_history = client.get_metric_history(run.info.run_id, "val_acc")
-        assert sorted(m.step for m in val_history) == [row["epoch"] for row in rec["history"]]
+        assert sorted(m.step for m in val_history) == [row.epoch for row in rec.history]
         assert [m.value for m in sorted(val_history, key=lambda m: m.step)] == \
-            pytest.approx([row["val_acc"] for row in rec["history"]])
+            pytest.approx([row.val_acc for row in rec.history])
 
 
 def test_rerun_runs_nothing_and_changes_nothing(tiny_run):
@@ -185,17 +187,17 @@ def test_a_killed_cell_resumes_from_its_checkpoint(tmp_path):
     resumed = cli("run", grid_path, "--results", killed, "--no-tracking", "--filter", "method=scratch")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rec = read_record(directory)
-    assert rec["resumed_from_epoch"] >= epoch_at_kill
-    assert [row["epoch"] for row in rec["history"]] == [1, 2, 3, 4, 5, 6]
+    assert rec.resumed_from_epoch >= epoch_at_kill
+    assert [row.epoch for row in rec.history] == [1, 2, 3, 4, 5, 6]
 
     # the interrupted run ends where an uninterrupted one does: same batches, same weights, same result
     uninterrupted = cli("cell", grid_path, scratch.cell_id, "--results", clean, "--no-tracking")
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
     ref = read_record(cell_dir(clean, "resume", scratch.cell_id))
-    assert [r["val_acc"] for r in rec["history"]] == pytest.approx([r["val_acc"] for r in ref["history"]], abs=1e-9)
-    assert [r["train_loss"] for r in rec["history"]] == pytest.approx([r["train_loss"] for r in ref["history"]],
+    assert [r.val_acc for r in rec.history] == pytest.approx([r.val_acc for r in ref.history], abs=1e-9)
+    assert [r.train_loss for r in rec.history] == pytest.approx([r.train_loss for r in ref.history],
                                                                       rel=1e-5)
-    assert rec["metrics"]["test_acc"] == pytest.approx(ref["metrics"]["test_acc"])
+    assert rec.metrics.test_acc == pytest.approx(ref.metrics.test_acc)
 
 
 # Tolerance for DDP vs one process: the same global batches and the same summed gradient, so only float
@@ -218,13 +220,13 @@ def test_torchrun_two_ranks_matches_one_process(tiny_run, tmp_path, method):
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     one = read_record(cell_dir(tmp_path / "single", "tiny", cell.cell_id))
     two = read_record(cell_dir(tmp_path / "ddp", "tiny", cell.cell_id))
-    assert two["environment"]["world_size"] == 2 and one["environment"]["world_size"] == 1
-    one_sample = 100.0 / one["split"]["sizes"]["val"]
-    for a, b in zip(one["history"], two["history"], strict=True):
-        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=DDP_LOSS_RTOL)
-        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=DDP_LOSS_RTOL)
-        assert abs(b["val_acc"] - a["val_acc"]) <= one_sample + 1e-9
-    assert two["throughput"]["train_images"] == one["throughput"]["train_images"]
+    assert two.environment.world_size == 2 and one.environment.world_size == 1
+    one_sample = 100.0 / one.split["sizes"]["val"]
+    for a, b in zip(one.history, two.history, strict=True):
+        assert b.train_loss == pytest.approx(a.train_loss, rel=DDP_LOSS_RTOL)
+        assert b.val_loss == pytest.approx(a.val_loss, rel=DDP_LOSS_RTOL)
+        assert abs(b.val_acc - a.val_acc) <= one_sample + 1e-9
+    assert two.throughput.train_images == one.throughput.train_images
 
 
 def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
@@ -241,19 +243,19 @@ hparams: {epochs: 2, batch_size: 64}
     assert proc.returncode == 1
     grid = load_grid(grid_path)
     by_lr = {c.spec["hparams"]["lr"]: read_record(cell_dir(results, "fails", c.cell_id)) for c in grid.cells}
-    assert by_lr[0.001]["status"] == "done"
+    assert by_lr[0.001].status == "done"
     failed = by_lr[1.0e12]
-    assert failed["status"] == "failed"
-    assert "diverged at epoch" in failed["error"] and "try a lower lr" in failed["error"]
-    assert (cell_dir(results, "fails", failed["cell_id"]) / "error.txt").is_file()
-    assert "1 failed" in proc.stdout and failed["cell_id"] in proc.stderr
+    assert failed.status == "failed"
+    assert "diverged at epoch" in failed.error and "try a lower lr" in failed.error
+    assert (cell_dir(results, "fails", failed.cell_id) / "error.txt").is_file()
+    assert "1 failed" in proc.stdout and failed.cell_id in proc.stderr
     listing = cli("ls", grid_path, "--results", results)
     assert "1 done, 0 pending, 1 failed" in listing.stdout
     # a rerun fills only the holes: the failed cell runs again, the finished one does not
-    done_mtime = (cell_dir(results, "fails", by_lr[0.001]["cell_id"]) / RESULT).stat().st_mtime_ns
+    done_mtime = (cell_dir(results, "fails", by_lr[0.001].cell_id) / RESULT).stat().st_mtime_ns
     again = cli("run", grid_path, "--results", results, "--no-tracking")
     assert "1 cell(s) run, 1 already done, 1 failed" in again.stdout
-    assert (cell_dir(results, "fails", by_lr[0.001]["cell_id"]) / RESULT).stat().st_mtime_ns == done_mtime
+    assert (cell_dir(results, "fails", by_lr[0.001].cell_id) / RESULT).stat().st_mtime_ns == done_mtime
 
 
 def test_a_missing_dataset_is_one_line_exit_2_and_nothing_written(tmp_path):
@@ -273,9 +275,10 @@ methods: [{name: linear_probe}]
 
 
 def test_record_is_valid_json_with_provenance(tiny_run):
-    rec = json.loads((cell_dir(tiny_run["results"], "tiny", cell_of(tiny_run, "ar").cell_id) / RESULT).read_text())
-    env = rec["environment"]
+    rec = parse_record(json.loads((cell_dir(tiny_run["results"], "tiny", cell_of(tiny_run, "ar").cell_id)
+                                   / RESULT).read_text()))
+    env = rec.environment
     for key in ("torch", "torchvision", "accelerate", "python", "device_type", "git_commit", "hostname"):
-        assert env[key]
-    assert rec["split"]["seed"] == 0 and rec["split"]["fingerprint"]
-    assert rec["depends_on"] == [cell_of(tiny_run, "pretrain").cell_id]
+        assert getattr(env, key)
+    assert rec.split["seed"] == 0 and rec.split["fingerprint"]
+    assert rec.depends_on == [cell_of(tiny_run, "pretrain").cell_id]

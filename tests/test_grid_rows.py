@@ -106,8 +106,8 @@ hparams: {epochs: 2, batch_size: 64}
     best = torch.load(tmp_path / "ar" / "checkpoint.pt", weights_only=True)["best"]["learned"]
     assert {"program.W", "label_map.weight", "label_map.bias"} <= set(best)
     assert best["label_map.weight"].shape == (10, 2)
-    assert record["parameters"]["trainable"] == 16 * 16 + 10 * 2 + 10
-    assert record["metrics"]["test_acc"] > 10.0  # learns something beyond chance over 10 classes
+    assert record.parameters.trainable == 16 * 16 + 10 * 2 + 10
+    assert record.metrics.test_acc > 10.0  # learns something beyond chance over 10 classes
 
 
 def test_the_experiment_2_grid_has_every_tweak_beside_the_untweaked_method():
@@ -214,8 +214,9 @@ def test_the_table_3_1_fashion_mnist_to_mnist_01_row_runs_end_to_end_pretrain_in
     import yaml
     from fixtures_data import write_mnist_idx
 
+    from bench.files import cell_dir
     from bench.grid import GRIDS_DIR
-    from bench.track import cell_dir, read_record
+    from bench.record import read_record
     from launch.cli import main
 
     raw = yaml.safe_load((GRIDS_DIR / "thesis_table_3_1.yaml").read_text())
@@ -237,16 +238,16 @@ def test_the_table_3_1_fashion_mnist_to_mnist_01_row_runs_end_to_end_pretrain_in
     assert done == {ar.cell_id, pretrain.cell_id}  # the row and its original, nothing else
 
     original = read_record(cell_dir(results, grid.name, pretrain.cell_id))
-    assert original["metrics"]["test_acc"] > 50.0  # real Fashion-MNIST: a working original model (chance is 10%)
-    assert original["split"]["sizes"]["test"] == 10_000  # the official test set, read once
+    assert original.metrics.test_acc > 50.0  # real Fashion-MNIST: a working original model (chance is 10%)
+    assert original.split["sizes"]["test"] == 10_000  # the official test set, read once
 
     row = read_record(cell_dir(results, grid.name, ar.cell_id))
-    assert row["depends_on"] == [pretrain.cell_id] and row["spec"]["method"]["input_size"] == 20
+    assert row.depends_on == [pretrain.cell_id] and row.spec["method"]["input_size"] == 20
     zeros_ones = int(((written.test_labels == 0) | (written.test_labels == 1)).sum())
-    assert row["split"]["sizes"]["test"] == zeros_ones  # MNIST 0/1: only the two classes, from the IDX files
-    assert row["parameters"]["trainable"] == 28 * 28  # only the program learns (one channel, 28x28 canvas)
-    assert 0.0 <= row["metrics"]["test_acc"] <= 100.0
-    assert json.dumps(row["metrics"])  # finite, serialisable
+    assert row.split["sizes"]["test"] == zeros_ones  # MNIST 0/1: only the two classes, from the IDX files
+    assert row.parameters.trainable == 28 * 28  # only the program learns (one channel, 28x28 canvas)
+    assert 0.0 <= row.metrics.test_acc <= 100.0
+    assert json.dumps(row.metrics.model_dump())  # finite, serialisable
 
     assert main(args) == 0  # a rerun finds both done and runs nothing
     assert "0 cell(s) run, 2 already done" in capsys.readouterr().out

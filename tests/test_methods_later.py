@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from bench.data import dataset_info, load_task
+from bench.files import CHECKPOINT, MODEL
 from bench.grid import load_grid
 from bench.methods import METHODS
 from bench.methods.label_maps import LABEL_MAPS, FrequencyLabelMap, greedy_assignment
 from bench.models import create_backbone
 from bench.models.backbone import Backbone
 from bench.pack import pack_key
-from bench.track import CHECKPOINT, MODEL
 from bench.train import Split, run_cell, run_pack
 
 GRID = """
@@ -129,7 +129,7 @@ def test_packed_ilm_cells_give_what_they_give_alone(grid, tmp_path):
         p = torch.load(tmp_path / "p" / c.cell_id / CHECKPOINT, weights_only=True)["best"]["learned"]
         assert torch.equal(a["label_map.index"], p["label_map.index"])
         torch.testing.assert_close(a["program.W"], p["program.W"], rtol=1e-4, atol=1e-6)
-        assert rec["metrics"]["test_acc"] == pytest.approx(alone["metrics"]["test_acc"])
+        assert rec.metrics.test_acc == pytest.approx(alone.metrics.test_acc)
 
 
 # --------------------------------------------------------------------------- input programs
@@ -214,11 +214,11 @@ def test_blackbox_never_differentiates_the_backbone_and_counts_its_queries(grid,
     c = cell(grid, "blackbox")
     assert pack_key(c) is None
     record = run_cell(c, tmp_path / "bb", dependency_dirs=grid["deps"])
-    sizes, q, epochs = record["split"]["sizes"], c.spec["method"]["q"], c.spec["hparams"]["epochs"]
+    sizes, q, epochs = record.split["sizes"], c.spec["method"]["q"], c.spec["hparams"]["epochs"]
     # per epoch q + 1 queries of every train image and one of every val image; the mapping fitted once on train;
     # the test split once
     expected = epochs * ((q + 1) * sizes["train"] + sizes["val"]) + sizes["train"] + sizes["test"]
-    assert record["metrics"]["queries"] == expected
+    assert record.metrics.queries == expected
     program = torch.load(tmp_path / "bb" / CHECKPOINT, weights_only=True)["best"]["learned"]["program.W"]
     assert program.abs().sum() > 0  # the estimate moved the program
 
@@ -267,12 +267,12 @@ def test_a_joint_tasks_logits_compete_only_within_the_images_own_task():
 def test_one_program_for_two_tasks_reports_one_accuracy_per_task(grid, tmp_path):
     joint = cell(grid, "ar", task="digits_0to4+squares_1to5")
     record = run_cell(joint, tmp_path / "joint", dependency_dirs=grid["deps"])
-    per_task = record["metrics"]["per_task"]
+    per_task = record.metrics.per_task
     assert set(per_task) == {"digits_0to4", "squares_1to5"}
     sizes = {p: len(load_task(p).test) for p in per_task}
-    weighted = sum(per_task[p]["test_acc"] * sizes[p] for p in per_task) / sum(sizes.values())
-    assert record["metrics"]["test_acc"] == pytest.approx(weighted)
-    assert all(0 <= per_task[p]["val_acc"] <= 100 for p in per_task)
+    weighted = sum(per_task[p].test_acc * sizes[p] for p in per_task) / sum(sizes.values())
+    assert record.metrics.test_acc == pytest.approx(weighted)
+    assert all(0 <= per_task[p].val_acc <= 100 for p in per_task)
     # the frequency mapping gave the two tasks disjoint source classes
     index = torch.load(tmp_path / "joint" / CHECKPOINT, weights_only=True)["best"]["learned"]["label_map.index"]
     assert len(set(index.flatten().tolist())) == 10
@@ -298,7 +298,7 @@ methods: [{name: linear_probe}]
 @pytest.mark.slow  # trains cells through the real trainer
 def test_the_report_sets_each_mapping_beside_first_k_and_each_shared_task_beside_its_own_program(grid, tmp_path):
     from analysis.report import build
-    from bench.track import cell_dir
+    from bench.files import cell_dir
 
     g = grid["grid"]
     chosen = [cell(grid, "ar", label_map="first_k"), cell(grid, "ar", label_map="frequency"),
@@ -307,16 +307,16 @@ def test_the_report_sets_each_mapping_beside_first_k_and_each_shared_task_beside
                for c in chosen}
     report = build(g, [c for c in g.cells if c.seed == 0], tmp_path, None, tmp_path / "out", 475.0, "test")
     tables = {t.slug: t for t in report.tables}
-    acc = {c.spec["method"]["label_map"] if c.task == "digits" else c.task: records[c.cell_id]["metrics"]
+    acc = {c.spec["method"]["label_map"] if c.task == "digits" else c.task: records[c.cell_id].metrics
            for c in chosen}
     rows = [r for r in tables["label_maps_vs_first_k"].rows if r[0] == "digits" and r[3] == "frequency"]
-    assert rows[0][7] == pytest.approx(acc["frequency"]["test_acc"] - acc["first_k"]["test_acc"])
+    assert rows[0][7] == pytest.approx(acc["frequency"].test_acc - acc["first_k"].test_acc)
     notes = " ".join(tables["label_maps_vs_first_k"].notes)
     assert "ar on digits: " in notes and "points" in notes
     joint = {r[3]: r for r in tables["one_program_several_tasks"].rows}
-    shared = acc["digits_0to4+squares_1to5"]["per_task"]
-    assert joint["digits_0to4"][5].mean == pytest.approx(shared["digits_0to4"]["test_acc"])
-    assert joint["digits_0to4"][6].mean == pytest.approx(acc["digits_0to4"]["test_acc"])
+    shared = acc["digits_0to4+squares_1to5"].per_task
+    assert joint["digits_0to4"][5].mean == pytest.approx(shared["digits_0to4"].test_acc)
+    assert joint["digits_0to4"][6].mean == pytest.approx(acc["digits_0to4"].test_acc)
     assert joint["squares_1to5"][6] is None and joint["squares_1to5"][8].startswith("missing")
 
 

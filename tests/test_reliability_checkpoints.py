@@ -146,11 +146,11 @@ def test_a_cell_resumes_past_a_corrupt_checkpoint_and_ends_as_an_uninterrupted_r
     record = run_cell(finished["cell"], directory)
     lines = [line for line in capsys.readouterr().err.splitlines() if "checkpoint" in line]
     assert len(lines) == 1 and "falling back to checkpoint.prev.pt (epoch 2)" in lines[0]
-    assert record["resumed_from_epoch"] == 2 and record["checkpoint_problems"] == [lines[0].split(": ", 2)[2]]
+    assert record.resumed_from_epoch == 2 and record.checkpoint_problems == [lines[0].split(": ", 2)[2]]
     clean = finished["record"]
-    assert [r["epoch"] for r in record["history"]] == [1, 2, 3]
-    assert [r["val_acc"] for r in record["history"]] == pytest.approx([r["val_acc"] for r in clean["history"]])
-    assert record["metrics"]["test_acc"] == pytest.approx(clean["metrics"]["test_acc"])
+    assert [r.epoch for r in record.history] == [1, 2, 3]
+    assert [r.val_acc for r in record.history] == pytest.approx([r.val_acc for r in clean.history])
+    assert record.metrics.test_acc == pytest.approx(clean.metrics.test_acc)
     assert checkpoint.verify(directory / LATEST)["epoch"] == 3
 
 

@@ -17,8 +17,10 @@ from fixtures_data import write_mnist_idx
 from mlflow_servers import free_port, get_json, stop, wait_for
 
 from bench.energy import open_meter
+from bench.files import cell_dir
 from bench.grid import load_grid
-from bench.track import PARENT_RUN, RUN_KIND, cell_dir, read_record
+from bench.record import CellRecord, read_record
+from bench.track import PARENT_RUN, RUN_KIND
 from launch.cli import main
 
 # A Fashion-MNIST original (Debian's real files, cut to 600 training images) reprogrammed for MNIST 0/1: the
@@ -81,9 +83,9 @@ def row_of(rows: list[dict], method: str) -> dict:
     return row
 
 
-def compute_h(record: dict) -> float:
-    env = record["environment"]
-    return record["timing"]["total_s"] * env["world_size"] * env["torch_threads"] / 3600
+def compute_h(record: CellRecord) -> float:
+    env = record.environment
+    return record.timing.total_s * env.world_size * env.torch_threads / 3600
 
 
 @pytest.mark.slow
@@ -105,50 +107,50 @@ def test_efficiency_rows_are_computed_from_the_records(reported):
     assert sorted(r["method"].split("[")[0] for r in rows) == ["ar", "linear_probe", "scratch"]
     scratch_rows = [recs[("scratch", 0)], recs[("scratch", 1)]]
     scratch = row_of(rows, "scratch")
-    scratch_acc = [r["metrics"]["test_acc"] for r in scratch_rows]
+    scratch_acc = [r.metrics.test_acc for r in scratch_rows]
     assert scratch["seeds"] == "done 2/2"
     assert int(scratch["test acc % n"]) == 2
     assert float(scratch["test acc %"]) == pytest.approx(statistics.fmean(scratch_acc))
     assert float(scratch["test acc % sd"]) == pytest.approx(statistics.stdev(scratch_acc))
     scratch_compute = statistics.fmean(compute_h(r) for r in scratch_rows)
-    scratch_energy = statistics.fmean(r["energy"]["joules"] for r in scratch_rows)
+    scratch_energy = statistics.fmean(r.energy.joules for r in scratch_rows)
     for method in ("ar", "linear_probe"):
         row, rec = row_of(rows, method), recs[(method, 0)]
         assert row["seeds"] == "done 1/2, 1 pending"  # seed 1 is shown as missing, not dropped
         assert int(row["test acc % n"]) == 1 and row["test acc % sd"] == ""
-        assert float(row["test acc %"]) == pytest.approx(rec["metrics"]["test_acc"])
-        gain = rec["metrics"]["test_acc"] - statistics.fmean(scratch_acc)
+        assert float(row["test acc %"]) == pytest.approx(rec.metrics.test_acc)
+        gain = rec.metrics.test_acc - statistics.fmean(scratch_acc)
         assert float(row["Δ vs scratch (points)"]) == pytest.approx(gain)
-        assert float(row["wall-clock s"]) == pytest.approx(rec["timing"]["total_s"])
+        assert float(row["wall-clock s"]) == pytest.approx(rec.timing.total_s)
         assert float(row["compute"]) == pytest.approx(compute_h(rec)) and row["unit"] == "CPU core-h"
-        assert float(row["train images"]) == rec["throughput"]["train_images"]
-        assert float(row["trainable params"]) == rec["parameters"]["trainable"]
-        assert float(row["energy J"]) == pytest.approx(rec["energy"]["joules"])
-        assert row["energy source"] == rec["energy"]["source"]
-        assert float(row["CO2 g"]) == pytest.approx(rec["energy"]["joules"] / 3.6e6 * INTENSITY)
+        assert float(row["train images"]) == rec.throughput.train_images
+        assert float(row["trainable params"]) == rec.parameters.trainable
+        assert float(row["energy J"]) == pytest.approx(rec.energy.joules)
+        assert row["energy source"] == rec.energy.source
+        assert float(row["CO2 g"]) == pytest.approx(rec.energy.joules / 3.6e6 * INTENSITY)
         assert float(row["compute ÷ scratch"]) == pytest.approx(compute_h(rec) / scratch_compute)
-        assert float(row["energy ÷ scratch"]) == pytest.approx(rec["energy"]["joules"] / scratch_energy)
+        assert float(row["energy ÷ scratch"]) == pytest.approx(rec.energy.joules / scratch_energy)
         assert float(row["points gained per device-h"]) == pytest.approx(gain / compute_h(rec))
         assert (row["g CO2 per point gained"] == "") == (gain <= 0)  # only where accuracy was gained
 
 
-def first_epoch_reaching(record: dict, threshold: float):
-    return next((h for h in record["history"] if h["val_acc"] >= threshold), None)
+def first_epoch_reaching(record: CellRecord, threshold: float):
+    return next((h for h in record.history if h.val_acc >= threshold), None)
 
 
 @pytest.mark.slow
 def test_time_to_accuracy_is_read_from_the_epochs(reported):
     recs = records(reported)
-    threshold = statistics.fmean(recs[("scratch", s)]["metrics"]["val_acc"] for s in (0, 1))
+    threshold = statistics.fmean(recs[("scratch", s)].metrics.val_acc for s in (0, 1))
     rows = read_csv(reported["out"] / "time_to_accuracy_mnist_01.csv")
     for method, seeds in (("ar", [0]), ("linear_probe", [0]), ("scratch", [0, 1])):
         row = row_of(rows, method)
         hits = [h for h in (first_epoch_reaching(recs[(method, s)], threshold) for s in seeds) if h]
         assert row["reached"] == f"{len(hits)}/{len(seeds)} seed(s) ≥ {threshold:.2f}%"
         if hits:
-            assert float(row["epoch"]) == pytest.approx(statistics.fmean(h["epoch"] for h in hits))
-            assert float(row["wall-clock s"]) == pytest.approx(statistics.fmean(h["elapsed_s"] for h in hits))
-            assert float(row["energy J"]) == pytest.approx(statistics.fmean(h["energy_j"] for h in hits))
+            assert float(row["epoch"]) == pytest.approx(statistics.fmean(h.epoch for h in hits))
+            assert float(row["wall-clock s"]) == pytest.approx(statistics.fmean(h.elapsed_s for h in hits))
+            assert float(row["energy J"]) == pytest.approx(statistics.fmean(h.energy_j for h in hits))
         else:
             assert row["epoch"] == row["wall-clock s"] == ""
 
@@ -163,18 +165,18 @@ def test_the_thesis_table_has_every_row_with_ours_beside_the_one_we_ran(reported
     assert len(ours) == 1
     row, ar = ours[0], recs[("ar", 0)]
     assert float(row["thesis test %"]) == 43.83 and float(row["thesis train %"]) == 42.82
-    assert float(row["ours test %"]) == pytest.approx(ar["metrics"]["test_acc"])
-    assert float(row["ours train %"]) == pytest.approx(ar["metrics"]["train_acc"])
-    assert float(row["Δ test (ours − thesis)"]) == pytest.approx(ar["metrics"]["test_acc"] - 43.83)
+    assert float(row["ours test %"]) == pytest.approx(ar.metrics.test_acc)
+    assert float(row["ours train %"]) == pytest.approx(ar.metrics.train_acc)
+    assert float(row["Δ test (ours − thesis)"]) == pytest.approx(ar.metrics.test_acc - 43.83)
     assert row["status"] == "done 1/2, 1 pending" and len(row["cells"].split()) == 2
     others = [r for r in rows if r is not row]
     assert all(r["status"] == "missing: no cell of this grid" and r["ours test %"] == "" for r in others)
 
     (original,) = read_csv(reported["out"] / "thesis_original_models.csv")  # only the original this grid makes
     assert original["original model"] == "fashion_mnist" and float(original["thesis test %"]) == 89.40
-    assert float(original["ours test %"]) == pytest.approx(recs[("pretrain", 0)]["metrics"]["test_acc"])
+    assert float(original["ours test %"]) == pytest.approx(recs[("pretrain", 0)].metrics.test_acc)
     (cost,) = read_csv(reported["out"] / "originals.csv")
-    assert float(cost["wall-clock s"]) == pytest.approx(recs[("pretrain", 0)]["timing"]["total_s"])
+    assert float(cost["wall-clock s"]) == pytest.approx(recs[("pretrain", 0)].timing.total_s)
     assert cost["reused by (cells)"] == "4"  # ar and linear_probe, two seeds each
 
 
@@ -203,18 +205,18 @@ def test_the_pictures_are_png_images_and_the_html_page_shows_them_with_the_table
 @pytest.mark.slow
 def test_every_record_carries_the_energy_this_machine_can_measure(reported):
     for rec in records(reported).values():
-        energy = rec["energy"]
-        expected = open_meter("cpu", threads=rec["environment"]["torch_threads"])
+        energy = rec.energy
+        expected = open_meter("cpu", threads=rec.environment.torch_threads)
         expected.close()
-        assert energy["source"] == expected.source  # estimate here (no RAPL on the VM), rapl where readable
-        assert energy["estimate"] == (expected.source == "estimate") and energy["ranks"] == 1
-        assert energy["joules"] > 0
-        if energy["estimate"]:  # the stated power over exactly the timed phases
-            assert energy["watts"] == expected.describe()["watts"]
-            assert energy["joules"] == pytest.approx(energy["watts"] * rec["timing"]["total_s"],
-                                                     abs=energy["watts"] * 5e-4 + 1e-3)
-        per_epoch = [h["energy_j"] for h in rec["history"]]
-        assert per_epoch == sorted(per_epoch) and per_epoch[-1] <= energy["joules"] + 1e-9
+        assert energy.source == expected.source  # estimate here (no RAPL on the VM), rapl where readable
+        assert energy.estimate == (expected.source == "estimate") and energy.ranks == 1
+        assert energy.joules > 0
+        if energy.estimate:  # the stated power over exactly the timed phases
+            assert energy.watts == expected.describe()["watts"]
+            assert energy.joules == pytest.approx(energy.watts * rec.timing.total_s,
+                                                     abs=energy.watts * 5e-4 + 1e-3)
+        per_epoch = [h.energy_j for h in rec.history]
+        assert per_epoch == sorted(per_epoch) and per_epoch[-1] <= energy.joules + 1e-9
 
 
 @pytest.mark.slow
@@ -236,7 +238,7 @@ def test_a_real_mlflow_server_shows_the_runs_their_launch_parents_and_the_report
         reports = [i for i, t in tags.items() if t.get(RUN_KIND) == "report"]
         cells = {i: t for i, t in tags.items() if "cell_id" in t}
         assert len(launches) == 2 and len(reports) == 1  # two `run` commands, one report
-        assert sorted(t["cell_id"] for t in cells.values()) == sorted(r["cell_id"] for r in records(reported).values())
+        assert sorted(t["cell_id"] for t in cells.values()) == sorted(r.cell_id for r in records(reported).values())
         assert all(t[PARENT_RUN] in launches for t in cells.values())
         assert len({t[PARENT_RUN] for t in cells.values()}) == 2  # each cell under the launch that ran it
 

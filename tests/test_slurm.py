@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from cli_helper import cli
 
+from bench.files import MLFLOW_RUN, cell_dir, read_json
 from bench.grid import load_grid
-from bench.track import MLFLOW_RUN, PARENT_RUN, RUN_KIND, cell_dir, read_json, read_record
+from bench.record import read_record
+from bench.track import PARENT_RUN, RUN_KIND
 from bench.train import checkpoint_epoch
 from launch.local import RunSettings, execute_cell
 from launch.slurm import SLURM_RECORD, cell_states, queue_states, wait
@@ -55,11 +57,11 @@ def test_a_grid_runs_as_job_arrays_and_a_rerun_submits_nothing(slurm_cluster, tm
     grid = load_grid(grid_path)
     records = {c.cell_id: read_record(cell_dir(results, grid.name, c.cell_id)) for c in grid.cells}
     by_kind = {(c.method, c.spec["hparams"]["lr"]): records[c.cell_id] for c in grid.cells}
-    assert {k: r["status"] for k, r in by_kind.items()} == {
+    assert {k: r.status for k, r in by_kind.items()} == {
         ("pretrain", 0.001): "done", ("ar", 0.05): "done", ("scratch", 0.001): "done", ("scratch", 1e12): "failed"}
-    assert "diverged" in by_kind["scratch", 1e12]["error"]
+    assert "diverged" in by_kind["scratch", 1e12].error
     ar = next(c for c in grid.cells if c.method == "ar")
-    assert records[ar.cell_id]["depends_on"] == list(ar.depends_on)  # ran after its pretrain (a later array)
+    assert records[ar.cell_id].depends_on == list(ar.depends_on)  # ran after its pretrain (a later array)
 
     # the status table: every cell with its job and a log that exists; the failed one says why
     states = {s.cell.cell_id: s for s in cell_states(grid, grid.cells, results)}
@@ -118,9 +120,9 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     assert [s.state for s in states] == ["done"]
 
     record = read_record(directory)
-    assert record["resumed_from_epoch"] and 2 <= record["resumed_from_epoch"] < 8
+    assert record.resumed_from_epoch and 2 <= record.resumed_from_epoch < 8
     log = Path(states[0].log).read_text()
-    assert f"resuming {cell.name} from epoch {record['resumed_from_epoch']}" in log
+    assert f"resuming {cell.name} from epoch {record.resumed_from_epoch}" in log
     assert log.count("attempt") >= 2 and "requeueing" in log  # one log across both attempts (open-mode append)
     assert len(read_json(directory / SLURM_RECORD)["starts"]) == 2
 
@@ -128,11 +130,11 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     alone = tmp_path / "alone"
     outcome = execute_cell(cell, RunSettings(alone, None, None))
     assert outcome.status == "done"
-    assert record["metrics"] == outcome.record["metrics"]
+    assert record.metrics == outcome.record.metrics
     def without_clock(history):  # time, and energy (measured over that time), differ between runs
-        return [{k: v for k, v in row.items() if k not in ("elapsed_s", "energy_j")} for row in history]
+        return [{k: v for k, v in row.model_dump().items() if k not in ("elapsed_s", "energy_j")} for row in history]
 
-    assert without_clock(record["history"]) == without_clock(outcome.record["history"])
+    assert without_clock(record.history) == without_clock(outcome.record.history)
 
     # the MLflow run went on: one run for the cell, the id kept across the requeue
     import mlflow
@@ -161,7 +163,7 @@ def test_a_two_task_cell_runs_ddp_across_two_slurm_tasks(slurm_cluster, tmp_path
     assert run.returncode == 0, run.stdout + run.stderr
     (cell,) = load_grid(grid_path).cells
     record = read_record(cell_dir(results, "slurm_ddp", cell.cell_id))
-    assert record["status"] == "done" and record["environment"]["world_size"] == 2
+    assert record.status == "done" and record.environment.world_size == 2
     log = Path(read_json(cell_dir(results, "slurm_ddp", cell.cell_id) / SLURM_RECORD)["stdout"])
     assert "2 task(s)" in log.read_text()
 
@@ -198,7 +200,7 @@ def test_the_plain_sbatch_template_runs_one_cell_per_array_task(slurm_cluster, t
          str(grid_path), "1", "--results", str(results), "--no-tracking"],
         capture_output=True, text=True, env=env, timeout=600)
     records = {c: read_record(cell_dir(results, grid.name, c)) for c in wave1}
-    statuses = sorted(r["status"] if r else "missing" for r in records.values())
+    statuses = sorted(r.status if r else "missing" for r in records.values())
     assert statuses == ["done", "done", "failed"], submit.stderr  # the sgd lr=1e12 cell diverges
     logs = sorted(tmp_path.glob("slurm-*.out"))
     assert len(logs) == len(wave1) and all("reprogbench: task" in p.read_text() for p in logs)

@@ -10,16 +10,8 @@ from PIL import Image
 
 from bench.speed import Measurement, Settings
 from bench.speed.data_path import data_path, device_batches, loader_batches, sample_transform
-from bench.speed.steps import (
-    ar_step,
-    count_step_flops,
-    frozen_ar_step,
-    gpu_ar_step,
-    make_ar_model,
-    peak_bf16_tflops,
-    program_optimizer,
-    random_batch,
-)
+from bench.speed.gpu_step import count_step_flops, gpu_ar_step, peak_bf16_tflops
+from bench.speed.steps import ar_step, frozen_ar_step, make_ar_model, program_optimizer, random_batch
 
 CPU = torch.device("cpu")
 

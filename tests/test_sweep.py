@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from cli_helper import cli, cli_popen
 
+from bench.files import RESULT, cell_dir, read_json
 from bench.grid import GridError, load_grid, override_cell, parse_space, with_overrides
 from bench.methods import METHODS
-from bench.track import RESULT, RUN_KIND, cell_dir, read_json, read_record
+from bench.record import read_record
+from bench.track import RUN_KIND
 from bench.train import checkpoint_epoch
 from launch.sweep_records import SUMMARY, TRIALS, SweepOptions, best_trial, sweep_dir
 
@@ -202,11 +204,11 @@ def test_a_sweep_runs_its_trials_through_the_trainer_and_asha_stops_weak_ones(as
         if t["state"] != "done":
             continue
         record = read_record(folder / t["trial_id"])  # the trainer's own record, as a cell writes it
-        assert [row["epoch"] for row in record["history"]] == [1, 2, 3, 4]
-        assert record["spec"] == with_overrides(asha_sweep["cell"].spec, t["config"])
+        assert [row.epoch for row in record.history] == [1, 2, 3, 4]
+        assert record.spec == with_overrides(asha_sweep["cell"].spec, t["config"])
         # selection on validation only: a trial never reads the test split
-        assert record["metrics"]["test_acc"] is None and record["metrics"]["test_loss"] is None
-        assert record["metrics"]["val_acc"] == t["val_acc"] == max(r["val_acc"] for r in record["history"])
+        assert record.metrics.test_acc is None and record.metrics.test_loss is None
+        assert record.metrics.val_acc == t["val_acc"] == max(r.val_acc for r in record.history)
 
 
 @pytest.mark.slow
@@ -216,12 +218,12 @@ def test_the_best_trial_is_rerun_once_as_a_cell_and_recorded_beside_the_recipe(a
     assert best["val_acc"] == max(t["val_acc"] for t in summary["trials"] if t["val_acc"] is not None)
     tuned = summary["tuned"]
     record = read_record(cell_dir(results, "sweepy", tuned["cell_id"]))
-    assert record["status"] == "done" and record["spec"] == with_overrides(base.spec, best["config"])
-    assert record["cell_id"] == override_cell(base, best["config"]).cell_id
-    assert tuned["test_acc"] == record["metrics"]["test_acc"] is not None
+    assert record.status == "done" and record.spec == with_overrides(base.spec, best["config"])
+    assert record.cell_id == override_cell(base, best["config"]).cell_id
+    assert tuned["test_acc"] == record.metrics.test_acc is not None
     # the same config, seed and trainer give the same epochs the trial saw
     trial = read_record(sweep_dir(results, "sweepy", base.cell_id) / TRIALS / best["trial_id"])
-    assert [r["val_acc"] for r in record["history"]] == pytest.approx([r["val_acc"] for r in trial["history"]])
+    assert [r.val_acc for r in record.history] == pytest.approx([r.val_acc for r in trial.history])
     # the recipe cell itself was not run by the sweep, and the table says so
     assert read_record(cell_dir(results, "sweepy", base.cell_id)) is None
     row = next(line for line in asha_sweep["proc"].stdout.splitlines() if line.startswith(base.cell_id))
@@ -309,7 +311,7 @@ def test_a_sweep_whose_driver_is_killed_resumes_without_rerunning_finished_trial
     for trial_id, content in finished.items():  # finished trials were not trained again
         assert (trials / trial_id / RESULT).read_bytes() == content
     for trial_id, epoch in interrupted.items():  # an interrupted trial went on from its checkpoint
-        assert read_record(trials / trial_id)["resumed_from_epoch"] == (epoch or None)
+        assert read_record(trials / trial_id).resumed_from_epoch == (epoch or None)
     runs = mlflow_runs(results, "sweepy")
     children = [r for r in runs if "trial_id" in r.data.tags]
     assert sorted(r.data.tags["trial_id"] for r in children) == sorted(t["trial_id"] for t in summary["trials"])

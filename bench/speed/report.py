@@ -7,9 +7,10 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 import torch
 from tabulate import tabulate
@@ -19,9 +20,13 @@ from bench.speed import Measurement, Settings
 SECTION = "## `reprogbench bench` runs"
 
 
-def measurements() -> dict[str, Callable[[Settings], Measurement]]:
-    """Name -> measurement, in the order they run (cheapest first, so a quick look comes back fast)."""
-    from bench.speed import data_path, steps, trainer_runs
+Measurements = Mapping[str, Callable[[Settings], Measurement]]
+
+
+def measurements(more: Optional[Measurements] = None) -> dict[str, Callable[[Settings], Measurement]]:
+    """Name -> measurement, in the order they run (cheapest first, so a quick look comes back fast); `more`: those
+    of the layers above bench (`launch.speed`), run before the GPU-only one."""
+    from bench.speed import data_path, gpu_step, steps, trainer_runs
 
     return {
         "frozen": steps.frozen_ar_step,
@@ -29,18 +34,18 @@ def measurements() -> dict[str, Callable[[Settings], Measurement]]:
         "linear_probe": trainer_runs.linear_probe_cache,
         "pack": trainer_runs.packed_cells,
         "ddp": trainer_runs.ddp_scaling,
-        "grid": trainer_runs.grid_workers,
-        "gpu": steps.gpu_ar_step,
+        **(more or {}),
+        "gpu": gpu_step.gpu_ar_step,
     }
 
 
-def default_names(device: torch.device) -> list[str]:
-    names = list(measurements())
+def default_names(device: torch.device, table: Measurements) -> list[str]:
+    names = list(table)
     return names if device.type == "cuda" else [n for n in names if n != "gpu"]
 
 
-def run_all(names: list[str], settings: Settings, echo: Callable[[str], None] = print) -> list[Measurement]:
-    table = measurements()
+def run_all(names: list[str], settings: Settings, table: Measurements,
+            echo: Callable[[str], None] = print) -> list[Measurement]:
     results = []
     for i, name in enumerate(names, 1):
         echo(f"[{i}/{len(names)}] {name} ...")
@@ -86,7 +91,7 @@ def machine_line(device: torch.device) -> str:
 
 
 def format_markdown(results: list[Measurement], command: str, device: torch.device) -> str:
-    from bench.track import git_commit
+    from bench.provenance import git_commit
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {stamp}: `{command}`", "", machine_line(device) + f"; git {git_commit()}", ""]
@@ -104,18 +109,20 @@ def append_markdown(path: Path, text: str) -> None:
 
 
 def main(device_name: str | None, quick: bool, names: list[str] | None, output: Path | None, workdir: str | None,
-         command: str) -> int:
+         command: str, table: Optional[Measurements] = None) -> int:
+    """Run `names` (default: every measurement of `table`, default bench's own, that the device can run)."""
+    table = measurements() if table is None else table
     if device_name == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the trainer and its subprocesses pick CUDA when they see it
     elif device_name == "cuda" and not torch.cuda.is_available():
         print("reprogbench: error: --device cuda but no CUDA device is visible; use --device cpu", file=sys.stderr)
         return 2
     device = torch.device(device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    names = names or default_names(device)
+    names = names or default_names(device, table)
     with tempfile.TemporaryDirectory(prefix="reprogbench-bench-") as scratch:
         settings = Settings(device=device, quick=quick, workdir=workdir or scratch)
         print(machine_line(device))
-        results = run_all(names, settings)
+        results = run_all(names, settings, table)
     if output is not None:
         append_markdown(output, format_markdown(results, command, device))
         print(f"appended to {output}")

@@ -1,28 +1,20 @@
-"""The `ar` training step: what a frozen backbone saves, and how close the GPU step gets to the hardware's peak.
+"""The `ar` training step and what a frozen backbone saves (the GPU step and its MFU: `bench.speed.gpu_step`).
 
 `frozen_ar_step`: adversarial reprogramming trains only the program W, but the gradient still has to flow back
 through the whole backbone to reach W, which sits at the input. What freezing saves is the weight gradients:
 with the backbone's parameters marked `requires_grad=False` autograd skips them, while the thesis's Keras code
 (its non-trainable flag missing) computed a weight gradient for every layer and then threw it away. Both
 variants here keep the backbone in eval mode and optimise the program alone, so they differ only in that.
-
-`gpu_ar_step`: the same step at the scale of the thesis's ImageNet experiments (ResNet-50 at 224x224) with what
-a GPU needs to be kept busy (bf16 autocast, channels_last, fused Adam, TF32), against the plain fp32 NCHW step,
-plus model-FLOPs utilisation: the FLOPs the step actually performs, per second, over the GPU's dense bf16 peak.
 """
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench.data import DatasetInfo
 from bench.methods.ar import AR, ARParams, Reprogrammed
@@ -30,22 +22,6 @@ from bench.models import create_backbone
 from bench.speed import Measurement, Settings
 
 NUM_CLASSES = 10
-
-# Dense (no sparsity) bf16 tensor-core peak in TFLOP/s, from NVIDIA's datasheets. First match wins, so the more
-# specific names come first ("H100 PCIe" before "H100", "A100" before "A10").
-PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
-    (r"GH200", 989.0),
-    (r"H200", 989.0),
-    (r"H100 NVL", 835.0),
-    (r"H100 PCIe", 756.0),
-    (r"H100", 989.0),  # SXM; its device name is e.g. "NVIDIA H100 80GB HBM3"
-    (r"A100", 312.0),
-    (r"L40S", 362.0),
-    (r"\bA10\b", 125.0),  # not A10G, a different part
-    (r"RTX 4090", 165.0),
-    (r"V100", 125.0),  # fp16 tensor cores: V100 has no bf16, so autocast bf16 there runs far below this
-)
-
 
 # --------------------------------------------------------------------------- building blocks (tested)
 
@@ -135,36 +111,20 @@ def backbone_params_with_grad(model: Reprogrammed) -> int:
     return sum(p.grad is not None for p in model.backbone.parameters())
 
 
-def peak_bf16_tflops(gpu_name: str) -> Optional[float]:
-    """Dense bf16 peak of the GPU named `gpu_name` (as torch.cuda.get_device_name gives it), None if unknown."""
-    for pattern, tflops in PEAK_BF16_TFLOPS:
-        if re.search(pattern, gpu_name):
-            return tflops
-    return None
-
-
-def count_step_flops(model: Reprogrammed, optimizer: torch.optim.Optimizer, x01: torch.Tensor, y: torch.Tensor,
-                     autocast_dtype: Optional[torch.dtype] = None) -> int:
-    """FLOPs of one step as run: backward counts only the gradients autograd asks for (none for frozen weights)."""
-    with FlopCounterMode(display=False) as counter:
-        ar_step(model, optimizer, x01, y, autocast_dtype)
-    return counter.get_total_flops()
-
-
-def _reset_peak_memory(device: torch.device) -> None:
+def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _peak_memory_row(device: torch.device) -> dict:
+def peak_memory_row(device: torch.device) -> dict:
     # on CPU there is no allocator statistic worth reporting, so the column is left out rather than faked
     if device.type != "cuda":
         return {}
     return {"peak MiB": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
 
 
-def _step_counts(settings: Settings, steps: Optional[int], warmup: Optional[int]) -> tuple[int, int]:
+def step_counts(settings: Settings, steps: Optional[int], warmup: Optional[int]) -> tuple[int, int]:
     quick_warmup, quick_steps, full_warmup, full_steps = 3, 10, 5, 40
     default_warmup, default_steps = (quick_warmup, quick_steps) if settings.quick else (full_warmup, full_steps)
     return (default_warmup if warmup is None else warmup), (default_steps if steps is None else steps)
@@ -177,14 +137,14 @@ def _time_ar_model(model: Reprogrammed, x01: torch.Tensor, y: torch.Tensor, warm
     device = x01.device
     optimizer = program_optimizer(model)
     step = lambda: ar_step(model, optimizer, x01, y)
-    _reset_peak_memory(device)
+    reset_peak_memory(device)
     time_steps(step, warmup, device)
     seconds = time_steps(step, steps, device)
     return {
         "images/s": round(len(y) * steps / seconds, 1),
         "ms/step": round(1000 * seconds / steps, 2),
         "backbone params with grad": backbone_params_with_grad(model),
-        **_peak_memory_row(device),
+        **peak_memory_row(device),
     }
 
 
@@ -200,7 +160,7 @@ def frozen_ar_step(
 ) -> Measurement:
     """images/s of the `ar` step with the backbone frozen vs with its weight gradients computed and discarded."""
     device = settings.device
-    warmup, steps = _step_counts(settings, steps, warmup)
+    warmup, steps = step_counts(settings, steps, warmup)
     x01, y = random_batch(batch, task_size, device)
     rows = []
     for variant, frozen in (("frozen", True), ("naive", False)):
@@ -222,135 +182,4 @@ def frozen_ar_step(
             "variants run one after the other in this process; the ratio, not the absolute rate, is the figure",
             load_note(),
         ],
-    )
-
-
-# --------------------------------------------------------------------------- the GPU step and its MFU
-
-
-@dataclass(frozen=True)
-class StepConfig:
-    backbone: str
-    input_size: int
-    task_size: int
-    batch: int
-    autocast_dtype: Optional[torch.dtype]  # the fast variant's; the naive one is always fp32
-    fused_adam: bool
-
-
-GPU_CONFIG = StepConfig("resnet50", 224, 28, 256, torch.bfloat16, True)  # MNIST-sized input, Elsayed et al.
-CPU_STAND_IN = StepConfig("resnet18", 64, 16, 8, None, False)
-
-
-@contextmanager
-def tf32(enabled: bool):
-    """TF32 for cuBLAS matmuls and cuDNN convolutions, restoring the process's flags afterwards."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def _gpu_variant(config: StepConfig, device: torch.device, fast: bool, compile_backbone: bool,
-                 warmup: int, steps: int) -> tuple[dict, int]:
-    """Time one variant -> (its row, FLOPs of one of its steps)."""
-    model = make_ar_model(config.backbone, config.input_size, True, task_size=config.task_size, device=device)
-    if fast:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = program_optimizer(model, fused=fast and config.fused_adam)
-    dtype = config.autocast_dtype if fast else None
-    x01, y = random_batch(config.batch, config.task_size, device)
-    flops = count_step_flops(model, optimizer, x01, y, dtype)  # eager, before any compile: the model's math
-    step = lambda: ar_step(model, optimizer, x01, y, dtype)
-    _reset_peak_memory(device)
-    compile_row = {}
-    if compile_backbone:
-        model.backbone.compile()
-        compile_row["compile s"] = round(time_steps(step, 1, device), 1)  # the first call traces and compiles
-    time_steps(step, warmup, device)
-    seconds = time_steps(step, steps, device)
-    row = {"images/s": round(config.batch * steps / seconds, 1), "ms/step": round(1000 * seconds / steps, 2),
-           "GFLOP/step": round(flops / 1e9, 1), "steps/s": steps / seconds, **compile_row}
-    return {**row, **_peak_memory_row(device)}, flops
-
-
-def _with_mfu(row: dict, flops: int, peak_tflops: Optional[float]) -> dict:
-    steps_per_s = row.pop("steps/s")
-    row["MFU"] = None if peak_tflops is None else round(flops * steps_per_s / (peak_tflops * 1e12), 4)
-    return row
-
-
-def _variants(cuda: bool, compile_backbone: bool) -> list[tuple[str, bool, bool]]:
-    """(name, fast, compiled) for each variant timed; the first is the baseline the ratio divides by."""
-    fast = "bf16 autocast, channels_last, fused Adam, TF32" if cuda else "fp32 channels_last"
-    variants = [("naive: fp32 NCHW, Adam", False, False), (f"fast: {fast}", True, False)]
-    if compile_backbone:
-        variants.append(("fast + torch.compile(backbone)", True, True))
-    return variants
-
-
-def gpu_ar_step(
-    settings: Settings,
-    *,
-    batch: Optional[int] = None,
-    steps: Optional[int] = None,
-    warmup: Optional[int] = None,
-    compile: Optional[bool] = None,
-) -> Measurement:
-    """images/s and MFU of the GPU `ar` step (ResNet-50, 224px, bf16, channels_last) vs the fp32 NCHW step.
-
-    On CPU a tiny fp32 stand-in runs instead (ResNet-18 at 64px, batch 8) so the code path is exercised; its
-    figures say nothing about a GPU. `compile` (default: on CUDA in a full run) adds a row with the backbone
-    under torch.compile, its compile time reported apart from its steady-state rate.
-    """
-    device = settings.device
-    cuda = device.type == "cuda"
-    config = GPU_CONFIG if cuda else CPU_STAND_IN
-    if batch is not None:
-        config = replace(config, batch=batch)
-    warmup, steps = _step_counts(settings, steps, warmup)
-    compile_backbone = (cuda and not settings.quick) if compile is None else compile
-    gpu_name = torch.cuda.get_device_name(device) if cuda else "cpu"
-    peak = peak_bf16_tflops(gpu_name) if cuda else None
-
-    rows, notes = [], []
-    for variant, fast, compiled in _variants(cuda, compile_backbone):
-        # naive keeps PyTorch's default flags (cuDNN already allows TF32 for convolutions, cuBLAS does not)
-        try:
-            with tf32(True) if fast and cuda else nullcontext():
-                row, flops = _gpu_variant(config, device, fast, compiled, warmup, steps)
-            rows.append({"variant": variant, **_with_mfu(row, flops, peak)})
-        except torch.OutOfMemoryError:
-            # fp32 at batch 256 needs about twice bf16's activation memory: a smaller GPU may only fit the fast one
-            rows.append({"variant": variant, "images/s": None, "MFU": None})
-            notes.append(f"{variant}: out of memory at batch {config.batch}")
-            _reset_peak_memory(device)
-
-    notes = [
-        f"{config.backbone} (random init) on a {config.input_size}px canvas, {config.task_size}px grey inputs, "
-        f"batch {config.batch}, {warmup} warm-up + {steps} timed steps on {gpu_name}; backbone frozen, Adam on W",
-        "FLOPs counted with torch.utils.flop_counter.FlopCounterMode on one eager step (forward + the backward "
-        "autograd runs: input gradients only, the backbone's weights are frozen); MFU = FLOPs/step * steps/s / peak",
-        "naive keeps PyTorch's default precision flags (cuDNN convolutions may use TF32, cuBLAS matmuls do not)",
-        *notes,
-        load_note(),
-    ]
-    if not cuda:
-        notes.insert(0, "CPU stand-in: the GPU figure needs --device cuda")
-    elif peak is None:
-        notes.append(f"MFU not computed: no dense bf16 peak on record for {gpu_name!r}")
-    else:
-        notes.append(f"MFU is of the dense bf16 peak of {gpu_name}, {peak:g} TFLOP/s, for every row (fp32 too)")
-    if compile_backbone:
-        notes.append("compile s: the first call after torch.compile (tracing + codegen), not counted in images/s")
-    naive_ips, fast_ips = rows[0]["images/s"], rows[1]["images/s"]
-    return Measurement(
-        name="ar step on GPU: bf16 + channels_last vs fp32" if cuda else "ar step, CPU stand-in: channels_last vs NCHW",
-        rows=rows,
-        ratio=fast_ips / naive_ips if naive_ips and fast_ips else None,
-        ratio_label="images/s fast / naive (both eager)",
-        target="",
-        notes=notes,
     )

@@ -1,13 +1,13 @@
-"""Measurements through the real trainer and launcher: feature caching, packed cells, DDP, grid workers.
+"""Measurements through the real trainer: feature caching, packed cells, DDP (launchers: `launch.speed`).
 
 Each runs the same cells both ways in one process (or one parent process), on real data: a `smallcnn`
 pretrained for one epoch on scikit-learn's digits is the original; the new tasks are Fashion-MNIST (Debian's
 package; digits when it is absent) and counting squares. Weights do not change speed, so a briefly trained
-original is enough; accuracies are reported only to show both paths computed the same thing.
+original is enough; accuracies are reported only to show both paths computed the same thing. Each measurement's
+grid (original and method) is a YAML file in `bench/speed/grids/`; tasks, epochs and seeds are set per run.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,36 +17,44 @@ from pathlib import Path
 import yaml
 
 from bench.data import dataset_available
+from bench.files import cell_dir
 from bench.grid import Cell, Grid, load_grid
+from bench.methods import METHODS
+from bench.record import read_record
 from bench.speed import Measurement, Settings
-from bench.track import cell_dir, read_record
 
-ORIGINAL = {"backbone": "smallcnn", "trained_on": "digits", "hparams": {"epochs": 1}}
+GRIDS = Path(__file__).resolve().parent / "grids"
 
 
 def big_task() -> str:
     return "fashion_mnist" if dataset_available("fashion_mnist") else "digits"
 
 
-def make_grid(settings: Settings, name: str, tasks: list[str], methods: list[dict], epochs: int,
-              seeds: list[int], max_train=None) -> tuple[Grid, Path]:
-    """Write a grid into the workdir, pretrain its original (untimed); -> (grid, results folder)."""
+def make_grid(settings: Settings, template: str, tasks: list[str], epochs: int, seeds: list[int],
+              max_train=None, name: str = "") -> tuple[Grid, Path]:
+    """Write the grid of `grids/<template>.yaml` for these tasks and seeds into the workdir, pretrain its original
+    (untimed); -> (grid, results folder)."""
     from bench.train import run_cell
 
     workdir = Path(settings.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": name, "originals": [ORIGINAL], "tasks": tasks, "methods": methods, "seeds": seeds,
-        "hparams": {"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": epochs},
-        "split": {"seed": 0, "val_fraction": 0.1, "test_fraction": 0.2, "max_train": max_train},
-    }))
+    raw = yaml.safe_load((GRIDS / f"{template}.yaml").read_text())
+    raw.update(name=name or raw["name"], tasks=tasks, seeds=seeds,
+               hparams={"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": epochs},
+               split={"seed": 0, "val_fraction": 0.1, "test_fraction": 0.2, "max_train": max_train})
+    path = workdir / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
     grid = load_grid(path)
     results = workdir / "results"
     for cell in grid.cells:
-        if cell.method == "pretrain" and read_record(cell_dir(results, name, cell.cell_id)) is None:
-            run_cell(cell, cell_dir(results, name, cell.cell_id))
+        if METHODS.get(cell.method).makes_original and read_record(cell_dir(results, grid.name, cell.cell_id)) is None:
+            run_cell(cell, cell_dir(results, grid.name, cell.cell_id))
     return grid, results
+
+
+def measured(grid: Grid) -> list[Cell]:
+    """The cells a measurement times: all but the one that makes the original."""
+    return [c for c in grid.cells if not METHODS.get(c.method).makes_original]
 
 
 def _deps(cell: Cell, results: Path) -> dict[str, Path]:
@@ -64,25 +72,25 @@ def linear_probe_cache(settings: Settings) -> Measurement:
     from bench.train import TrainOptions, run_cell
 
     task = big_task()
-    grid, results = make_grid(settings, "speed_probe", [task], [{"name": "linear_probe"}], epochs=10, seeds=[0],
+    grid, results = make_grid(settings, "probe", [task], epochs=10, seeds=[0],
                               max_train=20_000 if settings.quick else None)
-    cell = next(c for c in grid.cells if c.method == "linear_probe")
+    [cell] = measured(grid)
     rows, records = [], {}
     for variant, cache in (("cached features", True), ("backbone every epoch", False)):
         directory = Path(settings.workdir) / "probe" / variant.replace(" ", "_")
         rec, wall = _timed(run_cell, cell, directory, dependency_dirs=_deps(cell, results),
                            options=TrainOptions(cache_features=cache))
         records[variant] = rec
-        t = rec["timing"]
-        rows.append({"variant": variant, "wall s": wall, "features s": t["features_s"], "train s": t["train_s"],
-                     "eval s": t["eval_s"], "test acc %": rec["metrics"]["test_acc"]})
+        t = rec.timing
+        rows.append({"variant": variant, "wall s": wall, "features s": t.features_s, "train s": t.train_s,
+                     "eval s": t.eval_s, "test acc %": rec.metrics.test_acc})
     cached, naive = rows
     gap = abs(cached["test acc %"] - naive["test acc %"])
     return Measurement(
         name="linear_probe, 10 epochs: cached features vs a backbone pass per epoch", rows=rows,
         ratio=naive["wall s"] / cached["wall s"], ratio_label="wall-clock naive / cached",
         target=">= 6x on this CPU",
-        notes=[f"{task}, {records['cached features']['throughput']['train_images'] // 10} train images, smallcnn "
+        notes=[f"{task}, {records['cached features'].throughput.train_images // 10} train images, smallcnn "
                f"original, batch 128; test accuracy differs by {gap:.3f} points"])
 
 
@@ -91,24 +99,23 @@ def packed_cells(settings: Settings, k: int = 8) -> Measurement:
     from bench.train import run_cell, run_pack
 
     epochs = 2 if settings.quick else 5
-    grid, results = make_grid(settings, "speed_pack", ["squares"],
-                              [{"name": "ar", "input_size": 16, "hparams": {"lr": 0.05}}], epochs=epochs,
-                              seeds=list(range(k)), max_train=2_000 if settings.quick else None)
-    cells = [c for c in grid.cells if c.method == "ar"]
+    grid, results = make_grid(settings, "pack", ["squares"], epochs=epochs, seeds=list(range(k)),
+                              max_train=2_000 if settings.quick else None)
+    cells = measured(grid)
     deps = _deps(cells[0], results)
     base = Path(settings.workdir) / "pack"
     packed, packed_s = _timed(lambda: run_pack(cells, [base / "packed" / c.cell_id for c in cells],
                                                dependency_dirs=deps))
     alone, alone_s = _timed(lambda: [run_cell(c, base / "alone" / c.cell_id, dependency_dirs=deps) for c in cells])
-    gap = max(abs(p["metrics"]["test_acc"] - a["metrics"]["test_acc"]) for p, a in zip(packed, alone, strict=True))
-    images = sum(r["throughput"]["train_images"] for r in packed)
+    gap = max(abs(p.metrics.test_acc - a.metrics.test_acc) for p, a in zip(packed, alone, strict=True))
+    images = sum(r.throughput.train_images for r in packed)
     rows = [{"variant": f"{k} cells packed", "wall s": packed_s, "train images/s": images / packed_s},
             {"variant": f"{k} cells one by one", "wall s": alone_s, "train images/s": images / alone_s}]
     return Measurement(
         name=f"packed cells: {k} ar programs in one pass vs {k} cells one by one", rows=rows,
         ratio=alone_s / packed_s, ratio_label="wall-clock one by one / packed",
         target=">= 3x on a GPU for K=8; on a CPU packing saves only per-step overhead",
-        notes=[f"squares ({packed[0]['throughput']['train_images'] // epochs} training images), smallcnn original, "
+        notes=[f"squares ({packed[0].throughput.train_images // epochs} training images), smallcnn original, "
                f"{epochs} epochs, batch 128; largest test-accuracy gap between a "
                f"packed cell and the same cell alone: {gap:.3f} points"])
 
@@ -116,8 +123,7 @@ def packed_cells(settings: Settings, k: int = 8) -> Measurement:
 def _torchrun(nproc: int, grid_path: Path, cell_id: str, results: Path) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
-           str(29500 + nproc), "-m", "launch.cli", "cell", str(grid_path), cell_id, "--results", str(results),
-           "--no-tracking"]
+           str(29500 + nproc), "-m", "bench.speed.one_cell", str(grid_path), cell_id, str(results)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -132,14 +138,13 @@ def ddp_scaling(settings: Settings) -> Measurement:
     rows = []
     for nproc in (1, 2):
         # a grid per process count: the same cell, its own results folder, so each run starts from scratch
-        grid, results = make_grid(settings, f"speed_ddp{nproc}", [task],
-                                  [{"name": "ar", "input_size": 16, "hparams": {"lr": 0.05}}], epochs=epochs,
-                                  seeds=[0], max_train=10_000 if settings.quick else 30_000)
-        cell = next(c for c in grid.cells if c.method == "ar")
-        wall = _torchrun(nproc, Path(settings.workdir) / f"speed_ddp{nproc}.yaml", cell.cell_id, results)
+        grid, results = make_grid(settings, "ddp", [task], epochs=epochs, seeds=[0],
+                                  max_train=10_000 if settings.quick else 30_000, name=f"speed_ddp{nproc}")
+        [cell] = measured(grid)
+        wall = _torchrun(nproc, grid.path, cell.cell_id, results)
         rec = read_record(cell_dir(results, grid.name, cell.cell_id))
-        rows.append({"processes": nproc, "train images/s": rec["throughput"]["images_per_s"], "wall s": wall,
-                     "test acc %": rec["metrics"]["test_acc"], "world size": rec["environment"]["world_size"]})
+        rows.append({"processes": nproc, "train images/s": rec.throughput.images_per_s, "wall s": wall,
+                     "test acc %": rec.metrics.test_acc, "world size": rec.environment.world_size})
     one, two = rows
     speedup = two["train images/s"] / one["train images/s"]
     return Measurement(
@@ -147,37 +152,3 @@ def ddp_scaling(settings: Settings) -> Measurement:
         ratio_label=f"images/s 2 / 1 process (scaling efficiency {100 * speedup / 2:.0f}%)",
         notes=[f"{task}, {epochs} epoch(s), global batch 128 split across ranks, OMP threads = cores / processes; "
                f"{os.cpu_count()} CPU cores"])
-
-
-def grid_workers(settings: Settings) -> Measurement:
-    """The demo grid's wall-clock with --workers 1 vs --workers 2 (quick: epochs cut to 2, pretrain to 1)."""
-    from bench.grid import GRIDS_DIR
-
-    text = yaml.safe_load((GRIDS_DIR / "demo.yaml").read_text())
-    if settings.quick:
-        text["hparams"]["epochs"] = 4
-        text["originals"][0]["hparams"]["epochs"] = 1
-        text["split"]["max_train"] = 3_000
-    path = Path(settings.workdir) / "demo.yaml"
-    path.write_text(yaml.safe_dump(text))
-    rows = []
-    for workers in (1, 2):
-        results = Path(settings.workdir) / f"demo_workers{workers}"
-        cmd = [sys.executable, "-m", "launch.cli", "run", str(path), "--results", str(results), "--no-tracking",
-               "--workers", str(workers)]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise RuntimeError(f"demo grid with --workers {workers} failed: {proc.stderr.strip()[-800:]}")
-        accs = {r["name"]: r["metrics"]["test_acc"] for r in map(json.loads, _records(results))}
-        rows.append({"workers": workers, "wall s": wall, "cells": len(accs)})
-    return Measurement(
-        name="grid: the demo grid with --workers 1 vs --workers 2", rows=rows,
-        ratio=rows[0]["wall s"] / rows[1]["wall s"], ratio_label="wall-clock 1 worker / 2 workers",
-        notes=["whole `reprogbench run` including start-up; the pretrain wave is one cell and cannot be split"
-               + ("; quick: 4 epochs, pretrain 1 epoch, at most 3,000 training images" if settings.quick else "")])
-
-
-def _records(results: Path) -> list[str]:
-    return [p.read_text() for p in sorted(results.rglob("result.json"))]

@@ -26,10 +26,12 @@ def main(args) -> int:
     """Each fast path against the naive path it replaces, measured in one run; appended to BENCHMARKS.md."""
     from bench.registry import UnknownName
     from bench.speed import report
+    from launch.speed import measurements  # bench's own measurements, plus the launchers' (--workers)
 
-    unknown = [n for n in args.only or [] if n not in report.measurements()]
+    table = measurements()
+    unknown = [n for n in args.only or [] if n not in table]
     if unknown:
-        raise UnknownName(f"unknown measurement {unknown[0]!r}; known: {', '.join(report.measurements())}")
+        raise UnknownName(f"unknown measurement {unknown[0]!r}; known: {', '.join(table)}")
     command = "reprogbench " + shlex.join(args.argv)
     output = None if args.no_append else Path(args.output)
-    return report.main(args.device, args.quick, args.only, output, args.workdir, command)
+    return report.main(args.device, args.quick, args.only, output, args.workdir, command, table)
