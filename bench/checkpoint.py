@@ -23,8 +23,8 @@ from typing import Any, Optional
 
 import torch
 
-from bench.track import CHECKPOINT as LATEST
-from bench.track import atomic_write
+from bench.files import CHECKPOINT as LATEST
+from bench.files import atomic_write
 
 PREVIOUS = "checkpoint.prev.pt"
 SUFFIX = ".sha256"

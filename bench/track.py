@@ -278,12 +278,15 @@ class Tracker:
         return {"uri": redact_uri(self.uri), "experiment": self.experiment, "run_id": run_id,
                 "synced": bool(run_id) and not self.offline, "error": self.offline}
 
-    def mark_synced(self, path: Path, record: dict, run_id: Optional[str]) -> None:
-        """After a cell's last MLflow call: rewrite its record as synced if tracking stayed up."""
-        state = self.sync_state(run_id)
-        if state != record.get("tracking"):
-            record["tracking"] = state
-            write_json(path, record)
+    def mark_synced(self, directory: Path, record, run_id: Optional[str]) -> None:
+        """After a cell's last MLflow call: rewrite its record (a `bench.record.CellRecord`) as synced if
+        tracking stayed up."""
+        from bench.record import Tracking, write_record
+
+        state = Tracking(**self.sync_state(run_id))
+        if state != record.tracking:
+            record.tracking = state
+            write_record(directory, record)
 
     def ensure_experiment(self) -> Optional[str]:
         """Create the grid's experiment once, before cells fan out (concurrent creation races)."""
