@@ -21,6 +21,8 @@ from typing import Any, Optional
 
 import torch
 
+from bench.record import CellRecord, Tracking, write_record
+
 RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -271,19 +273,16 @@ class Tracker:
         waiting out a busy sqlite store; on failure None and offline (strict: TrackingUnavailable)."""
         return self._safe(what, fn, *args, **kwargs)
 
-    def sync_state(self, run_id: Optional[str]) -> dict:
+    def sync_state(self, run_id: Optional[str]) -> Tracking:
         """What a record says about its MLflow run: `synced` is true only once everything was logged."""
         from bench.redact import redact_uri
 
-        return {"uri": redact_uri(self.uri), "experiment": self.experiment, "run_id": run_id,
-                "synced": bool(run_id) and not self.offline, "error": self.offline}
+        return Tracking(uri=redact_uri(self.uri), experiment=self.experiment, run_id=run_id,
+                        synced=bool(run_id) and not self.offline, error=self.offline)
 
-    def mark_synced(self, directory: Path, record, run_id: Optional[str]) -> None:
-        """After a cell's last MLflow call: rewrite its record (a `bench.record.CellRecord`) as synced if
-        tracking stayed up."""
-        from bench.record import Tracking, write_record
-
-        state = Tracking(**self.sync_state(run_id))
+    def mark_synced(self, directory: Path, record: CellRecord, run_id: Optional[str]) -> None:
+        """After a cell's last MLflow call: rewrite its record in `directory` as synced if tracking stayed up."""
+        state = self.sync_state(run_id)
         if state != record.tracking:
             record.tracking = state
             write_record(directory, record)

@@ -124,7 +124,7 @@ class Syncer:
             summary.completed.append(cell_id)
         else:
             summary.complete.append(cell_id)
-        tracking = {**self.tracker.sync_state(run_id), "synced": True}
+        tracking = self.tracker.sync_state(run_id).model_copy(update={"synced": True}).model_dump()
         if record.get("tracking") != tracking or record.get("mlflow_run_id") != run_id:
             record.update(tracking=tracking, mlflow_run_id=run_id)
             write_json(directory / RESULT, record)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from bench.config import load_grid
-from bench.pack import Pack, pack_key
 from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
+from bench.pack import Pack, pack_key
 from bench.record import read_record
 from bench.train import TrainContext, TrainOptions, run_cell, run_pack
 from bench.train.models import build_models

@@ -13,7 +13,7 @@ from bench.checkpoint import LATEST, PREVIOUS, checksum_path
 from bench.config import load_grid
 from bench.models import WeightsMissing, create_backbone
 from bench.models.torchvision_nets import imagenet_weights_path
-from bench.train import MissingOriginal, checkpoint_epoch, run_cell
+from bench.train import MissingOriginal, TrainContext, checkpoint_epoch, run_cell
 
 
 def state(epoch: int) -> dict:
@@ -146,11 +146,11 @@ def test_a_cell_resumes_past_a_corrupt_checkpoint_and_ends_as_an_uninterrupted_r
     record = run_cell(finished["cell"], directory)
     lines = [line for line in capsys.readouterr().err.splitlines() if "checkpoint" in line]
     assert len(lines) == 1 and "falling back to checkpoint.prev.pt (epoch 2)" in lines[0]
-    assert record["resumed_from_epoch"] == 2 and record["checkpoint_problems"] == [lines[0].split(": ", 2)[2]]
+    assert record.resumed_from_epoch == 2 and record.checkpoint_problems == [lines[0].split(": ", 2)[2]]
     clean = finished["record"]
-    assert [r["epoch"] for r in record["history"]] == [1, 2, 3]
-    assert [r["val_acc"] for r in record["history"]] == pytest.approx([r["val_acc"] for r in clean["history"]])
-    assert record["metrics"]["test_acc"] == pytest.approx(clean["metrics"]["test_acc"])
+    assert [r.epoch for r in record.history] == [1, 2, 3]
+    assert [r.val_acc for r in record.history] == pytest.approx([r.val_acc for r in clean.history])
+    assert record.metrics.test_acc == pytest.approx(clean.metrics.test_acc)
     assert checkpoint.verify(directory / LATEST)["epoch"] == 3
 
 
@@ -196,6 +196,6 @@ def test_a_corrupt_original_model_is_one_line_naming_the_pretrain_cell(tmp_path)
     assert checkpoint.verify(model)["size"] == model.stat().st_size  # written with its checksum
     flip_bytes(model)
     with pytest.raises(MissingOriginal) as info:
-        run_cell(probe, tmp_path / "probe", dependency_dirs={pretrain.cell_id: tmp_path / "pretrain"})
+        run_cell(probe, tmp_path / "probe", TrainContext(dependency_dirs={pretrain.cell_id: tmp_path / "pretrain"}))
     message = str(info.value)
     assert "is corrupt" in message and f"pretrain cell {pretrain.cell_id}" in message and "\n" not in message

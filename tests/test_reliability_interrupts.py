@@ -16,7 +16,8 @@ import pytest
 
 from bench import checkpoint
 from bench.config import load_grid
-from bench.track import ERROR, MLFLOW_RUN, RESULT, cell_dir, read_record
+from bench.files import ERROR, MLFLOW_RUN, RESULT, cell_dir
+from bench.record import read_record
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def assert_consistent(results: Path, cells) -> tuple[int, int]:
         assert not list(directory.glob(".*.tmp")), f"a temporary file was left in {directory}"
         assert not (directory / ERROR).exists()
         record = read_record(directory)
-        assert record is None or record["status"] == "done", record
+        assert record is None or record.done, record
         done += record is not None
         if (directory / checkpoint.LATEST).is_file():
             assert checkpoint.load(directory).problems == []
@@ -111,12 +112,12 @@ def test_a_signal_stops_cleanly_and_the_same_command_continues(grid, tmp_path, s
     assert assert_consistent(results, cells) == (len(cells), 0)
     for cell_id, epoch in stopped_at.items():
         record = read_record(cell_dir(results, "intr", cell_id))
-        assert record["resumed_from_epoch"] == epoch  # nothing it had trained was lost
-        assert [row["epoch"] for row in record["history"]] == list(range(1, 13))
-        assert record["mlflow_run_id"] == runs[cell_id]  # the same MLflow run continued: no duplicate
+        assert record.resumed_from_epoch == epoch  # nothing it had trained was lost
+        assert [row.epoch for row in record.history] == list(range(1, 13))
+        assert record.mlflow_run_id == runs[cell_id]  # the same MLflow run continued: no duplicate
     statuses = mlflow_statuses(results)
     assert sorted(statuses.values()).count("FINISHED") == len(cells) and len(statuses) == len(cells)
-    resumed = {c: read_record(cell_dir(results, "intr", c))["resumed_from_epoch"] for c in stopped_at}
+    resumed = {c: read_record(cell_dir(results, "intr", c)).resumed_from_epoch for c in stopped_at}
     print(f"FIGURE {signal.Signals(signum).name} workers={workers}: exit {proc.returncode}, {done} done and "
           f"{pending} pending at the stop, stopped at epochs {sorted(stopped_at.values())}, resumed from "
           f"{sorted(resumed.values())}, MLflow runs {len(statuses)} for {len(cells)} cells, all FINISHED")
@@ -160,9 +161,9 @@ def test_kill_9_of_a_worker_loses_at_most_the_epoch_in_progress(grid, tmp_path):
     assert assert_consistent(results, cells) == (len(cells), 0)
     for cell_id, epoch in at_kill.items():
         record = read_record(cell_dir(results, "intr", cell_id))
-        assert record["resumed_from_epoch"] == epoch >= before.get(cell_id, 0)
-        assert [row["epoch"] for row in record["history"]] == list(range(1, 13))
+        assert record.resumed_from_epoch == epoch >= before.get(cell_id, 0)
+        assert [row.epoch for row in record.history] == list(range(1, 13))
     assert (cell_dir(results, "intr", lost[0]) / RESULT).is_file()
     print(f"FIGURE kill -9: exit {proc.returncode}, lost {len(lost)} cell(s), checkpoints before the kill "
           f"{sorted(before.values())}, after it {sorted(at_kill.values())}, resumed from "
-          f"{sorted(read_record(cell_dir(results, 'intr', c))['resumed_from_epoch'] for c in at_kill)}")
+          f"{sorted(read_record(cell_dir(results, 'intr', c)).resumed_from_epoch for c in at_kill)}")

@@ -18,7 +18,9 @@ import pytest
 from mlflow_servers import HOST, MlflowServer, PostgresCluster, free_port, metric_history, tags_of
 
 from bench.config import load_grid
-from bench.track import CHECKPOINT, RESULT, RUN_KIND, Tracker, TrackingUnavailable, cell_dir, read_record
+from bench.files import CHECKPOINT, RESULT, cell_dir
+from bench.record import read_record
+from bench.track import RUN_KIND, Tracker, TrackingUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 HISTORY = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")
@@ -61,13 +63,13 @@ def assert_each_cell_once_and_complete(base: str, runs: list[dict], grid, result
         record = read_record(cell_dir(results, grid.name, cell_id))
         assert run["info"]["status"] == "FINISHED", (cell_id, run["info"]["status"])
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-        assert metrics["test_acc"] == pytest.approx(record["metrics"]["test_acc"])
-        assert metrics["best_val_acc"] == pytest.approx(record["metrics"]["val_acc"])
+        assert metrics["test_acc"] == pytest.approx(record.metrics.test_acc)
+        assert metrics["best_val_acc"] == pytest.approx(record.metrics.val_acc)
         history = metric_history(base, run["info"]["run_id"], "val_acc")
         steps = sorted((m["step"], m["value"]) for m in history)
-        assert [step for step, _ in steps] == [row["epoch"] for row in record["history"]]  # each epoch once
-        assert [v for _, v in steps] == pytest.approx([row["val_acc"] for row in record["history"]])
-        assert tags_of(run)["method"] == record["spec"]["method"]["name"]
+        assert [step for step, _ in steps] == [row.epoch for row in record.history]  # each epoch once
+        assert [v for _, v in steps] == pytest.approx([row.val_acc for row in record.history])
+        assert tags_of(run)["method"] == record.spec["method"]["name"]
 
 
 def no_traceback(*procs: subprocess.CompletedProcess) -> None:
@@ -107,8 +109,8 @@ def test_a_server_killed_mid_grid_loses_nothing_and_sync_uploads_each_cell_once(
         assert err.count("tracking offline:") == 1, err  # said once, with the command that catches up
         assert f"run `reprogbench sync {grid.name}`" in err
         records = [read_record(d) for d in dirs]
-        assert all(r["status"] == "done" and len(r["history"]) == 3 for r in records)  # local records complete
-        unsynced = [r for r in records if not r["tracking"]["synced"]]
+        assert all(r.done and len(r.history) == 3 for r in records)  # local records complete
+        unsynced = [r for r in records if not r.tracking.synced]
         assert len(unsynced) == len(records) - finished_before  # every cell from the kill on says so
 
         # down from the start: cells go on at once, said once
@@ -132,7 +134,7 @@ def test_a_server_killed_mid_grid_loses_nothing_and_sync_uploads_each_cell_once(
         before = {name: server.runs(name) for name in (grid.name, "outage_late")}
         assert_each_cell_once_and_complete(server.url, before[grid.name], grid, results)
         assert_each_cell_once_and_complete(server.url, before["outage_late"], load_grid(late_path), results)
-        assert all(read_record(d)["tracking"]["synced"] for d in dirs)
+        assert all(read_record(d).tracking.synced for d in dirs)
 
         again = cli("sync", grid_path, "--results", results, "--tracking-uri", server.url)
         assert again.returncode == 0 and "0 uploaded, 0 completed, 4 already complete" in again.stdout
@@ -228,7 +230,7 @@ def test_64_cells_from_a_local_pool_and_a_slurm_array_into_postgres_backed_mlflo
         runs = server.runs(grid.name)
         assert_each_cell_once_and_complete(server.url, runs, grid, results)
         assert len([e for e in _experiments(server.url) if e["name"] == name]) == 1  # created once, before fan-out
-        assert all(read_record(cell_dir(results, name, c.cell_id))["tracking"]["synced"] for c in grid.cells)
+        assert all(read_record(cell_dir(results, name, c.cell_id)).tracking.synced for c in grid.cells)
         figures[name].update(expected=64, found=len(cell_runs(runs)), lost=0, duplicated=0)
     done.set()
     sampler.join()
@@ -265,7 +267,7 @@ def test_no_secret_reaches_records_params_tags_or_printed_lines(tmp_path):
         assert proc.returncode == 1, proc.stderr[-3000:]  # the sgd cell diverges: a failed record and error.txt
         no_traceback(proc)
         grid = load_grid(grid_path)
-        assert {read_record(cell_dir(results, grid.name, c.cell_id))["status"] for c in grid.cells} == {"done",
+        assert {read_record(cell_dir(results, grid.name, c.cell_id)).status for c in grid.cells} == {"done",
                                                                                                         "failed"}
         assert any(p.name == "error.txt" for p in results.rglob("*"))
         secrets = [*SENTINELS.values(), URI_PASSWORD]
@@ -334,7 +336,7 @@ def test_an_unreachable_server_is_said_once_and_then_never_called_again(capsys):
     assert second.start_parent("launch", {}) is None and second.ensure_experiment() is None
     assert calls == []  # offline for the rest of this process: no more waiting on retries
     state = second.sync_state(None)
-    assert state["synced"] is False and "create experiment" in state["error"]
+    assert state.synced is False and "create experiment" in state.error
     err = capsys.readouterr().err
     assert err.count("tracking offline:") == 1 and "reprogbench sync unreachable" in err
     with pytest.raises(TrackingUnavailable):

@@ -104,8 +104,7 @@ def select_and_test(run: PackRun, options: TrainOptions) -> list[Evaluated]:
 def write_done(run: PackRun, m: Member, test: Evaluated, started_at: str, events: Observers) -> CellRecord:
     """The member's done record; on the main process written (after the observers annotated it), and a pretrain
     cell's weights saved as the original model other cells load."""
-    record = done_record(m, test, run.task.info.parts, run.task.split, run.dist, started_at,
-                         [x.cell.cell_id for x in run.members], run.meter)
+    record = done_record(run, m, test, started_at)
     if not run.dist.main:
         return record
     if METHODS.get(m.cell.method).makes_original:

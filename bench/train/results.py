@@ -9,21 +9,22 @@ from datetime import datetime, timezone
 
 import torch
 
-from bench.energy import EnergyMeter
 from bench.provenance import git_commit
 from bench.record import PHASES, CellRecord
 from bench.train.distributed import Distributed
 from bench.train.evaluation import Evaluated
 from bench.train.members import Member
+from bench.train.setup import PackRun
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def done_record(m: Member, test: Evaluated, parts: tuple[str, ...], split: dict, dist: Distributed,
-                started_at: str, pack: list[str], meter: EnergyMeter) -> CellRecord:
-    cell, clock = m.cell, m.clock
+def done_record(run: PackRun, m: Member, test: Evaluated, started_at: str) -> CellRecord:
+    """Member `m`'s record once its test split was read (`test`)."""
+    cell, clock, dist, parts = m.cell, m.clock, run.dist, run.task.info.parts
+    pack = [x.cell.cell_id for x in run.members]
     best_row = m.history[m.best["epoch"] - 1]
     metrics = {"test_acc": test.acc, "test_loss": test.loss, "val_acc": m.best["val_acc"],
                "train_acc": best_row["train_acc"], "best_epoch": m.best["epoch"]}
@@ -43,16 +44,17 @@ def done_record(m: Member, test: Evaluated, parts: tuple[str, ...], split: dict,
         throughput={"train_images": clock.train_images,
                     "images_per_s": clock.train_images / clock.train_s if clock.train_s else None},
         # over the timed phases, summed over ranks; a packed cell's is its 1/K share, like its times
-        energy={**meter.describe(), "joules": round(clock.energy_j, 4), "source": clock.energy_source,
+        energy={**run.meter.describe(), "joules": round(clock.energy_j, 4), "source": clock.energy_source,
                 "estimate": "estimate" in clock.energy_source, "ranks": dist.world},
         parameters=m.parameters,
         memory=peak_memory(dist),
-        split=split,
+        split=run.task.split,
         environment=environment(dist),
         resumed_from_epoch=m.resumed_from,
         checkpoint_problems=m.checkpoint_problems,  # corrupt checkpoints skipped on resume
         started_at=started_at,
         finished_at=now(),
+        mlflow_run_id=None,  # an MLflow observer names the run (`annotate`)
     )
 
 

@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 
 from bench.provenance import git_commit
-from bench.record import CellRecord, Tracking
+from bench.record import CellRecord
 from bench.reference import thesis_params
 from bench.track import Tracker
 from bench.train.events import Ended, EpochEnded, Failed, Observer, Started
@@ -43,7 +43,7 @@ class MLflowObserver(Observer):
         run_id = self.run_ids.get(record.cell_id)
         record.mlflow_run_id = run_id
         # unsynced until its last MLflow call went through (`reprogbench sync`)
-        record.tracking = Tracking(**{**self.tracker.sync_state(run_id), "synced": False})
+        record.tracking = self.tracker.sync_state(run_id).model_copy(update={"synced": False})
 
     def on_end(self, event: Ended) -> None:
         run_id, record = self.run_ids.get(event.cell.cell_id), event.record
