@@ -9,8 +9,8 @@ from analysis.render import Column, Table
 from analysis.results import Setup
 from analysis.stats import difference, mean, summarize
 from analysis.table import original_of
-from bench.config import canonical_json
 from bench.data import dataset_info
+from bench.grid import canonical_json
 
 BASE_MAP = "first_k"
 MAP_KEYS = ("label_map", "labels_per_class")

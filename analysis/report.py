@@ -30,7 +30,7 @@ from analysis.methods import joint_table, label_map_table
 from analysis.render import Table, to_csv, to_html, to_markdown
 from analysis.results import CellResult, Store, group_setups, load_results
 from analysis.thesis import TITLES, compare, thesis_tables
-from bench.config import Cell, Grid
+from bench.grid import Cell, Grid
 from bench.reference import ORIGINAL_MODELS
 
 FORMATS = ("md", "html", "csv")

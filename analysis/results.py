@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from analysis.errors import StoreUnreadable
-from bench.config import Cell, Grid, canonical_json
+from bench.grid import Cell, Grid, canonical_json
 from bench.record import PHASES
 from bench.track import PARENT_RUN, RUN_KIND, cell_dir, read_record, sqlite_path
 

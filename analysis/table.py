@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.config import Cell, Grid
+from bench.grid import Cell, Grid
 from bench.reference import reference_figure
 from bench.track import cell_dir, read_record
 

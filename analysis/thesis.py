@@ -8,7 +8,7 @@ from typing import Optional
 from analysis.render import Column, Table
 from analysis.results import Setup
 from analysis.stats import Stat, difference, mean, summarize
-from bench.config import Grid
+from bench.grid import Grid
 from bench.reference import ORIGINAL_MODELS, ReferenceRow, reference_rows, row_key
 
 TITLES = {

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from bench.config import Cell
+from bench.grid import Cell
 from bench.methods import METHODS, FrozenBackboneModel, MethodModel
 
 

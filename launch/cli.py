@@ -13,8 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.config import Grid, GridError, load_grid, parse_filters
-from bench.grid_guard import MAX_CELLS
+from bench.grid import MAX_CELLS, Grid, GridError, load_grid, parse_filters
 from bench.registry import UnknownName
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2

@@ -23,7 +23,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from bench import stop
-from bench.config import Cell, Grid
+from bench.grid import Cell, Grid
 from bench.track import ERROR, PARENT_RUN, RESULT, cell_dir, cell_status, write_json
 from launch.interrupts import StopOnSignals
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from bench.config import IMAGENET, Cell
 from bench.data import dataset_available
 from bench.data.roots import resolve_root
+from bench.grid import IMAGENET, Cell
 from bench.models.checksums import WeightsCorrupt
 from bench.models.thesis_nets import verify_weights, weights_present
 

@@ -17,10 +17,9 @@ from urllib.parse import urlparse
 
 from tabulate import tabulate
 
-from bench.config import GridError, load_grid, resolve_grid_path
 from bench.data import dataset_available, dataset_info, list_datasets, needs_download
 from bench.data import prepare as prepare_dataset
-from bench.grid_guard import MAX_CELLS
+from bench.grid import MAX_CELLS, GridError, load_grid, resolve_grid_path
 from bench.models import checksums
 from bench.models.thesis_nets import (
     TIMM_MODELS,

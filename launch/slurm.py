@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.config import Cell, Grid
+from bench.grid import Cell, Grid
 from bench.track import cell_dir, cell_status, read_json, write_json
 from launch.local import RunSettings, plan_packs, waves
 from launch.slurm_profile import SlurmProfile

@@ -11,7 +11,8 @@ from typing import Any, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from bench.config import GridError, _one_line
+from bench.grid import GridError
+from bench.grid import one_line as _one_line
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "slurm" / "profiles"
 MAX_MINUTES = 365 * 24 * 60  # a year: anything longer is a typo, not a job

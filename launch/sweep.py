@@ -28,8 +28,7 @@ from typing import Any, Optional
 
 from ray import tune
 
-from bench.config import Cell, Grid, override_cell
-from bench.search_space import Space, max_of
+from bench.grid import Cell, Grid, Space, max_of, override_cell
 from bench.track import PARENT_RUN, RESULT, RUN_KIND, cell_dir, cell_status, read_json, read_record, write_json
 from launch.local import RunSettings, execute_pack, run_cells
 from launch.sweep_records import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.config import Cell, Grid, GridError, short_value
+from bench.grid import Cell, Grid, GridError, short_value
 from bench.track import MLFLOW_RUN, cell_dir, read_json, read_record
 
 SWEEPS, TRIALS, SUMMARY = "sweeps", "trials", "sweep.json"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config import Cell, Grid
+from bench.grid import Cell, Grid
 from bench.track import MLFLOW_RUN, RESULT, RUN_KIND, Tracker, cell_dir, final_metrics, flatten, read_record, write_json
 
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "elapsed_s", "energy_j")

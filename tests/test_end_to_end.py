@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.track import CHECKPOINT, MODEL, PARENT_RUN, RESULT, RUN_KIND, cell_dir, read_record
 
 pytestmark = pytest.mark.slow

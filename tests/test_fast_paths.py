@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 import torch
 
-from bench.config import load_grid
 from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
+from bench.grid import load_grid
 from bench.pack import Pack, pack_key
 from bench.record import read_record
 from bench.train import TrainContext, TrainOptions, run_cell, run_pack

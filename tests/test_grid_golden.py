@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import GRIDS_DIR, load_grid
+from bench.grid import GRIDS_DIR, load_grid
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "cell_ids.json").read_text())
 STATES = {"prepared": "/usr/share/datasets/fashion-mnist", "bare": "/nonexistent"}

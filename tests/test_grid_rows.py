@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.config import GridError, load_grid
+from bench.grid import GridError, load_grid
 from bench.reference import reference_figure
 from bench.train import TrainContext, run_cell
 
@@ -185,7 +185,7 @@ def test_the_table_5_1_grid_has_every_runnable_row_and_names_the_others(capsys):
 @pytest.mark.parametrize("name, cells", [("demo", None), ("thesis_table_3_1", 14), ("thesis_experiment_2", 26),
                                          ("thesis_table_5_1", 14)])
 def test_every_shipped_grid_loads_and_expands(name, cells):
-    from bench.config import GRIDS_DIR
+    from bench.grid import GRIDS_DIR
 
     assert (GRIDS_DIR / f"{name}.yaml").is_file()
     grid = load_grid(name)
@@ -199,7 +199,7 @@ def test_every_shipped_grid_loads_and_expands(name, cells):
 
 
 def test_no_shipped_grid_is_left_untested():
-    from bench.config import GRIDS_DIR
+    from bench.grid import GRIDS_DIR
 
     # methods: tests/test_methods_later.py (its ImageNet cells are skipped where the weights are absent)
     tested = {"demo", "thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "methods"}
@@ -214,7 +214,7 @@ def test_the_table_3_1_fashion_mnist_to_mnist_01_row_runs_end_to_end_pretrain_in
     import yaml
     from fixtures_data import write_mnist_idx
 
-    from bench.config import GRIDS_DIR
+    from bench.grid import GRIDS_DIR
     from bench.track import cell_dir, read_record
     from launch.cli import main
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.config import load_grid
 from bench.data import dataset_info, load_task
 from bench.data.joint import TaskParts
+from bench.grid import load_grid
 from bench.methods import METHODS
 from bench.methods.label_maps import LABEL_MAPS, FrequencyLabelMap, greedy_assignment
 from bench.models import create_backbone

@@ -7,7 +7,7 @@ import torchvision
 from fixtures_data import write_mnist_idx
 from fixtures_weights import put_in_hf_cache
 
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.models.thesis_nets import TIMM_MODELS, verify_weights, weights_path
 from bench.models.torchvision_nets import imagenet_weights_path
 from launch.cli import main

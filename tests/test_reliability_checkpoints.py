@@ -10,7 +10,7 @@ import torch
 
 from bench import checkpoint
 from bench.checkpoint import LATEST, PREVIOUS, checksum_path
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.models import WeightsMissing, create_backbone
 from bench.models.torchvision_nets import imagenet_weights_path
 from bench.train import MissingOriginal, TrainContext, checkpoint_epoch, run_cell

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from bench.config import load_grid
 from bench.files import MLFLOW_RUN, cell_dir
+from bench.grid import load_grid
 from bench.record import read_record
 
 pytestmark = pytest.mark.slow

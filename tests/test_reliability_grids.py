@@ -12,8 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.config import Grid, GridError, load_grid
-from bench.grid_guard import MAX_CELLS, MAX_NODES
+from bench.grid import MAX_CELLS, Grid, GridError, load_grid
+from bench.grid.guard import MAX_NODES
 from launch.cli import main
 
 VALID = {

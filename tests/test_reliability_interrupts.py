@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from bench import checkpoint
-from bench.config import load_grid
 from bench.files import ERROR, MLFLOW_RUN, RESULT, cell_dir
+from bench.grid import load_grid
 from bench.record import read_record
 
 pytestmark = pytest.mark.slow

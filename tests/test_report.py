@@ -15,8 +15,8 @@ import pytest
 from fixtures_data import write_mnist_idx
 from mlflow_servers import free_port, get_json, stop, wait_for
 
-from bench.config import load_grid
 from bench.energy import open_meter
+from bench.grid import load_grid
 from bench.track import PARENT_RUN, RUN_KIND, cell_dir, read_record
 from launch.cli import main
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import load_grid
+from bench.grid import load_grid
 from bench.track import MLFLOW_RUN, PARENT_RUN, RUN_KIND, cell_dir, read_json, read_record
 from bench.train import checkpoint_epoch
 from launch.local import RunSettings, execute_cell

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import GridError, load_grid, override_cell, with_overrides
+from bench.grid import GridError, load_grid, override_cell, parse_space, with_overrides
 from bench.methods import METHODS
-from bench.search_space import parse_space
 from bench.track import RESULT, RUN_KIND, cell_dir, read_json, read_record
 from bench.train import checkpoint_epoch
 from launch.sweep_records import SUMMARY, TRIALS, SweepOptions, best_trial, sweep_dir
@@ -88,7 +87,7 @@ def test_an_invalid_search_space_is_one_line_naming_the_parameter(tmp_path, sear
 
 
 def test_every_method_default_space_is_valid_and_pretrain_is_never_swept():
-    from bench.config import searchable
+    from bench.grid import searchable
 
     swept = [name for name in METHODS.names() if METHODS.get(name).search_space]
     assert set(swept) == {"ar", "blackbox", "finetune", "linear_probe", "scratch"}

@@ -17,8 +17,8 @@ import psutil
 import pytest
 from mlflow_servers import HOST, MlflowServer, PostgresCluster, free_port, metric_history, tags_of
 
-from bench.config import load_grid
 from bench.files import CHECKPOINT, RESULT, cell_dir
+from bench.grid import load_grid
 from bench.record import read_record
 from bench.track import RUN_KIND, Tracker, TrackingUnavailable
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from bench.config import Cell, Grid, load_grid
 from bench.data import dataset_available
+from bench.grid import Cell, Grid, load_grid
 from bench.speed import Measurement, Settings
 from bench.track import cell_dir, read_record
 
@@ -152,7 +152,7 @@ def ddp_scaling(settings: Settings) -> Measurement:
 
 def grid_workers(settings: Settings) -> Measurement:
     """The demo grid's wall-clock with --workers 1 vs --workers 2 (quick: epochs cut to 2, pretrain to 1)."""
-    from bench.config import GRIDS_DIR
+    from bench.grid import GRIDS_DIR
 
     text = yaml.safe_load((GRIDS_DIR / "demo.yaml").read_text())
     if settings.quick:

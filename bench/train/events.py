@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from bench.config import Cell
+from bench.grid import Cell
 from bench.record import CellRecord
 
 

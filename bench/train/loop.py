@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import checkpoint, stop
-from bench.config import Cell
 from bench.files import MODEL
+from bench.grid import Cell
 from bench.methods import METHODS
 from bench.record import CellRecord, write_record
 from bench.train.epoch import train_epoch

@@ -9,8 +9,8 @@ from typing import Optional
 
 import torch
 
-from bench.config import Cell
 from bench.energy import EnergyMeter
+from bench.grid import Cell
 from bench.methods import MethodModel
 from bench.record import PHASES
 

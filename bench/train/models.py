@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from bench import checkpoint
-from bench.config import Cell
 from bench.data import dataset_info
 from bench.files import MODEL
+from bench.grid import Cell
 from bench.methods import METHODS, MethodModel
 from bench.models import Backbone, create_backbone
 from bench.train.options import MissingOriginal

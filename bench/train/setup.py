@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from bench.config import Cell
 from bench.data import load_task, part_infos
 from bench.data.joint import TaskParts
 from bench.data.types import TaskData
 from bench.energy import EnergyMeter, combine_sources, open_meter
+from bench.grid import Cell
 from bench.pack import Pack, compute_features, pack_key
 from bench.train.distributed import Distributed
 from bench.train.epoch import compile_warmup

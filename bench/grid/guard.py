@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from bench.grid.combinations import expansion_size
+
 MAX_GRID_BYTES = 1 << 20  # a grid is a few hundred bytes; a megabyte is no grid
 MAX_NODES = 100_000  # values in the document once its aliases are expanded
 MAX_DEPTH = 64  # nesting of mappings and lists
@@ -91,15 +93,6 @@ def check_name(name: str, where: str = "name") -> None:
     if not isinstance(name, str) or not NAME.match(name) or set(name) == {"."}:
         raise GuardError(f"{where}: {name!r} cannot name a results folder; use letters, digits, _ . - "
                          "(not '.' or '..', no / \\ or control characters)")
-
-
-def expansion_size(mapping: Mapping[str, Any]) -> int:
-    """How many combinations `bench.config.expand` would make of `mapping`, without making them."""
-    size = 1
-    for value in mapping.values():
-        if isinstance(value, list):
-            size *= max(len(value), 1)
-    return size
 
 
 def cell_bound(originals: int, tasks: int, methods: list[Mapping[str, Any]], hparams: Mapping[str, Any],

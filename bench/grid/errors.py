@@ -1,0 +1,52 @@
+"""GridError and the checks every part of a grid shares: a pydantic error as one line, a name among the known ones,
+keys that are names."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+
+class GridError(ValueError):
+    """A grid that cannot run. The message is one line: file, key, problem, what is allowed."""
+
+
+def validated(model: type[BaseModel], values: Mapping[str, Any], where: str, also_allowed: tuple = ()) -> BaseModel:
+    """`model` made from `values`, or a GridError naming the key at `where`."""
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise GridError(one_line(exc, model, where, also_allowed)) from None
+
+
+def one_line(exc: ValidationError, model: type[BaseModel], where: str, also_allowed: tuple = ()) -> str:
+    """The first error of a pydantic validation as `key: problem`; an unknown key lists the allowed ones."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    key = f"{where}.{loc}" if where and loc else (where or loc)
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join([*also_allowed, *model.model_fields])
+        return f"{key}: unknown key; allowed: {allowed}"
+    if err["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {err['msg']} (got {err.get('input')!r})"
+
+
+def check_known(kind: str, name: str, known: list[str], where: str) -> None:
+    if name not in known:
+        raise GridError(f"{where}: unknown {kind} {name!r}; known: {', '.join(known)}")
+
+
+def check_keys(value: Any, where: str) -> None:
+    """Every mapping key is a name: `1: 2` or `null: x` in a grid is a typo, and later code joins keys as text."""
+    stack = [(value, where)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise GridError(f"{where or 'the grid'}: key {key!r} is not a name; keys are strings")
+                stack.append((item, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
