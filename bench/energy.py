@@ -12,7 +12,7 @@ One meter per process (per DDP rank), chosen by `open_meter`:
 
 Counters are read, never sampled power: a meter's `joules()` is the counter's difference since the meter was
 opened. The trainer reads it at the edges of the phases it times, so energy covers the same regions as the
-wall-clock and a packed cell is charged its 1/K share, like its time (`bench.train.PackTimer`).
+wall-clock and a packed cell is charged its 1/K share, like its time (`bench.train.members.PackTimer`).
 """
 from __future__ import annotations
 

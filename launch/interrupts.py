@@ -8,7 +8,8 @@ nor failed, so a rerun resumes them. A second signal to the parent stops at once
 most each running cell's current epoch, like `kill -9`.
 
 Under torchrun, torchrun forwards its SIGINT / SIGTERM to every rank; the ranks agree at the next epoch boundary
-(`bench.train.stop_agreed`) and stop together (torchrun then reports the signal with its own traceback).
+(`bench.train.distributed.Distributed.stop_agreed`) and stop together (torchrun then reports the signal with its own
+traceback).
 
 Under Slurm, submitit handles the signals itself (USR2 before a time limit or on preemption requeues the job:
 `launch.slurm.PackJob.checkpoint`); this module is not used there.

@@ -81,19 +81,19 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
 
     from bench.stop import Interrupted
     from bench.track import Tracker
-    from bench.train import Diverged, TrainOptions, run_pack
+    from bench.train import ConsoleLog, Diverged, MLflowObserver, TrainContext, TrainOptions, run_pack
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
     directories = [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells]
     deps = {dep: cell_dir(settings.results_root, c.grid, dep) for c in cells for dep in c.depends_on}
-    tracker = Tracker(settings.tracking_uri, cells[0].grid) if settings.tracking_uri else None
-    log = (lambda line: tqdm.write(line)) if log_epochs else (lambda line: None)
+    tags = {**dict(settings.run_tags), **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})}
+    observers = [MLflowObserver(Tracker(settings.tracking_uri, cells[0].grid), tags)] if settings.tracking_uri else []
+    observers += [ConsoleLog(lambda line: tqdm.write(line))] if log_epochs else []
     try:
-        records = run_pack(cells, directories, data_root=settings.data_root, dependency_dirs=deps, tracker=tracker,
-                           log=log, options=TrainOptions(settings.cache_features, settings.compile),
-                           run_tags={**dict(settings.run_tags),
-                                     **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})})
+        records = run_pack(cells, directories, TrainContext(settings.data_root, deps,
+                                                            TrainOptions(settings.cache_features, settings.compile)),
+                           observers)
         return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
     except Interrupted as exc:  # not a failure: each cell has its checkpoint and the rerun resumes it
         return [Outcome(c, "interrupted", message=str(exc)) for c in cells]

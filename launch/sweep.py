@@ -74,7 +74,7 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
     import torch
 
     from bench.track import Tracker
-    from bench.train import Diverged, TrainOptions, run_pack
+    from bench.train import Diverged, EpochEnded, MLflowObserver, Observer, TrainContext, TrainOptions, run_pack
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -92,20 +92,22 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
 
     last = cell.spec["hparams"]["epochs"]
 
-    def on_epoch(_cell: Cell, row: dict) -> None:
-        history = (read_json(directory / HISTORY_FILE) or {"epochs": []})["epochs"]
-        write_json(directory / HISTORY_FILE, {"epochs": [*history, row]})
-        if row["epoch"] < last:  # the last epoch is reported once the record is written: Ray ends the trial there
-            tune.report(_report_row(row))
+    class TrialReporter(Observer):
+        def on_epoch(self, event: EpochEnded) -> None:
+            row = {**event.row, "best_val_acc": event.best_val_acc}
+            history = (read_json(directory / HISTORY_FILE) or {"epochs": []})["epochs"]
+            write_json(directory / HISTORY_FILE, {"epochs": [*history, row]})
+            if row["epoch"] < last:  # the last epoch is reported once the record is written: Ray ends the trial
+                tune.report(_report_row(row))
 
-    tracker = Tracker(settings.tracking_uri, base.grid) if settings.tracking_uri else None
     tags = {RUN_KIND: "sweep_trial", "sweep_of": base.cell_id, "trial_id": trial_id,
             **({PARENT_RUN: parent_run_id} if parent_run_id else {})}
+    observers = [MLflowObserver(Tracker(settings.tracking_uri, base.grid), tags)] if settings.tracking_uri else []
     deps = {dep: cell_dir(settings.results_root, base.grid, dep) for dep in base.depends_on}
+    options = TrainOptions(settings.cache_features, settings.compile, evaluate_test=False)
     try:
-        [record] = run_pack([cell], [directory], data_root=settings.data_root, dependency_dirs=deps,
-                            tracker=tracker, on_epoch=on_epoch, run_tags=tags,
-                            options=TrainOptions(settings.cache_features, settings.compile, evaluate_test=False))
+        [record] = run_pack([cell], [directory], TrainContext(settings.data_root, deps, options),
+                            [*observers, TrialReporter()])
     except Diverged as exc:  # a config whose loss diverges is an outcome of the sweep, not a failure of it
         write_record(directory, failed_record(cell, str(exc)))
         return

@@ -144,16 +144,17 @@ def test_rerun_runs_nothing_and_changes_nothing(tiny_run):
 def test_frozen_backbone_is_bit_identical_after_ar_and_linear_probe(tiny_run, tmp_path, monkeypatch):
     """Train ar and linear_probe in-process, capture the model the trainer built, compare with model.pt."""
     import bench.train as train
+    import bench.train.setup as setup
 
     built = []
-    real_build = train.build_models
-    monkeypatch.setattr(train, "build_models", lambda *a, **k: built.extend(real_build(*a, **k)) or built[-1:])
+    real_build = setup.build_models
+    monkeypatch.setattr(setup, "build_models", lambda *a, **k: built.extend(real_build(*a, **k)) or built[-1:])
     pretrain = cell_of(tiny_run, "pretrain")
     source = cell_dir(tiny_run["results"], "tiny", pretrain.cell_id)
     original = torch.load(source / MODEL, weights_only=True)
     for method in ("ar", "linear_probe"):
         cell = cell_of(tiny_run, method)
-        train.run_cell(cell, tmp_path / method, dependency_dirs={pretrain.cell_id: source})
+        train.run_cell(cell, tmp_path / method, train.TrainContext(dependency_dirs={pretrain.cell_id: source}))
         backbone_state = built[-1].backbone.state_dict()  # weights and BatchNorm running statistics
         assert backbone_state.keys() == original.keys()
         for key, value in original.items():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench import energy
-from bench.train import Clock, PackTimer
+from bench.train.members import Clock, PackTimer
 
 
 class FakeClock:

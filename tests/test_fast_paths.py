@@ -12,7 +12,8 @@ from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
 from bench.grid import load_grid
 from bench.pack import Pack, pack_key
 from bench.record import read_record
-from bench.train import TrainOptions, build_models, run_cell, run_pack
+from bench.train import TrainContext, TrainOptions, run_cell, run_pack
+from bench.train.models import build_models
 from launch.local import RunSettings, execute_pack, plan_packs
 
 GRID = """
@@ -54,11 +55,11 @@ def test_packed_cells_give_the_programs_they_give_alone(grid, tmp_path):
     cells = everything[:4]  # both seeds, both label maps
     assert len({(c.seed, c.spec["method"]["label_map"]) for c in cells}) == 4
     packed_dirs = [tmp_path / "packed" / c.cell_id for c in cells]
-    packed = run_pack(cells, packed_dirs, dependency_dirs=grid["deps"])
+    packed = run_pack(cells, packed_dirs, TrainContext(dependency_dirs=grid["deps"]))
     for cell, directory, rec in zip(cells, packed_dirs, packed, strict=True):
         alone_dir = tmp_path / "alone" / cell.cell_id
-        alone = run_cell(cell, alone_dir, dependency_dirs=grid["deps"])
-        assert rec.pack.model_dump() == {"size": 4, "cells": [c.cell_id for c in cells]} and alone.pack.size == 1
+        alone = run_cell(cell, alone_dir, TrainContext(dependency_dirs=grid["deps"]))
+        assert (rec.pack.size, rec.pack.cells) == (4, [c.cell_id for c in cells]) and alone.pack.size == 1
         for key, value in learned_state(alone_dir).items():
             torch.testing.assert_close(learned_state(directory)[key], value, atol=1e-5, rtol=1e-4)
         assert learned_state(alone_dir)["W"].abs().sum() > 0  # the program did train
@@ -71,9 +72,9 @@ def test_packed_cells_give_the_programs_they_give_alone(grid, tmp_path):
 
 def test_cached_features_train_the_head_the_naive_path_trains(grid, tmp_path):
     cell = cells_of(grid, "linear_probe")[0]
-    cached = run_cell(cell, tmp_path / "cached", dependency_dirs=grid["deps"])
-    naive = run_cell(cell, tmp_path / "naive", dependency_dirs=grid["deps"],
-                     options=TrainOptions(cache_features=False))
+    cached = run_cell(cell, tmp_path / "cached", TrainContext(dependency_dirs=grid["deps"]))
+    naive = run_cell(cell, tmp_path / "naive",
+                     TrainContext(dependency_dirs=grid["deps"], options=TrainOptions(cache_features=False)))
     assert cached.timing.features_s > 0 and naive.timing.features_s == 0
     for key, value in learned_state(tmp_path / "naive").items():
         torch.testing.assert_close(learned_state(tmp_path / "cached")[key], value, atol=1e-5, rtol=1e-4)
@@ -85,21 +86,21 @@ def test_cached_features_train_the_head_the_naive_path_trains(grid, tmp_path):
 def test_packed_linear_probes_share_one_feature_pass(grid, tmp_path):
     cells = cells_of(grid, "linear_probe")
     dirs = [tmp_path / c.cell_id for c in cells]
-    records = run_pack(cells, dirs, dependency_dirs=grid["deps"])
+    records = run_pack(cells, dirs, TrainContext(dependency_dirs=grid["deps"]))
     for cell, rec in zip(cells, records, strict=True):
-        alone = run_cell(cell, tmp_path / "alone" / cell.cell_id, dependency_dirs=grid["deps"])
+        alone = run_cell(cell, tmp_path / "alone" / cell.cell_id, TrainContext(dependency_dirs=grid["deps"]))
         assert rec.metrics.test_acc == pytest.approx(alone.metrics.test_acc)
         assert rec.pack.size == 2
 
 
 def test_the_frozen_backbone_gets_no_gradient_and_keeps_its_weights(grid, tmp_path, monkeypatch):
-    import bench.train as train
+    import bench.train.setup as train
 
     built = []
     real = train.build_models
     monkeypatch.setattr(train, "build_models", lambda *a, **k: built.extend(real(*a, **k)) or built[-len(a[0]):])
     cells = cells_of(grid, "ar")[:3]
-    run_pack(cells, [tmp_path / c.cell_id for c in cells], dependency_dirs=grid["deps"])
+    run_pack(cells, [tmp_path / c.cell_id for c in cells], TrainContext(dependency_dirs=grid["deps"]))
     backbone = built[0].backbone
     assert all(m.backbone is backbone for m in built)  # one shared object, not K copies
     assert all(not p.requires_grad and p.grad is None for p in backbone.parameters())
@@ -124,11 +125,11 @@ def test_a_diverging_cell_fails_alone_and_its_pack_mates_finish(grid, tmp_path):
         (dep / MODEL).write_bytes((grid["deps"][grid["pretrain"].cell_id] / MODEL).read_bytes())
     outcomes = {o.cell.cell_id: o for o in execute_pack(pack, settings)}
     assert outcomes[bad.cell_id].status == "failed" and "diverged" in outcomes[bad.cell_id].message
-    assert read_record(cell_dir(tmp_path, "fast", bad.cell_id)).status == "failed"
+    assert read_record(cell_dir(tmp_path, "fast", bad.cell_id)).failed
     for cell in pack[::2]:
         assert outcomes[cell.cell_id].status == "done"
         rec = read_record(cell_dir(tmp_path, "fast", cell.cell_id))
-        alone = run_cell(cell, tmp_path / "alone" / cell.cell_id, dependency_dirs=grid["deps"])
+        alone = run_cell(cell, tmp_path / "alone" / cell.cell_id, TrainContext(dependency_dirs=grid["deps"]))
         assert rec.metrics.test_acc == pytest.approx(alone.metrics.test_acc)
         assert (cell_dir(tmp_path, "fast", cell.cell_id) / RESULT).is_file()
 
@@ -170,8 +171,9 @@ def test_pack_rejects_models_that_do_not_share_a_backbone(grid):
 @pytest.mark.slow
 def test_compile_is_timed_apart_and_trains_the_same_program(grid, tmp_path):
     cell = cells_of(grid, "ar")[0]
-    compiled = run_cell(cell, tmp_path / "compiled", dependency_dirs=grid["deps"], options=TrainOptions(compile=True))
-    eager = run_cell(cell, tmp_path / "eager", dependency_dirs=grid["deps"])
+    compiled = run_cell(cell, tmp_path / "compiled",
+                        TrainContext(dependency_dirs=grid["deps"], options=TrainOptions(compile=True)))
+    eager = run_cell(cell, tmp_path / "eager", TrainContext(dependency_dirs=grid["deps"]))
     assert compiled.timing.compile_s > 0 and eager.timing.compile_s == 0
     torch.testing.assert_close(learned_state(tmp_path / "compiled")["W"], learned_state(tmp_path / "eager")["W"],
                                atol=1e-4, rtol=1e-3)

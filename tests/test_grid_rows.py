@@ -7,7 +7,7 @@ import torch
 
 from bench.grid import GridError, load_grid
 from bench.reference import reference_figure
-from bench.train import run_cell
+from bench.train import TrainContext, run_cell
 
 ROWS = """
 name: rows
@@ -102,7 +102,7 @@ hparams: {epochs: 2, batch_size: 64}
     assert not grid.skipped and [c.method for c in grid.cells] == ["pretrain", "ar"]
     pretrain, ar = grid.cells
     run_cell(pretrain, tmp_path / "p")
-    record = run_cell(ar, tmp_path / "ar", dependency_dirs={pretrain.cell_id: tmp_path / "p"})
+    record = run_cell(ar, tmp_path / "ar", TrainContext(dependency_dirs={pretrain.cell_id: tmp_path / "p"}))
     best = torch.load(tmp_path / "ar" / "checkpoint.pt", weights_only=True)["best"]["learned"]
     assert {"program.W", "label_map.weight", "label_map.bias"} <= set(best)
     assert best["label_map.weight"].shape == (10, 2)

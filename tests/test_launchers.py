@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from cli_helper import cli
 
+from bench.files import cell_dir, read_json
 from bench.grid import load_grid
-from bench.track import cell_dir, cell_status, read_json
+from bench.record import cell_status
 from launch.cli import main
 from launch.launchers import all_launchers, for_command, options
 from launch.sweep_records import SUMMARY, sweep_dir

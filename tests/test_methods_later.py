@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bench.data import dataset_info, load_task
+from bench.data.joint import TaskParts
 from bench.files import CHECKPOINT, MODEL
 from bench.grid import load_grid
 from bench.methods import METHODS
@@ -14,7 +15,7 @@ from bench.methods.label_maps import LABEL_MAPS, FrequencyLabelMap, greedy_assig
 from bench.models import create_backbone
 from bench.models.backbone import Backbone
 from bench.pack import pack_key
-from bench.train import Split, run_cell, run_pack
+from bench.train import TrainContext, run_cell, run_pack
 
 GRID = """
 name: later
@@ -106,7 +107,7 @@ def test_ilm_refits_at_every_epoch_and_flm_once_through_the_trainer(grid, tmp_pa
     real = FrequencyLabelMap.fit
     monkeypatch.setattr(FrequencyLabelMap, "fit", lambda self, counts: fits.append(counts.clone()) or real(self,
                                                                                                             counts))
-    run_cell(cell(grid, "ar", label_map="iterative"), tmp_path / "ilm", dependency_dirs=grid["deps"])
+    run_cell(cell(grid, "ar", label_map="iterative"), tmp_path / "ilm", TrainContext(dependency_dirs=grid["deps"]))
     assert len(fits) == 2  # epochs: 2
     n_train = len(load_task("digits").train)
     assert all(int(f.sum()) == n_train and f.shape == (10, 10) for f in fits)
@@ -114,7 +115,7 @@ def test_ilm_refits_at_every_epoch_and_flm_once_through_the_trainer(grid, tmp_pa
     # the mapping is checkpointed (and selected) with the program it was fitted for
     assert "label_map.index" in torch.load(tmp_path / "ilm" / CHECKPOINT, weights_only=True)["best"]["learned"]
     fits.clear()
-    run_cell(cell(grid, "ar", label_map="frequency"), tmp_path / "flm", dependency_dirs=grid["deps"])
+    run_cell(cell(grid, "ar", label_map="frequency"), tmp_path / "flm", TrainContext(dependency_dirs=grid["deps"]))
     assert len(fits) == 1
 
 
@@ -122,9 +123,9 @@ def test_ilm_refits_at_every_epoch_and_flm_once_through_the_trainer(grid, tmp_pa
 def test_packed_ilm_cells_give_what_they_give_alone(grid, tmp_path):
     cells = [cell(grid, "ar", seed=s, label_map="iterative") for s in (0, 1)]
     assert pack_key(cells[0]) == pack_key(cells[1])
-    packed = run_pack(cells, [tmp_path / "p" / c.cell_id for c in cells], dependency_dirs=grid["deps"])
+    packed = run_pack(cells, [tmp_path / "p" / c.cell_id for c in cells], TrainContext(dependency_dirs=grid["deps"]))
     for c, rec in zip(cells, packed, strict=True):
-        alone = run_cell(c, tmp_path / "a" / c.cell_id, dependency_dirs=grid["deps"])
+        alone = run_cell(c, tmp_path / "a" / c.cell_id, TrainContext(dependency_dirs=grid["deps"]))
         a = torch.load(tmp_path / "a" / c.cell_id / CHECKPOINT, weights_only=True)["best"]["learned"]
         p = torch.load(tmp_path / "p" / c.cell_id / CHECKPOINT, weights_only=True)["best"]["learned"]
         assert torch.equal(a["label_map.index"], p["label_map.index"])
@@ -173,7 +174,7 @@ def test_new_parameters_leave_existing_cells_ids_alone():
 
 @pytest.mark.slow  # trains cells through the real trainer
 def test_finetune_trains_the_backbone_and_frozen_methods_leave_it_bit_identical(grid, tmp_path, monkeypatch):
-    import bench.train as train
+    import bench.train.models as train
 
     loaded = []
     real = train.load_original
@@ -185,11 +186,11 @@ def test_finetune_trains_the_backbone_and_frozen_methods_leave_it_bit_identical(
 
     for c in (cell(grid, "ar", label_map="iterative"), cell(grid, "ar", label_map="learned"),
               cell(grid, "linear_probe"), cell(grid, "blackbox")):
-        run_cell(c, tmp_path / c.cell_id, dependency_dirs=grid["deps"])
+        run_cell(c, tmp_path / c.cell_id, TrainContext(dependency_dirs=grid["deps"]))
         assert unchanged(loaded[-1]), c.name
     ft = cell(grid, "finetune")
     assert pack_key(ft) is None and ft.spec["hparams"]["lr"] == 1.0e-4  # its own default lr
-    run_cell(ft, tmp_path / "ft", dependency_dirs=grid["deps"])
+    run_cell(ft, tmp_path / "ft", TrainContext(dependency_dirs=grid["deps"]))
     body = {k: v for k, v in loaded[-1].state_dict().items() if k.startswith("body.")}
     assert any(not torch.equal(v, original[k]) for k, v in body.items())  # the backbone itself trained
     assert loaded[-1].head.out_features == 10 and torch.equal(torch.load(grid["original"], weights_only=True)[
@@ -213,7 +214,7 @@ def test_blackbox_never_differentiates_the_backbone_and_counts_its_queries(grid,
     monkeypatch.setattr(Backbone, "forward", black_box)
     c = cell(grid, "blackbox")
     assert pack_key(c) is None
-    record = run_cell(c, tmp_path / "bb", dependency_dirs=grid["deps"])
+    record = run_cell(c, tmp_path / "bb", TrainContext(dependency_dirs=grid["deps"]))
     sizes, q, epochs = record.split["sizes"], c.spec["method"]["q"], c.spec["hparams"]["epochs"]
     # per epoch q + 1 queries of every train image and one of every val image; the mapping fitted once on train;
     # the test split once
@@ -256,9 +257,9 @@ def test_a_joint_task_keeps_each_parts_split_and_offsets_its_classes():
 
 
 def test_a_joint_tasks_logits_compete_only_within_the_images_own_task():
-    split = Split(torch.zeros(2, 1), torch.tensor([1, 7]), blocks=torch.tensor([0] * 5 + [1] * 5))
+    parts = TaskParts(("a", "b"), blocks=torch.tensor([0] * 5 + [1] * 5))
     logits = torch.arange(20.0).view(2, 10)
-    restricted = split.restrict(logits, split.labels)
+    restricted = parts.restrict(logits, torch.tensor([1, 7]))
     assert restricted[0, :5].tolist() == [0, 1, 2, 3, 4] and torch.isinf(restricted[0, 5:]).all()
     assert torch.isinf(restricted[1, :5]).all() and restricted[1, 5:].tolist() == [15, 16, 17, 18, 19]
 
@@ -266,13 +267,13 @@ def test_a_joint_tasks_logits_compete_only_within_the_images_own_task():
 @pytest.mark.slow  # trains cells through the real trainer
 def test_one_program_for_two_tasks_reports_one_accuracy_per_task(grid, tmp_path):
     joint = cell(grid, "ar", task="digits_0to4+squares_1to5")
-    record = run_cell(joint, tmp_path / "joint", dependency_dirs=grid["deps"])
-    per_task = record.metrics.per_task
+    record = run_cell(joint, tmp_path / "joint", TrainContext(dependency_dirs=grid["deps"]))
+    per_task = {part: figures.model_dump() for part, figures in record.metrics.per_task.items()}
     assert set(per_task) == {"digits_0to4", "squares_1to5"}
     sizes = {p: len(load_task(p).test) for p in per_task}
-    weighted = sum(per_task[p].test_acc * sizes[p] for p in per_task) / sum(sizes.values())
+    weighted = sum(per_task[p]["test_acc"] * sizes[p] for p in per_task) / sum(sizes.values())
     assert record.metrics.test_acc == pytest.approx(weighted)
-    assert all(0 <= per_task[p].val_acc <= 100 for p in per_task)
+    assert all(0 <= per_task[p]["val_acc"] <= 100 for p in per_task)
     # the frequency mapping gave the two tasks disjoint source classes
     index = torch.load(tmp_path / "joint" / CHECKPOINT, weights_only=True)["best"]["learned"]["label_map.index"]
     assert len(set(index.flatten().tolist())) == 10
@@ -303,7 +304,7 @@ def test_the_report_sets_each_mapping_beside_first_k_and_each_shared_task_beside
     g = grid["grid"]
     chosen = [cell(grid, "ar", label_map="first_k"), cell(grid, "ar", label_map="frequency"),
               cell(grid, "ar", task="digits_0to4+squares_1to5"), cell(grid, "ar", task="digits_0to4")]
-    records = {c.cell_id: run_cell(c, cell_dir(tmp_path, g.name, c.cell_id), dependency_dirs=grid["deps"])
+    records = {c.cell_id: run_cell(c, cell_dir(tmp_path, g.name, c.cell_id), TrainContext(dependency_dirs=grid["deps"]))
                for c in chosen}
     report = build(g, [c for c in g.cells if c.seed == 0], tmp_path, None, tmp_path / "out", 475.0, "test")
     tables = {t.slug: t for t in report.tables}

@@ -13,7 +13,7 @@ from bench.checkpoint import LATEST, PREVIOUS, checksum_path
 from bench.grid import load_grid
 from bench.models import WeightsMissing, create_backbone
 from bench.models.torchvision_nets import imagenet_weights_path
-from bench.train import MissingOriginal, checkpoint_epoch, run_cell
+from bench.train import MissingOriginal, TrainContext, checkpoint_epoch, run_cell
 
 
 def state(epoch: int) -> dict:
@@ -196,6 +196,6 @@ def test_a_corrupt_original_model_is_one_line_naming_the_pretrain_cell(tmp_path)
     assert checkpoint.verify(model)["size"] == model.stat().st_size  # written with its checksum
     flip_bytes(model)
     with pytest.raises(MissingOriginal) as info:
-        run_cell(probe, tmp_path / "probe", dependency_dirs={pretrain.cell_id: tmp_path / "pretrain"})
+        run_cell(probe, tmp_path / "probe", TrainContext(dependency_dirs={pretrain.cell_id: tmp_path / "pretrain"}))
     message = str(info.value)
     assert "is corrupt" in message and f"pretrain cell {pretrain.cell_id}" in message and "\n" not in message

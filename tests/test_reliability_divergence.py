@@ -48,10 +48,10 @@ def test_diverging_cells_fail_alone_with_one_line_and_the_others_finish(tmp_path
 
     for cell_id in bad:
         record = read_record(cell_dir(results, "diverge", cell_id))
-        assert record.status == "failed" and LINE.search(record.error).group(1) == cell_id
+        assert record.failed and LINE.search(record.error).group(1) == cell_id
     for cell_id in good:
         record = read_record(cell_dir(results, "diverge", cell_id))
-        assert record.status == "done", record.error
+        assert record.done, record.error
         assert [row.epoch for row in record.history] == list(range(1, record.spec["hparams"]["epochs"] + 1))
 
     from mlflow.tracking import MlflowClient

@@ -67,7 +67,7 @@ def assert_consistent(results: Path, cells) -> tuple[int, int]:
         assert not list(directory.glob(".*.tmp")), f"a temporary file was left in {directory}"
         assert not (directory / ERROR).exists()
         record = read_record(directory)
-        assert record is None or record.status == "done", record
+        assert record is None or record.done, record
         done += record is not None
         if (directory / checkpoint.LATEST).is_file():
             assert checkpoint.load(directory).problems == []

@@ -102,7 +102,7 @@ def test_a_server_killed_mid_grid_loses_nothing_and_sync_uploads_each_cell_once(
         assert err.count("tracking offline:") == 1, err  # said once, with the command that catches up
         assert f"run `reprogbench sync {grid.name}`" in err
         records = [read_record(d) for d in dirs]
-        assert all(r.status == "done" and len(r.history) == 3 for r in records)  # local records complete
+        assert all(r.done and len(r.history) == 3 for r in records)  # local records complete
         unsynced = [r for r in records if not r.tracking.synced]
         assert len(unsynced) == len(records) - finished_before  # every cell from the kill on says so
 

@@ -4,8 +4,9 @@ The first seed's idea (Elsayed et al.'s program is not tied to one task): one W 
 whose label mappings use disjoint source classes, trained on the mixture. A joint task's classes are its parts'
 classes one after the other (part 0's classes 0..k0-1, then part 1's, ...), so every injective label mapping
 over them (first_k, random, frequency, ...) gives each part source classes of its own. The host knows which
-task an image belongs to: the trainer lets only the classes of an image's own part compete (`class_blocks`),
-and reports the accuracy of each part.
+task an image belongs to: only the classes of an image's own part compete (`TaskParts.restrict`, which the
+method model applies to the logits its loss and accuracy read: `MethodModel.restrict`), and the accuracy of each
+part is reported.
 
 Each part is split exactly as it is alone (same seed and fractions), so a part's test images are the test images
 of the single-task cells it is compared with. Parts of different sizes or channels are brought to the largest
@@ -15,6 +16,7 @@ tensor; the method's own resize then applies as for any task.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -44,6 +46,37 @@ def class_blocks(info: DatasetInfo, part_infos: list[DatasetInfo]) -> Optional[t
     if not info.parts:
         return None
     return torch.cat([torch.full((p.num_classes,), i, dtype=torch.long) for i, p in enumerate(part_infos)])
+
+
+@dataclass(frozen=True)
+class TaskParts:
+    """A new task's parts as the logits see them: `blocks[c]` is the part of class c (None: a single task, one
+    part). What the method model's `restrict` and `evaluation_counts` hooks are fed by."""
+
+    names: tuple[str, ...] = ()
+    blocks: Optional[torch.Tensor] = None
+
+    @classmethod
+    def of(cls, info: DatasetInfo, part_infos: list[DatasetInfo]) -> TaskParts:
+        return cls(tuple(info.parts), class_blocks(info, part_infos))
+
+    @property
+    def count(self) -> int:
+        return 1 if self.blocks is None else int(self.blocks.max()) + 1
+
+    def to(self, device) -> TaskParts:
+        return self if self.blocks is None else TaskParts(self.names, self.blocks.to(device))
+
+    def restrict(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Logits with every class outside the part of each image's true class at -inf (the host knows which
+        task an image is for); unchanged for a single task."""
+        if self.blocks is None:
+            return logits
+        own = self.blocks[y][:, None] == self.blocks[None, :]
+        return logits.masked_fill(~own, float("-inf"))
+
+    def part_of(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(y) if self.blocks is None else self.blocks[y]
 
 
 def _bring_to(images: torch.Tensor, channels: int, size: int) -> torch.Tensor:

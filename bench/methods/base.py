@@ -6,13 +6,16 @@ Modelled on benchopt's solvers: a method file is a short declaration, not a trai
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, model_serializer
 from torch import nn
 
 from bench.data import DatasetInfo
+from bench.data.joint import TaskParts
 from bench.models import Backbone, BackboneInfo
 from bench.registry import Registry
 
@@ -30,17 +33,66 @@ class MethodParams(BaseModel):
         return {k: v for k, v in data.items() if not (k in self.omitted_at_default and v == fields[k].default)}
 
 
+def batch_counts(loss_sum: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(loss sum, correct, count) as float64, to be summed across batches and ranks."""
+    correct = (logits.argmax(1) == y).sum()
+    return torch.stack([loss_sum.double(), correct.double(), y.new_tensor(len(y), dtype=torch.float64)])
+
+
+@dataclass
+class Step:
+    """One training step of a pack, as a method that owns its update sees it (`MethodModel.step_outputs`).
+
+    `labels[j]` and `seeds[j]` are member j's; `scale` (world / global batch) makes a rank's summed loss, averaged
+    over ranks by `mean_over_ranks`, the mean over the global batch.
+    """
+
+    epoch: int
+    index: int
+    labels: list[torch.Tensor]
+    seeds: list[int]
+    scale: float
+    autocast: Callable
+    mean_over_ranks: Callable[[torch.Tensor], torch.Tensor]
+
+    def loss_of(self, j: int, restrict: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
+        """member j's batch loss as a function of its logits (restricted as `restrict` does), the same on every
+        rank."""
+        y = self.labels[j]
+
+        def loss(logits: torch.Tensor) -> torch.Tensor:
+            return self.mean_over_ranks(F.cross_entropy(restrict(logits.float(), y), y, reduction="sum") * self.scale)
+
+        return loss
+
+    def generator(self, j: int) -> torch.Generator:
+        """Random draws for member j's step, from (seed, epoch, step): the same on every rank and on a resume."""
+        return torch.Generator().manual_seed((self.seeds[j] * 1_000_003 + self.epoch) * 100_003 + self.index)
+
+
 class MethodModel(nn.Module):
     """new-task images in [0, 1] at their native size -> new-task logits.
 
     `learned` is the part that trains: it alone is checkpointed, so a checkpoint of a reprogrammed
     ImageNet model holds the program, not 25M frozen weights.
+
+    The trainer (`bench.train`) asks the model, never the method's name, for whatever differs between methods.
+    These hooks have defaults that fit a model trained by backpropagation on a single task:
+
+    - `regularizer()`: added to each step's loss (ar: λ‖W‖²).
+    - `start_epoch(epoch, source_counts)`: before each epoch (a fitted label mapping fits itself here).
+    - `step_outputs(pack, batches, step)` and `step_backward(loss, backward)`: a training step. By default one
+      forward of the pack under autocast, and `backward(loss)` (the accelerator's) through its graph. A method
+      that owns its update (black box: a zeroth-order estimate) overrides both.
+    - `use_task_parts(parts)`, `restrict(logits, y)` and `evaluation_counts(logits, y)`: what the loss and the
+      accuracy read, fed by the task (`bench.data.joint.TaskParts`): on a joint task only the classes of an
+      image's own part compete and accuracy is counted per part.
+    - `pop_queries()`: images sent through the backbone, for a method that counts them (black box).
+    - `network()` and `compile_for_training()`: what the model runs, and torch.compile of it.
     """
 
     learned: nn.Module
-
-    # True: the method owns its update (`zeroth_order_step`): the trainer never calls backward through it
-    gradient_free: ClassVar[bool] = False
+    task_parts: TaskParts = TaskParts()  # a single task until the trainer gives it the task's parts
 
     def regularizer(self) -> torch.Tensor | float:
         return 0.0
@@ -51,9 +103,52 @@ class MethodModel(nn.Module):
         function, under no_grad, and returns the (num_source, num_target) matrix of argmax counts; a fitted label
         mapping (FLM, ILM) calls it. Default: nothing."""
 
-    def pop_queries(self) -> int:
-        """Images sent through the backbone since the last call, for methods that count queries (black box)."""
-        return 0
+    def step_outputs(self, pack: nn.Module, batches: list[torch.Tensor], step: Step) -> list[torch.Tensor]:
+        """The logits of a training step for the pack this model leads (a pack's models are of one method):
+        `pack(batches)` under autocast, with the graph `step_backward` differentiates."""
+        with step.autocast():
+            return pack(batches)
+
+    def step_backward(self, loss: torch.Tensor, backward: Callable[[torch.Tensor], None]) -> None:
+        """Gradients of the pack's summed loss for its optimizers to step on: `backward(loss)`, the accelerator's
+        (each member's parameters get only its own loss's gradient)."""
+        backward(loss)
+
+    def use_task_parts(self, parts: TaskParts) -> None:
+        """Called by the trainer once the task is loaded: the task's parts, on the training device."""
+        self.task_parts = parts
+
+    def restrict(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The logits (float32) as the loss and accuracy read them, given the true classes: the task's parts'
+        restriction (a single task: unchanged)."""
+        return self.task_parts.restrict(logits, y)
+
+    def evaluation_counts(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(parts, 3): (loss sum, correct, count) of a batch per part of the task (`batch_counts`), summed by the
+        trainer over batches and ranks into the loss, the accuracy and each part's accuracy."""
+        logits = self.restrict(logits, y)
+        loss = F.cross_entropy(logits, y, reduction="none")
+        part = self.task_parts.part_of(y)
+        rows = []
+        for p in range(self.task_parts.count):
+            at = part == p
+            rows.append(batch_counts(loss[at].sum(), logits[at], y[at]))
+        return torch.stack(rows)
+
+    def pop_queries(self) -> Optional[int]:
+        """Images sent through the backbone since the last call, for a method that counts its queries (black
+        box: its record states the total); None for one that does not."""
+        return None
+
+    def network(self) -> nn.Module:
+        """The backbone the model runs: the frozen original, or the whole network that trains."""
+        return getattr(self, "backbone", None) or self.learned
+
+    def compile_for_training(self) -> bool:
+        """torch.compile the network's body before training (the trainer then warms it up with one forward and
+        backward); False: nothing to compile (a black box is never differentiated)."""
+        self.network().body.compile()
+        return True
 
 
 class FrozenBackboneModel(MethodModel):

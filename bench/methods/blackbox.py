@@ -24,7 +24,7 @@ from pydantic import Field
 
 from bench.data import DatasetInfo
 from bench.methods.ar import ARParams, LabelMapName, Reprogrammed, ar_skip, build_label_map, build_program
-from bench.methods.base import Method, register_method
+from bench.methods.base import Method, Step, register_method
 from bench.methods.inputs import fit
 from bench.methods.label_maps import takes_labels_per_class
 from bench.models import Backbone, BackboneInfo
@@ -51,7 +51,8 @@ def resolved(params: BlackBoxParams, num_source: int, num_target: int) -> BlackB
 
 
 class BlackBoxReprogrammed(Reprogrammed):
-    gradient_free = True
+    """BAR's model: it owns its update (`step_outputs` estimates W's gradient; `step_backward` adds only what
+    follows the black box) and counts its queries (`pop_queries`)."""
 
     def __init__(self, backbone: Backbone, program, label_map, lam: float, q: int, beta: float):
         super().__init__(backbone, program, label_map, lam)
@@ -68,6 +69,21 @@ class BlackBoxReprogrammed(Reprogrammed):
     def pop_queries(self) -> int:
         n, self.queries = self.queries, 0
         return n
+
+    def step_outputs(self, pack, batches: list[torch.Tensor], step: Step) -> list[torch.Tensor]:
+        """No autograd through the model: W.grad is set by the estimate (blackbox cells never pack: one batch)."""
+        [x01] = batches
+        with step.autocast():
+            return [self.zeroth_order_step(x01, step.loss_of(0, self.restrict), step.generator(0))]
+
+    def step_backward(self, loss: torch.Tensor, backward) -> None:
+        # the logits came from the black box without a graph: this reaches only what follows it (a learned
+        # mapping) and λ‖W‖², whose exact gradient adds to the estimate in W.grad
+        if torch.is_tensor(loss) and loss.requires_grad:
+            loss.backward()
+
+    def compile_for_training(self) -> bool:
+        return False  # never differentiated: nothing to warm up
 
     def zeroth_order_step(self, x01: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
                           generator: torch.Generator) -> torch.Tensor:

@@ -69,7 +69,7 @@ def _timed(fn, *args, **kwargs):
 
 def linear_probe_cache(settings: Settings) -> Measurement:
     """10 epochs of linear_probe: features computed once vs a full backbone pass per epoch."""
-    from bench.train import TrainOptions, run_cell
+    from bench.train import TrainContext, TrainOptions, run_cell
 
     task = big_task()
     grid, results = make_grid(settings, "probe", [task], epochs=10, seeds=[0],
@@ -78,8 +78,8 @@ def linear_probe_cache(settings: Settings) -> Measurement:
     rows, records = [], {}
     for variant, cache in (("cached features", True), ("backbone every epoch", False)):
         directory = Path(settings.workdir) / "probe" / variant.replace(" ", "_")
-        rec, wall = _timed(run_cell, cell, directory, dependency_dirs=_deps(cell, results),
-                           options=TrainOptions(cache_features=cache))
+        context = TrainContext(dependency_dirs=_deps(cell, results), options=TrainOptions(cache_features=cache))
+        rec, wall = _timed(run_cell, cell, directory, context)
         records[variant] = rec
         t = rec.timing
         rows.append({"variant": variant, "wall s": wall, "features s": t.features_s, "train s": t.train_s,
@@ -96,7 +96,7 @@ def linear_probe_cache(settings: Settings) -> Measurement:
 
 def packed_cells(settings: Settings, k: int = 8) -> Measurement:
     """K `ar` programs (seeds) in one backbone pass vs the same K cells one by one."""
-    from bench.train import run_cell, run_pack
+    from bench.train import TrainContext, run_cell, run_pack
 
     epochs = 2 if settings.quick else 5
     grid, results = make_grid(settings, "pack", ["squares"], epochs=epochs, seeds=list(range(k)),
@@ -105,8 +105,9 @@ def packed_cells(settings: Settings, k: int = 8) -> Measurement:
     deps = _deps(cells[0], results)
     base = Path(settings.workdir) / "pack"
     packed, packed_s = _timed(lambda: run_pack(cells, [base / "packed" / c.cell_id for c in cells],
-                                               dependency_dirs=deps))
-    alone, alone_s = _timed(lambda: [run_cell(c, base / "alone" / c.cell_id, dependency_dirs=deps) for c in cells])
+                                               TrainContext(dependency_dirs=deps)))
+    alone, alone_s = _timed(lambda: [run_cell(c, base / "alone" / c.cell_id, TrainContext(dependency_dirs=deps))
+                                     for c in cells])
     gap = max(abs(p.metrics.test_acc - a.metrics.test_acc) for p, a in zip(packed, alone, strict=True))
     images = sum(r.throughput.train_images for r in packed)
     rows = [{"variant": f"{k} cells packed", "wall s": packed_s, "train images/s": images / packed_s},

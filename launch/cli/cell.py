@@ -18,8 +18,9 @@ def add(sub) -> None:
 
 
 def main(args) -> int:
+    from bench.files import cell_dir
     from bench.grid import GridError
-    from bench.track import cell_dir, cell_status
+    from bench.record import cell_status
     from launch.interrupts import StopOnSignals, exit_status
     from launch.local import distributed_rank, execute_cell
     from launch.preflight import check_inputs

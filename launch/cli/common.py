@@ -52,7 +52,8 @@ def run_settings(args, pack: int):
 
 def check_pending_inputs(args, grid, cells, settings) -> None:
     """Every dataset and weights file the unfinished cells read is there, before anything runs or is queued."""
-    from bench.track import cell_dir, cell_status
+    from bench.files import cell_dir
+    from bench.record import cell_status
     from launch.preflight import check_inputs
 
     check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],

@@ -1,0 +1,84 @@
+"""What the loop reads the data as (`Split`) and the passes without gradient: evaluation over a split, and the
+source model's prediction counts a fitted label mapping needs. Each rank takes every world-th sample; the
+counts are summed over ranks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from bench.methods import MethodModel
+from bench.train.distributed import Distributed
+
+
+@dataclass
+class Split:
+    """A split as the loop sees it: uint8 images, or cached float features, and labels, on the device."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    features: bool = False
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.inputs[idx]
+        return x if self.features else x.float().div_(255)
+
+    def my_share(self, dist: Distributed) -> torch.Tensor:
+        """The indices this rank reads."""
+        return torch.arange(dist.rank, len(self.labels), dist.world, device=self.labels.device)
+
+
+@dataclass
+class Evaluated:
+    """One member's figures over a split: mean loss, accuracy in %, and accuracy per part of a joint task."""
+
+    loss: Optional[float]
+    acc: Optional[float]
+    part_acc: list = field(default_factory=list)
+
+
+def evaluate(pack, models: list[MethodModel], data: Split, dist: Distributed) -> list[Evaluated]:
+    """Per member over the whole split, each member's figures counted by its model (`MethodModel.evaluation_counts`:
+    a joint task's per part)."""
+    pack.eval()
+    k, parts = len(models), models[0].task_parts.count
+    index = data.my_share(dist)
+    totals = torch.zeros(k, parts, 3, device=dist.device, dtype=torch.float64)
+    batch = max(1, dist.eval_batch // k)  # one backbone pass sees k copies of the batch
+    with torch.no_grad():
+        for start in range(0, len(index), batch):
+            idx = index[start:start + batch]
+            x, y = data.batch(idx), data.labels[idx]
+            with dist.autocast():
+                outputs = pack([x] * k)
+            for j, (model, logits) in enumerate(zip(models, outputs, strict=True)):
+                totals[j] += model.evaluation_counts(logits.float(), y)
+    return [_figures(rows, parts) for rows in dist.sum(totals).tolist()]
+
+
+def _figures(rows: list[list[float]], parts: int) -> Evaluated:
+    loss, correct, count = (sum(r[i] for r in rows) for i in range(3))
+    part_acc = [100.0 * c / n if n else float("nan") for _, c, n in rows] if parts > 1 else []
+    return Evaluated(loss / count, 100.0 * correct / count, part_acc)
+
+
+def source_counts(member: MethodModel, data: Split, num_source: int, num_target: int,
+                  dist: Distributed) -> torch.Tensor:
+    """(num_source, num_target) counts of (the source model's argmax, the true class) over the train split, with
+    the member's current input function, no gradient: what FLM / ILM fit a mapping to. Summed over ranks."""
+    index = data.my_share(dist)
+    counts = torch.zeros(num_source * num_target, device=dist.device, dtype=torch.float64)
+    was_training = member.training
+    member.eval()
+    with torch.no_grad():
+        for start in range(0, len(index), dist.eval_batch):
+            idx = index[start:start + dist.eval_batch]
+            with dist.autocast():
+                predicted = member.frozen(member.encode(data.batch(idx))).float().argmax(1)
+            counts += torch.bincount(predicted * num_target + data.labels[idx],
+                                     minlength=num_source * num_target).double()
+    member.train(was_training)
+    if dist.world > 1:
+        counts = dist.sum(counts)
+    return counts.view(num_source, num_target)
