@@ -17,7 +17,8 @@ class RaySlurm:
     takes_profile = True  # a Slurm profile (--profile and the Slurm flags)
 
     def launch(self, job: LaunchJob) -> int:
-        from bench.track import Tracker, read_json
+        from bench.files import read_json
+        from bench.track import Tracker
         from launch.ray_slurm import SweepJob, submit_sweep, wait_for_job
         from launch.sweep_records import SUMMARY, SweepResult, check_sweepable, results_table, sweep_dir
 
