@@ -43,12 +43,6 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
 
 
-def save_torch(path: Path, obj: Any) -> None:
-    import torch  # only callers that save tensors pay for the import
-
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
 def read_json(path: Path) -> Optional[dict]:
     path = Path(path)
     if not path.is_file():
