@@ -19,9 +19,10 @@ import torch
 from bench.registry import Registry
 
 from . import joint
+from .decode import materialise
 from .roots import resolve_root
 from .splits import stratified_split, stratified_subsample
-from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData, TaskData
+from .types import DatasetInfo, DatasetMissing, ImageFiles, ImageSet, SourceData, TaskData
 
 Loader = Callable[[Path], SourceData]  # reads what it needs under the data root
 
@@ -165,18 +166,21 @@ def load_task(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     max_train: int | None = None,
+    image_size: int | None = None,
 ) -> TaskData:
     """Train/val/test for `name`.
 
     With an official test split, test is that set and val is a stratified `val_fraction` of the official train
     set, so the test set is never touched by model selection. Without one, test is a stratified `test_fraction`
     of everything and val a stratified `val_fraction` (of everything) from the rest. `max_train` subsamples
-    train only, so val/test numbers stay comparable across demo and full runs.
+    train only, so val/test numbers stay comparable across demo and full runs. `image_size` is the size encoded
+    files (`DatasetInfo.encoded`) are decoded at (default: the dataset's `size`); arrays keep their native size.
     """
     if joint.is_joint(name):  # each part split as it is alone, then side by side
         return joint.combine(dataset_info(name), [
             load_task(p, data_root=data_root, split_seed=split_seed, val_fraction=val_fraction,
-                      test_fraction=test_fraction, max_train=max_train) for p in joint.parts_of(name)])
+                      test_fraction=test_fraction, max_train=max_train, image_size=image_size)
+            for p in joint.parts_of(name)])
     entry = dataset_entry(name)
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(
@@ -185,13 +189,14 @@ def load_task(
     if max_train is not None and max_train < 1:
         raise ValueError(f"max_train must be >= 1 or None, got {max_train}")
     data = entry.load(resolve_root(data_root))
-    pool = data.train
-    if data.test is None:
+    size = image_size or entry.info.size
+    pool, official_test = (materialise(s, size) if isinstance(s, ImageFiles) else s for s in (data.train, data.test))
+    if official_test is None:
         test_at, val_at, train_at = stratified_split(pool.labels, [test_fraction, val_fraction], split_seed)
         test = pool.take(test_at)
     else:
         val_at, train_at = stratified_split(pool.labels, [val_fraction], split_seed)
-        test = data.test
+        test = official_test
     if max_train is not None:
         train_at = train_at[stratified_subsample(pool.labels[train_at], max_train, split_seed)]
     train, val = pool.take(train_at), pool.take(val_at)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +19,12 @@ class DatasetInfo:
     size: int  # native height == width in pixels
     source: str  # one line: where the data comes from
     parts: tuple[str, ...] = ()  # a joint task (bench.data.joint): the tasks it is made of, in class order
+    # human-readable class names in label order (CLIP's zero-shot head builds its text prompts from them);
+    # () where the dataset has none, and then "class 0", "class 1", ... stand in
+    class_names: tuple[str, ...] = ()
+    # images stored as encoded files of varying size (JPEG/PNG folders): decoded once at the size a cell needs
+    # (bench.data.decode), `size` being the default decode size; False: arrays at their native `size`
+    encoded: bool = False
 
 
 @dataclass
@@ -59,12 +66,37 @@ class TaskData:
     split: dict[str, Any]  # JSON-serialisable record of how the three sets were made
 
 
+@dataclass
+class ImageFiles:
+    """Images still on disk as encoded files (JPEG, PNG, ...): what a folder-of-images loader lists without
+    decoding one. `bench.data.decode.materialise` turns it into an `ImageSet` at the size a cell needs."""
+
+    root: Path  # the files are relative to it
+    files: list[str]
+    labels: torch.Tensor  # int64 (N,)
+    cache_key: str  # names the decoded cache beside the data: dataset and official split, e.g. "food101-train"
+    source_index: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.labels.dtype != torch.int64 or self.labels.ndim != 1:
+            raise TypeError(f"labels must be int64 (N,), got {self.labels.dtype} {tuple(self.labels.shape)}")
+        if len(self.files) != len(self.labels):
+            raise ValueError(f"{len(self.files)} files but {len(self.labels)} labels")
+        if self.source_index is None:
+            self.source_index = torch.arange(len(self.labels))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
 @dataclass(frozen=True)
 class SourceData:
-    """What a loader reads: the official train set, and the official test set when the dataset has one."""
+    """What a loader reads: the official train set, and the official test set when the dataset has one.
 
-    train: ImageSet
-    test: ImageSet | None
+    Arrays (`ImageSet`), or encoded files (`ImageFiles`), which `load_task` decodes at the size asked for."""
+
+    train: ImageSet | ImageFiles
+    test: ImageSet | ImageFiles | None
 
 
 class DatasetMissing(FileNotFoundError):

@@ -12,7 +12,8 @@ from bench.grid.cells import Cell, make_cell_id, non_default
 from bench.grid.errors import GridError, check_known, validated
 from bench.grid.schema import IMAGENET, GridFile, HParams, OriginalSpec, SplitSpec
 from bench.methods import METHODS, original_maker
-from bench.models import backbone_info, list_backbones
+from bench.models import BackboneInfo, backbone_info, list_backbones
+from bench.registry import UnknownName
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,19 @@ def _labelled(original: Original, label: Optional[str]) -> Original:
     return replace(original, label=label, pretrain=pretrain)
 
 
+def _backbone(name: str, where: str) -> BackboneInfo:
+    """A short name, or a library name (`timm:...`) its family resolves; one line when neither."""
+    if ":" not in name:
+        check_known("backbone", name, list_backbones(), where)
+    try:
+        return backbone_info(name)
+    except (UnknownName, ValueError) as e:
+        raise GridError(f"{where}: {e}") from None
+
+
 def _resolve(orig: OriginalSpec, i: int, grid: GridFile, falls_back: bool) -> Original:
     where = f"originals[{i}]"
-    check_known("backbone", orig.backbone, list_backbones(), f"{where}.backbone")
-    info = backbone_info(orig.backbone)
+    info = _backbone(orig.backbone, f"{where}.backbone")
     backbone = {"name": orig.backbone, "input_size": orig.input_size or info.input_size}
     if orig.weights is not None:
         if orig.trained_on not in (None, IMAGENET):
