@@ -5,6 +5,8 @@ import builtins
 import io
 import json
 import os
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from fixtures_data import (
     write_idx_files,
     write_mnist_idx,
 )
+from fixtures_folders import write_fmow, write_isic, write_stanford_cars, write_sun397, write_ucf101
 
 from bench.data import (
     DatasetMissing,
@@ -36,7 +39,7 @@ from bench.registry import UnknownName
 
 DEBIAN_ENV = "REPROGBENCH_DEBIAN_FASHION_MNIST"
 REAL_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-OFFICIAL_TEST = {"mnist", "fashion_mnist", "cifar10", "cifar100"}  # and their subsets
+OFFICIAL_TEST = {"mnist", "fashion_mnist", "cifar10", "cifar100", "stanford_cars", "ucf101", "fmow"}  # and subsets
 DEBIAN_BACKED = [n for n in list_datasets() if n.startswith("fashion_mnist")]
 # (official train or whole dataset, official test or carved test) for the fixture files and the built-in sets;
 # fixture labels cycle through the classes, so a two-class subset keeps 2/10 of a 10-class fixture.
@@ -48,7 +51,11 @@ POOL_AND_TEST = {
     "squares_1to5": (2400, 600),
     # 3 JPEGs per class: 1 test, 1 val, 1 train each
     "caltech101": (202, 101), "caltech256": (514, 257), "caltech256_reduced": (514, 257),
+    # tests/fixtures_folders.py: 2 official train + 1 test per class, or 3 per class where there is no test split
+    "stanford_cars": (392, 196), "sun397": (794, 397), "ucf101": (202, 101), "fmow": (124, 62),
+    "isic": (21 - 7, 7),  # 3 of each of 6 classes and 3 of the 7 nv images (AutoVP keeps every third)
 }
+ENCODED_SIZE = 16  # encoded datasets (JPEG folders) are decoded at this size here: the contract, not the pixels
 CASES = [(n, "root") for n in list_datasets()] + [(n, "debian") for n in DEBIAN_BACKED]
 
 
@@ -72,6 +79,11 @@ def data_root(tmp_path_factory) -> Path:
     write_cifar100(root, seed=4)
     write_caltech101(root, counts=(3,) * 101, background=1, seed=5)
     write_caltech256(root, counts=(3,) * 257, seed=6)
+    write_stanford_cars(root)
+    write_sun397(root)
+    write_ucf101(root)
+    write_isic(root)
+    write_fmow(root, list(dataset_info("fmow").class_names))
     return root
 
 
@@ -110,13 +122,18 @@ def _counts(labels: torch.Tensor, k: int) -> torch.Tensor:
 def test_contract(name, how, root_for):
     root = root_for(how)
     info = dataset_info(name)
-    t = load_task(name, data_root=root, split_seed=0, val_fraction=0.1, test_fraction=0.2)
+    size = ENCODED_SIZE if info.encoded else None
+    load = partial(load_task, name, data_root=root, image_size=size)
+    t = load(split_seed=0, val_fraction=0.1, test_fraction=0.2)
     k = info.num_classes
-    assert t.info == info and info.name == name and info.channels in (1, 3)
+    assert info.name == name and info.channels in (1, 3)
+    # class names read from the files (too many for the metadata) join the task's info; nothing else differs
+    assert t.info == replace(info, class_names=t.info.class_names)
+    assert len(t.info.class_names) in (0, k) and (not info.class_names or t.info.class_names == info.class_names)
 
     for part in (t.train, t.val, t.test):
         assert part.images.dtype == torch.uint8 and part.labels.dtype == torch.int64
-        assert part.images.shape[1:] == (info.channels, info.size, info.size)
+        assert part.images.shape[1:] == (info.channels, size or info.size, size or info.size)
         assert len(part.images) == len(part.labels) > 0
         assert 0 <= int(part.labels.min()) and int(part.labels.max()) < k
     assert set(t.train.labels.tolist()) == set(range(k))
@@ -144,13 +161,13 @@ def test_contract(name, how, root_for):
         assert (_counts(t.test.labels, k).double() - per_class * 0.2).abs().max() <= 1
 
     # Same seed: identical; another seed: another split of the same pool.
-    again = load_task(name, data_root=root, split_seed=0)
+    again = load(split_seed=0)
     for s in ("train", "val", "test"):
         a, b = getattr(t, s), getattr(again, s)
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
         assert torch.equal(a.source_index, b.source_index)
     assert again.split == t.split
-    other = load_task(name, data_root=root, split_seed=1)
+    other = load(split_seed=1)
     assert not torch.equal(other.train.source_index, t.train.source_index)
     assert other.split["fingerprint"] != t.split["fingerprint"]
     o = _index_sets(other)
@@ -161,7 +178,7 @@ def test_contract(name, how, root_for):
 
     # max_train subsamples train only, keeping class proportions.
     m = len(t.train) // 2
-    small = load_task(name, data_root=root, split_seed=0, max_train=m)
+    small = load(split_seed=0, max_train=m)
     assert len(small.train) == m and small.split["max_train"] == m
     assert set(small.train.source_index.tolist()) <= sets["train"]
     assert torch.equal(small.val.source_index, t.val.source_index)

@@ -4,6 +4,10 @@ and the honest split.
 An entry is `@register_dataset(DatasetInfo(...), available=..., prepare=...)` on a loader `root -> SourceData`;
 every module of bench/data is imported before the first lookup (bench.registry), so the entry's module is all a
 new dataset takes (tests/test_data.py checks it).
+
+Open-ended datasets are a family named by prefix, `<prefix>:<spec>` (`folder:<name>`, a user's own image folder;
+the same idea as backbone families in bench/models/registry.py): `register_dataset_family(DatasetFamily(...))`,
+whose `resolve(spec, root)` gives the entry of one spec under a data root.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from bench.registry import Registry
+from bench.registry import Registry, UnknownName
 
 from . import joint
 from .decode import materialise
@@ -91,6 +95,41 @@ def register_subset(name: str, base: str, classes: Sequence[int]) -> DatasetEntr
     return DatasetEntry(info, load, parent.available, parent.prepare)
 
 
+@dataclass(frozen=True)
+class DatasetFamily:
+    """Datasets named `<prefix>:<spec>`, too open-ended to register one by one (a user's folders).
+
+    `accepts(spec)`: whether the spec is well formed (no file looked at: grids are validated with it);
+    `resolve(spec, root)`: the spec's entry under a data root; it may list folders (a user's classes are written
+    nowhere else) but never decodes an image, and raises DatasetMissing, one line with the layout, when the
+    files are not there.
+    """
+
+    prefix: str
+    accepts: Callable[[str], bool]
+    resolve: Callable[[str, Path], DatasetEntry]
+    description: str  # one line for docs/datasets.md
+    example: str  # a full name, e.g. "folder:my_photos"
+
+
+FAMILIES: Registry[DatasetFamily] = Registry(kind="dataset family", package="bench.data")
+
+
+def register_dataset_family(family: DatasetFamily) -> DatasetFamily:
+    return FAMILIES.register(family.prefix, family)
+
+
+def family_of(name: str) -> tuple[DatasetFamily, str] | None:
+    """(family, spec) for `prefix:spec`, None for a registered name."""
+    prefix, colon, spec = name.partition(":")
+    if not colon:
+        return None
+    if prefix not in FAMILIES:
+        raise UnknownName(f"unknown dataset family {prefix!r} in {name!r}; known: "
+                          f"{', '.join(f'{p}: (e.g. {FAMILIES.get(p).example})' for p in FAMILIES.names())}")
+    return FAMILIES.get(prefix), spec
+
+
 # --------------------------------------------------------------------------- public functions
 
 
@@ -98,9 +137,9 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-def _joint_entry(name: str) -> DatasetEntry:
-    """`a+b`: a joint task (bench.data.joint); each part must be a registered dataset."""
-    parts = [dataset_entry(p) for p in joint.parts_of(name)]
+def _joint_entry(name: str, data_root: str | Path | None) -> DatasetEntry:
+    """`a+b`: a joint task (bench.data.joint); each part must be a registered dataset or a family's."""
+    parts = [_entry(p, data_root) for p in joint.parts_of(name)]
 
     def prepare_parts(root: Path) -> Path:
         for p in parts:
@@ -113,17 +152,28 @@ def _joint_entry(name: str) -> DatasetEntry:
                         prepare=prepare_parts if any(p.prepare is not None for p in parts) else None)
 
 
-def _entry(name: str) -> DatasetEntry:
-    return _joint_entry(name) if joint.is_joint(name) else dataset_entry(name)
+def _entry(name: str, data_root: str | Path | None = None) -> DatasetEntry:
+    """The entry of a registered name, a joint task, or a family's `prefix:spec` resolved under `data_root`."""
+    if joint.is_joint(name):
+        return _joint_entry(name, data_root)
+    family = family_of(name)
+    return family[0].resolve(family[1], resolve_root(data_root)) if family else dataset_entry(name)
+
+
+def _known_name(name: str) -> bool:
+    prefix, colon, spec = name.partition(":")
+    return prefix in FAMILIES and FAMILIES.get(prefix).accepts(spec) if colon else name in DATASETS
 
 
 def known_task(name: str) -> bool:
-    """A registered dataset, or a joint task of registered datasets (`a+b`)."""
-    return all(p in DATASETS for p in joint.parts_of(name))
+    """A registered dataset, a family's well-formed `prefix:spec`, or a joint task of those (`a+b`); reads no
+    file, so a user's folder that is not there yet is a known task that is not available."""
+    return all(_known_name(p) for p in joint.parts_of(name))
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Metadata only, no file read: grids are validated with this before any data exists."""
+    """Metadata only, no file read: grids are validated with this before any data exists (a family's name
+    lists its folder under the default data root, and raises DatasetMissing when there is none)."""
     return _entry(name).info
 
 
@@ -134,17 +184,22 @@ def part_infos(name: str) -> list[DatasetInfo]:
 
 def dataset_available(name: str, data_root: str | Path | None = None) -> bool:
     """Whether `load_task(name, data_root=...)` would find its files (checks paths only)."""
-    return _entry(name).available(resolve_root(data_root))
+    try:
+        return _entry(name, data_root).available(resolve_root(data_root))
+    except DatasetMissing:  # a family's folder that is not there
+        return False
 
 
 def needs_download(name: str) -> bool:
     """Whether `name` is read from files that `prepare` fetches (False: bundled or generated)."""
+    if any(family_of(p) for p in joint.parts_of(name)):
+        return True  # a family's files come from outside (a user's folder), never from this package
     return _entry(name).prepare is not None
 
 
 def prepare(name: str, data_root: str | Path) -> Path:
     """Login-node step: fetch `name` into `data_root` (needs internet unless already there); returns its folder."""
-    entry, root = _entry(name), resolve_root(data_root)
+    entry, root = _entry(name, data_root), resolve_root(data_root)
     if entry.prepare is None:
         print(f"{name}: nothing to prepare ({entry.info.source})", file=sys.stderr)
         return root
@@ -181,7 +236,7 @@ def load_task(
             load_task(p, data_root=data_root, split_seed=split_seed, val_fraction=val_fraction,
                       test_fraction=test_fraction, max_train=max_train, image_size=image_size)
             for p in joint.parts_of(name)])
-    entry = dataset_entry(name)
+    entry = _entry(name, data_root)
     if not 0 <= val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(
             f"need 0 <= val_fraction < 1, 0 < test_fraction < 1 and their sum < 1; got {val_fraction}, {test_fraction}"
@@ -189,6 +244,7 @@ def load_task(
     if max_train is not None and max_train < 1:
         raise ValueError(f"max_train must be >= 1 or None, got {max_train}")
     data = entry.load(resolve_root(data_root))
+    info = replace(entry.info, class_names=data.class_names) if data.class_names else entry.info
     size = image_size or entry.info.size
     pool, official_test = (materialise(s, size) if isinstance(s, ImageFiles) else s for s in (data.train, data.test))
     if official_test is None:
@@ -206,8 +262,8 @@ def load_task(
         "test_fraction": test_fraction if data.test is None else None,
         "max_train": max_train,
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-        "source": entry.info.source,
+        "source": info.source,
         # Same fingerprint <=> same samples in each split: lets results from different machines be compared.
         "fingerprint": _fingerprint(train.source_index, val.source_index, test.source_index),
     }
-    return TaskData(entry.info, train, val, test, split)
+    return TaskData(info, train, val, test, split)

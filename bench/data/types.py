@@ -93,10 +93,13 @@ class ImageFiles:
 class SourceData:
     """What a loader reads: the official train set, and the official test set when the dataset has one.
 
-    Arrays (`ImageSet`), or encoded files (`ImageFiles`), which `load_task` decodes at the size asked for."""
+    Arrays (`ImageSet`), or encoded files (`ImageFiles`), which `load_task` decodes at the size asked for.
+    `class_names`: the names the files give (a split file, a devkit, class folders), in label order, for datasets
+    whose names are too many to keep in `DatasetInfo`; `load_task` puts them on its `TaskData.info`."""
 
     train: ImageSet | ImageFiles
     test: ImageSet | ImageFiles | None
+    class_names: tuple[str, ...] = ()
 
 
 class DatasetMissing(FileNotFoundError):
