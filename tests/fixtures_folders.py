@@ -197,9 +197,10 @@ def write_image_folder(base: Path, train: dict[str, int], test: dict[str, int] |
         files, labels = [], []
         for name in sorted(counts):
             for k in range(counts[name]):
-                write_jpeg(Path(base) / sub / name / f"{k:03d}.jpg", _seed(6, classes.index(name), k, part == "test"))
+                label = classes.index(name) if name in classes else len(classes)  # a test-only class: an error
+                write_jpeg(Path(base) / sub / name / f"{k:03d}.jpg", _seed(6, label, k, part == "test"))
                 files.append(f"{name}/{k:03d}.jpg")
-                labels.append(classes.index(name))
+                labels.append(label)
         written.parts[part] = (files, labels)
     (Path(base) / "train" / classes[0] / "notes.txt").write_text("not an image")
     return written
