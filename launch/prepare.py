@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from tabulate import tabulate
 
-from bench.data import dataset_available, dataset_info, list_datasets, needs_download
+from bench.data import dataset_available, dataset_info, known_task, list_datasets, needs_download
 from bench.data import prepare as prepare_dataset
 from bench.grid import MAX_CELLS, GridError, load_grid, resolve_grid_path
 from bench.models import checksums
@@ -50,7 +50,7 @@ def inputs_of(targets: list[str], weights: list[str], data_root: Path | None, ma
     datasets: set[str] = set()
     backbones = set(weights)
     for target in targets:
-        if target in list_datasets():
+        if known_task(target):  # a registered name, a family's (folder:<name>) or a joint task
             datasets.add(target)
             continue
         try:
@@ -85,14 +85,15 @@ def weights_host(name: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    # long enough for a dataset fetched by hand: its line names where it was looked for, a URL and the layout
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    return text if len(text) <= 600 else text[:597] + "..."
 
 
 def prepare_dataset_outcome(name: str, data_root: Path) -> Outcome:
     if dataset_available(name, data_root):
-        info = dataset_info(name)
-        return Outcome("dataset", name, "present", str(data_root) if needs_download(name) else info.source)
+        detail = str(data_root) if needs_download(name) else dataset_info(name).source
+        return Outcome("dataset", name, "present", detail)
     try:
         where = prepare_dataset(name, data_root)
     except Exception as e:  # noqa: BLE001 - urllib, gdown, torchvision's md5 check: reported, the rest go on

@@ -219,3 +219,17 @@ def test_a_grid_lists_cells_of_missing_user_downloads_as_not_prepared(tmp_path, 
     assert all("not prepared: dataset" in c.skip_reason for c in grid.unprepared)
     write_isic(root)
     assert {c.task for c in load_grid(grid_file, data_root=root).unprepared} == {"ucf101"}
+
+
+def test_reprogbench_prepare_says_how_to_get_a_user_download_and_exits_2(tmp_path, capsys):
+    from launch.cli import main
+
+    write_image_folder(tmp_path / "mine", {"a": 2, "b": 2})
+    assert main(["prepare", "isic", "folder:mine", "--data-root", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    rows = {line.split(None, 3)[1]: line.split(None, 3)[2:] for line in captured.out.splitlines()[2:]}
+    assert rows["folder:mine"][0] == "present"
+    status, detail = rows["isic"]
+    assert status == "missing" and "https://doi.org/10.7910/DVN/DBW86T" in detail and "isic/data/" in detail
+    assert detail.endswith("cannot fetch it")  # the whole line, not cut short
+    assert "1 of 2 input(s) could not be fetched (isic)" in captured.err

@@ -23,11 +23,9 @@ CARS_CLASSES, SUN_CLASSES = 196, 397
 CARS_DIR = "stanford_cars"  # torchvision's folder under the data root
 CARS_FILES = ("devkit/cars_meta.mat", "devkit/cars_train_annos.mat", "cars_test_annos_withlabels.mat")
 CARS_FIX = (
-    "the official URL is dead (torchvision: 'The original URL is broken', pytorch/vision#7545): download "
-    "cars_train/ and cars_test/ from the Kaggle mirror https://www.kaggle.com/datasets/jessicali9530/stanford-cars-"
-    "dataset, devkit/ from https://github.com/pytorch/vision/files/11644847/car_devkit.tgz and "
-    "cars_test_annos_withlabels.mat (linked in pytorch/vision#7545), into {where} (cars_train/, cars_test/, "
-    "devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_test_annos_withlabels.mat); "
+    "its official URL is dead (pytorch/vision#7545): put cars_train/ and cars_test/ from the Kaggle mirror "
+    "https://www.kaggle.com/datasets/jessicali9530/stanford-cars-dataset, and devkit/ and "
+    "cars_test_annos_withlabels.mat (linked in that issue), in the folder looked in; "
     "`reprogbench prepare stanford_cars` cannot fetch it"
 )
 SUN_DIR = "SUN397"  # torchvision's folder under the data root
@@ -59,7 +57,7 @@ def _cars_split(root: Path, split: str) -> tuple[list[str], list[int], list[str]
     available=cars_available, prepare=lambda root: cars_prepare(root))
 def stanford_cars(root: Path) -> SourceData:
     if not cars_available(root):
-        raise DatasetMissing("stanford_cars", [str(_cars_dir(root))], CARS_FIX.format(where=_cars_dir(root)))
+        raise DatasetMissing("stanford_cars", [str(_cars_dir(root))], CARS_FIX)
     (train, train_labels, classes), (test, test_labels, _) = (_cars_split(root, s) for s in ("train", "test"))
     base = _cars_dir(root)
     return SourceData(image_files(base, train, train_labels, "stanford_cars-train"),
@@ -70,7 +68,7 @@ def cars_prepare(root: Path) -> Path:
     """Nothing to fetch from: say, in one line, where the files come from and where they go."""
     if cars_available(root):
         return _cars_dir(root)
-    raise DatasetMissing("stanford_cars", [str(_cars_dir(root))], CARS_FIX.format(where=_cars_dir(root)))
+    raise DatasetMissing("stanford_cars", [str(_cars_dir(root))], CARS_FIX)
 
 
 def sun_available(root: Path) -> bool:
