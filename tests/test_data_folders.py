@@ -233,3 +233,17 @@ def test_reprogbench_prepare_says_how_to_get_a_user_download_and_exits_2(tmp_pat
     assert status == "missing" and "https://doi.org/10.7910/DVN/DBW86T" in detail and "isic/data/" in detail
     assert detail.endswith("cannot fetch it")  # the whole line, not cut short
     assert "1 of 2 input(s) could not be fetched (isic)" in captured.err
+
+
+def test_a_grid_names_a_user_folder_by_prefix(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    monkeypatch.setenv("REPROGBENCH_DATA", str(root))
+    grid_file = tmp_path / "mine.yaml"
+    grid_file.write_text(yaml.safe_dump({
+        "name": "mine", "originals": [{"backbone": "smallcnn", "trained_on": "digits"}],
+        "tasks": ["folder:pets"], "methods": [{"name": "linear_probe"}], "seeds": [0]}))
+    with pytest.raises(DatasetMissing, match="folder:pets not found.*train/<class>/<image>"):
+        load_grid(grid_file, data_root=root)  # the classes are the folder's: none, no grid
+    write_image_folder(root / "pets", {"cat": 3, "dog": 3})
+    grid = load_grid(grid_file, data_root=root)
+    assert [c.task for c in grid.cells if c.method == "linear_probe"] == ["folder:pets"]

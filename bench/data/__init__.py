@@ -5,6 +5,7 @@ from __future__ import annotations
 from .registry import (
     DATASETS,
     DatasetEntry,
+    DatasetFamily,
     dataset_available,
     dataset_info,
     known_task,
@@ -14,6 +15,7 @@ from .registry import (
     part_infos,
     prepare,
     register_dataset,
+    register_dataset_family,
     register_subset,
 )
 from .roots import default_data_root
@@ -22,6 +24,7 @@ from .types import DatasetInfo, DatasetMissing, ImageSet, TaskData
 __all__ = [
     "DATASETS",
     "DatasetEntry",
+    "DatasetFamily",
     "DatasetInfo",
     "DatasetMissing",
     "ImageSet",
@@ -36,5 +39,6 @@ __all__ = [
     "part_infos",
     "prepare",
     "register_dataset",
+    "register_dataset_family",
     "register_subset",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.registry import UnknownName
 
-from .listing import image_folder
+from .listing import BadListing, image_folder
 from .registry import DatasetEntry, DatasetFamily, register_dataset_family
 from .types import DatasetInfo, DatasetMissing, SourceData
 
@@ -39,8 +39,9 @@ def _class_folders(train: Path) -> list[str]:
 
 def _load(name: str, base: Path, classes: tuple[str, ...], root: Path) -> SourceData:
     train, found = image_folder(base / "train", f"{PREFIX}-{base.name}-train")
-    if tuple(found) != classes:  # the folder changed since its metadata was read
-        raise DatasetMissing(name, [str(base / "train")], _fix(name, base))
+    if tuple(found) != classes:  # the folder changed since its metadata was read: labels would shift
+        raise BadListing(f"{name}: the class folders of {base / 'train'} changed while in use ({len(classes)} "
+                         f"then, {len(found)} now); run again")
     test = image_folder(base / "test", f"{PREFIX}-{base.name}-test", classes)[0] if (base / "test").is_dir() else None
     return SourceData(train, test, class_names=classes)
 
