@@ -5,6 +5,7 @@ import builtins
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from fixtures_data import (
     write_idx_files,
     write_mnist_idx,
 )
+from fixtures_vp import write_vp_sets
 
 from bench.data import (
     DatasetMissing,
@@ -36,7 +38,8 @@ from bench.registry import UnknownName
 
 DEBIAN_ENV = "REPROGBENCH_DEBIAN_FASHION_MNIST"
 REAL_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-OFFICIAL_TEST = {"mnist", "fashion_mnist", "cifar10", "cifar100"}  # and their subsets
+OFFICIAL_TEST = {"mnist", "fashion_mnist", "cifar10", "cifar100",  # and their subsets
+                 "svhn", "stl10", "food101", "flowers102", "dtd", "gtsrb", "oxford_pets"}
 DEBIAN_BACKED = [n for n in list_datasets() if n.startswith("fashion_mnist")]
 # (official train or whole dataset, official test or carved test) for the fixture files and the built-in sets;
 # fixture labels cycle through the classes, so a two-class subset keeps 2/10 of a 10-class fixture.
@@ -48,6 +51,9 @@ POOL_AND_TEST = {
     "squares_1to5": (2400, 600),
     # 3 JPEGs per class: 1 test, 1 val, 1 train each
     "caltech101": (202, 101), "caltech256": (514, 257), "caltech256_reduced": (514, 257),
+    # tests/fixtures_vp.py: every class in every official split; EuroSAT 5 per class, no official split
+    "svhn": (60, 20), "stl10": (30, 20), "food101": (202, 101), "flowers102": (204, 102), "dtd": (94, 47),
+    "gtsrb": (86, 43), "oxford_pets": (74, 37), "eurosat": (40, 10),
 }
 CASES = [(n, "root") for n in list_datasets()] + [(n, "debian") for n in DEBIAN_BACKED]
 
@@ -72,6 +78,7 @@ def data_root(tmp_path_factory) -> Path:
     write_cifar100(root, seed=4)
     write_caltech101(root, counts=(3,) * 101, background=1, seed=5)
     write_caltech256(root, counts=(3,) * 257, seed=6)
+    write_vp_sets(root)
     return root
 
 
@@ -112,7 +119,9 @@ def test_contract(name, how, root_for):
     info = dataset_info(name)
     t = load_task(name, data_root=root, split_seed=0, val_fraction=0.1, test_fraction=0.2)
     k = info.num_classes
-    assert t.info == info and info.name == name and info.channels in (1, 3)
+    # the info declared, plus the class names the files gave where they were not declared
+    assert t.info == replace(info, class_names=t.info.class_names) and info.name == name and info.channels in (1, 3)
+    assert len(t.info.class_names) in (0, k) and info.class_names in ((), t.info.class_names)
 
     for part in (t.train, t.val, t.test):
         assert part.images.dtype == torch.uint8 and part.labels.dtype == torch.int64

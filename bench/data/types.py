@@ -97,6 +97,15 @@ class SourceData:
 
     train: ImageSet | ImageFiles
     test: ImageSet | ImageFiles | None
+    # Class names read from the files at load (CIFAR's meta file, Food-101's json, DTD's folders, ...), for
+    # datasets whose names exist only there; `load_task` puts them into `TaskData.info`. (): the names, if any,
+    # are the `DatasetInfo.class_names` declared with the entry.
+    class_names: tuple[str, ...] = ()
+
+
+def readable(names: Sequence[str]) -> tuple[str, ...]:
+    """Class names as words: folder-style names (`apple_pie`, `maple_tree`) with underscores read as spaces."""
+    return tuple(str(n).replace("_", " ") for n in names)
 
 
 class DatasetMissing(FileNotFoundError):
