@@ -28,15 +28,22 @@ def _thesis(grid: Grid, cell: Cell) -> str | float:
     return figure["test_acc"] if figure else "-"
 
 
-def cells_table(grid: Grid, cells: list[Cell], results_root: Path) -> str:
+NOT_PREPARED = "not prepared"
+
+
+def cells_table(grid: Grid, cells: list[Cell], results_root: Path, unprepared: list[Cell] = ()) -> str:
+    """One row per cell with its status (and the published figure it is compared with); `unprepared` cells (an
+    optional original's, whose inputs are not on this machine) are rows too, so a table is whole before `prepare`."""
     rows = []
-    for cell in cells:
+    for cell in [*cells, *unprepared]:
         record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
-        row = [cell.cell_id, _status(record), cell.method_label, original_of(cell), cell.task, cell.seed,
+        status = NOT_PREPARED if cell.skip_reason and record is None else _status(record)
+        row = [cell.cell_id, status, cell.method_label, original_of(cell), cell.task, cell.seed,
                ",".join(cell.depends_on) or "-"]
         rows.append(row + ([_thesis(grid, cell)] if grid.reference else []))
-    counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed")}
-    summary = f"{grid.name}: {len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed", NOT_PREPARED)}
+    summary = f"{grid.name}: {len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items()
+                                                            if n or s != NOT_PREPARED)
     headers = ["cell_id", "status", "method", "original", "task", "seed", "depends on"]
     if grid.reference:
         headers.append("thesis test %" if grid.reference.startswith("thesis") else "published test %")

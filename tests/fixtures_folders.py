@@ -26,6 +26,11 @@ class WrittenSplit:
     parts: dict[str, tuple[list[str], list[int]]] = field(default_factory=dict)
 
 
+def readable(names: list[str]) -> list[str]:
+    """The class names a loader gives for names read from files: underscores read as spaces."""
+    return [n.replace("_", " ") for n in names]
+
+
 def _seed(*parts: int) -> int:
     return int(np.ravel_multi_index(parts, [1000] * len(parts)) % (2**31))
 
@@ -115,7 +120,7 @@ def write_ucf101(root: Path, num_classes: int = 101, per_class: int = 3) -> Writ
             write_jpeg(base / "UCF-101-midframes" / rel, _seed(3, label, k))
             coop["train" if k == 0 else "val" if k == 1 else "test"].append([rel, label, name])
     (base / "split_zhou_UCF101.json").write_text(json.dumps(coop))
-    written = WrittenSplit(base / "UCF-101-midframes", classes)
+    written = WrittenSplit(base / "UCF-101-midframes", readable(classes))
     pool = coop["train"] + coop["val"]
     written.parts["pool"] = ([f for f, _, _ in pool], [y for _, y, _ in pool])
     written.parts["test"] = ([f for f, _, _ in coop["test"]], [y for _, y, _ in coop["test"]])
@@ -156,7 +161,10 @@ def write_isic(root: Path, counts: dict[str, int] | None = None) -> WrittenSplit
     return written
 
 
-def write_fmow(root: Path, categories: list[str], per_class: int = 2) -> WrittenSplit:
+FMOW_CATEGORIES = [f"site_kind_{c:02d}" if c % 3 else f"site-{c:02d}" for c in range(62)]  # `_` and `-`, as fMoW's
+
+
+def write_fmow(root: Path, categories: list[str] = FMOW_CATEGORIES, per_class: int = 2) -> WrittenSplit:
     """`root/fmow_v1.1/rgb_metadata.csv` (WILDS's columns) and `images/rgb_img_<row>.png`. Per category:
     `per_class` train rows before 2013, one train row in 2014 (WILDS's OOD val, not train), one test row in 2017
     (the OOD test), one test row in 2012 (ID test, not used), and a `seq` row."""
@@ -164,7 +172,8 @@ def write_fmow(root: Path, categories: list[str], per_class: int = 2) -> Written
     plan = [("train", "2011-05-04T10:32:17Z", "pool")] * per_class + [
         ("train", "2014-02-01T08:00:00Z", None), ("test", "2017-07-09T12:00:00Z", "test"),
         ("test", "2012-01-01T00:00:00Z", None), ("seq", "2017-01-01T00:00:00Z", None)]
-    rows, written = [], WrittenSplit(base / "images", list(categories), {"pool": ([], []), "test": ([], [])})
+    categories = sorted(categories)  # fMoW's label order
+    rows, written = [], WrittenSplit(base / "images", readable(categories), {"pool": ([], []), "test": ([], [])})
     for label, category in enumerate(categories):
         for split, when, part in plan:
             row = len(rows)
@@ -189,7 +198,7 @@ def write_image_folder(base: Path, train: dict[str, int], test: dict[str, int] |
     """`base/train/<class>/<n>.jpg` (and `base/test/...`), the layout `folder:<name>` reads, plus a stray
     non-image file that ImageFolder skips."""
     classes = sorted(train)
-    written = WrittenSplit(Path(base), classes)
+    written = WrittenSplit(Path(base), readable(classes))
     for part, counts in (("pool", train), ("test", test)):
         if counts is None:
             continue

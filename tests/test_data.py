@@ -22,6 +22,7 @@ from fixtures_data import (
     write_mnist_idx,
 )
 from fixtures_folders import write_fmow, write_isic, write_stanford_cars, write_sun397, write_ucf101
+from fixtures_vp import write_vp_sets
 
 from bench.data import (
     DatasetMissing,
@@ -39,7 +40,9 @@ from bench.registry import UnknownName
 
 DEBIAN_ENV = "REPROGBENCH_DEBIAN_FASHION_MNIST"
 REAL_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-OFFICIAL_TEST = {"mnist", "fashion_mnist", "cifar10", "cifar100", "stanford_cars", "ucf101", "fmow"}  # and subsets
+OFFICIAL_TEST = {"mnist", "fashion_mnist", "cifar10", "cifar100",  # and their subsets
+                 "svhn", "stl10", "food101", "flowers102", "dtd", "gtsrb", "oxford_pets",
+                 "stanford_cars", "ucf101", "fmow"}
 DEBIAN_BACKED = [n for n in list_datasets() if n.startswith("fashion_mnist")]
 # (official train or whole dataset, official test or carved test) for the fixture files and the built-in sets;
 # fixture labels cycle through the classes, so a two-class subset keeps 2/10 of a 10-class fixture.
@@ -51,6 +54,9 @@ POOL_AND_TEST = {
     "squares_1to5": (2400, 600),
     # 3 JPEGs per class: 1 test, 1 val, 1 train each
     "caltech101": (202, 101), "caltech256": (514, 257), "caltech256_reduced": (514, 257),
+    # tests/fixtures_vp.py: every class in every official split; EuroSAT 5 per class, no official split
+    "svhn": (60, 20), "stl10": (30, 20), "food101": (202, 101), "flowers102": (204, 102), "dtd": (94, 47),
+    "gtsrb": (86, 43), "oxford_pets": (74, 37), "eurosat": (40, 10),
     # tests/fixtures_folders.py: 2 official train + 1 test per class, or 3 per class where there is no test split
     "stanford_cars": (392, 196), "sun397": (794, 397), "ucf101": (202, 101), "fmow": (124, 62),
     "isic": (21 - 7, 7),  # 3 of each of 6 classes and 3 of the 7 nv images (AutoVP keeps every third)
@@ -79,11 +85,12 @@ def data_root(tmp_path_factory) -> Path:
     write_cifar100(root, seed=4)
     write_caltech101(root, counts=(3,) * 101, background=1, seed=5)
     write_caltech256(root, counts=(3,) * 257, seed=6)
+    write_vp_sets(root)
     write_stanford_cars(root)
     write_sun397(root)
     write_ucf101(root)
     write_isic(root)
-    write_fmow(root, list(dataset_info("fmow").class_names))
+    write_fmow(root)
     return root
 
 
@@ -126,10 +133,9 @@ def test_contract(name, how, root_for):
     load = partial(load_task, name, data_root=root, image_size=size)
     t = load(split_seed=0, val_fraction=0.1, test_fraction=0.2)
     k = info.num_classes
-    assert info.name == name and info.channels in (1, 3)
-    # class names read from the files (too many for the metadata) join the task's info; nothing else differs
-    assert t.info == replace(info, class_names=t.info.class_names)
-    assert len(t.info.class_names) in (0, k) and (not info.class_names or t.info.class_names == info.class_names)
+    # the info declared, plus the class names the files gave where they were not declared
+    assert t.info == replace(info, class_names=t.info.class_names) and info.name == name and info.channels in (1, 3)
+    assert len(t.info.class_names) in (0, k) and info.class_names in ((), t.info.class_names)
 
     for part in (t.train, t.val, t.test):
         assert part.images.dtype == torch.uint8 and part.labels.dtype == torch.int64

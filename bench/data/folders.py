@@ -3,7 +3,8 @@
     <data root>/<name>/train/<class>/<image>     every class, at least one image each
     <data root>/<name>/test/<class>/<image>      optional: the official test set (a class may be absent)
 
-Classes are the train folder's sub-folders in sorted order (their names are the class names); with no test
+Classes are the train folder's sub-folders in sorted order (their names, underscores read as spaces, are the
+class names); with no test
 folder, the seeded stratified split carves the test set. A dataset family (bench.data.registry), since the names
 are the user's: `dataset_info("folder:x")` lists the class folders under the default data root, no image read.
 """
@@ -16,7 +17,7 @@ from bench.registry import UnknownName
 
 from .listing import BadListing, image_folder
 from .registry import DatasetEntry, DatasetFamily, register_dataset_family
-from .types import DatasetInfo, DatasetMissing, SourceData
+from .types import DatasetInfo, DatasetMissing, SourceData, readable
 
 PREFIX = "folder"
 SIZE = 224  # default decode size: the ImageNet backbones' input resolution
@@ -43,7 +44,7 @@ def _load(name: str, base: Path, classes: tuple[str, ...], root: Path) -> Source
         raise BadListing(f"{name}: the class folders of {base / 'train'} changed while in use ({len(classes)} "
                          f"then, {len(found)} now); run again")
     test = image_folder(base / "test", f"{PREFIX}-{base.name}-test", classes)[0] if (base / "test").is_dir() else None
-    return SourceData(train, test, class_names=classes)
+    return SourceData(train, test)  # the names are declared: the folders' own, listed by resolve
 
 
 def resolve(spec: str, root: Path) -> DatasetEntry:
@@ -53,7 +54,7 @@ def resolve(spec: str, root: Path) -> DatasetEntry:
     classes = tuple(_class_folders(base / "train")) if (base / "train").is_dir() else ()
     if not classes:
         raise DatasetMissing(name, [str(base / "train")], _fix(name, base))
-    info = DatasetInfo(name, len(classes), 3, SIZE, f"your folder {base} ({LAYOUT})", class_names=classes,
+    info = DatasetInfo(name, len(classes), 3, SIZE, f"your folder {base} ({LAYOUT})", class_names=readable(classes),
                        encoded=True)
 
     def prepare(data_root: Path) -> Path:  # nothing to fetch: it is there, or resolve has said where it goes

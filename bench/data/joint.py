@@ -16,7 +16,7 @@ tensor; the method's own resize then applies as for any task.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
@@ -38,7 +38,12 @@ def parts_of(name: str) -> tuple[str, ...]:
 def joint_info(name: str, parts: list[DatasetInfo]) -> DatasetInfo:
     return DatasetInfo(name, sum(p.num_classes for p in parts), max(p.channels for p in parts),
                        max(p.size for p in parts), "joint task: " + "; ".join(f"{p.name} ({p.source})" for p in parts),
-                       parts=tuple(p.name for p in parts))
+                       parts=tuple(p.name for p in parts), class_names=_joint_names(parts))
+
+
+def _joint_names(parts: list[DatasetInfo]) -> tuple[str, ...]:
+    """The parts' class names one after the other, when every part has them (else none)."""
+    return sum((p.class_names for p in parts), ()) if all(p.class_names for p in parts) else ()
 
 
 def class_blocks(info: DatasetInfo, part_infos: list[DatasetInfo]) -> Optional[torch.Tensor]:
@@ -103,4 +108,5 @@ def combine(info: DatasetInfo, parts: list[TaskData]) -> TaskData:
     split = {"parts": {p.info.name: p.split for p in parts},
              "sizes": {"train": len(train), "val": len(val), "test": len(test)},
              "source": info.source, "fingerprint": fingerprint}
-    return TaskData(info, train, val, test, split)
+    # parts whose names are read at load have them only in their TaskData.info
+    return TaskData(replace(info, class_names=_joint_names([p.info for p in parts])), train, val, test, split)

@@ -77,7 +77,8 @@ def _load_subset(name: str, base: DatasetEntry, classes: tuple[int, ...], root: 
         picked.labels = relabel[picked.labels]
         return picked
 
-    return SourceData(train=keep(data.train), test=keep(data.test))
+    names = tuple(data.class_names[c] for c in classes) if data.class_names else ()
+    return SourceData(train=keep(data.train), test=keep(data.test), class_names=names)
 
 
 def register_subset(name: str, base: str, classes: Sequence[int]) -> DatasetEntry:
@@ -88,6 +89,7 @@ def register_subset(name: str, base: str, classes: Sequence[int]) -> DatasetEntr
         raise ValueError(f"{name}: classes {classes} must be distinct labels of {base} (0..{last})")
     info = replace(
         parent.info, name=name, num_classes=len(classes),
+        class_names=tuple(parent.info.class_names[c] for c in classes) if parent.info.class_names else (),
         source=f"{parent.info.source}, classes {list(classes)} re-labelled 0..{len(classes) - 1}",
     )
     load = register_dataset(info, available=parent.available, prepare=parent.prepare)(
@@ -206,6 +208,16 @@ def prepare(name: str, data_root: str | Path) -> Path:
     return entry.prepare(root)
 
 
+def _named(info: DatasetInfo, data: SourceData) -> DatasetInfo:
+    """`info` with the class names the loader read from the files, when it read any."""
+    if not data.class_names:
+        return info
+    if len(data.class_names) != info.num_classes:
+        raise ValueError(f"{info.name}: the files name {len(data.class_names)} classes, expected "
+                         f"{info.num_classes}; an incomplete or foreign download? re-run `reprogbench prepare`")
+    return replace(info, class_names=tuple(data.class_names))
+
+
 def _fingerprint(*parts: torch.Tensor) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -230,6 +242,7 @@ def load_task(
     of everything and val a stratified `val_fraction` (of everything) from the rest. `max_train` subsamples
     train only, so val/test numbers stay comparable across demo and full runs. `image_size` is the size encoded
     files (`DatasetInfo.encoded`) are decoded at (default: the dataset's `size`); arrays keep their native size.
+    Class names the loader read from the files (`SourceData.class_names`) are in the returned `info`.
     """
     if joint.is_joint(name):  # each part split as it is alone, then side by side
         return joint.combine(dataset_info(name), [
@@ -244,7 +257,6 @@ def load_task(
     if max_train is not None and max_train < 1:
         raise ValueError(f"max_train must be >= 1 or None, got {max_train}")
     data = entry.load(resolve_root(data_root))
-    info = replace(entry.info, class_names=data.class_names) if data.class_names else entry.info
     size = image_size or entry.info.size
     pool, official_test = (materialise(s, size) if isinstance(s, ImageFiles) else s for s in (data.train, data.test))
     if official_test is None:
@@ -262,8 +274,8 @@ def load_task(
         "test_fraction": test_fraction if data.test is None else None,
         "max_train": max_train,
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-        "source": info.source,
+        "source": entry.info.source,
         # Same fingerprint <=> same samples in each split: lets results from different machines be compared.
         "fingerprint": _fingerprint(train.source_index, val.source_index, test.source_index),
     }
-    return TaskData(info, train, val, test, split)
+    return TaskData(_named(entry.info, data), train, val, test, split)

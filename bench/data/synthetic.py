@@ -25,7 +25,8 @@ def load_digits(root: Path) -> SourceData:
     bunch = sk_load_digits()
     grey = torch.as_tensor(bunch.images, dtype=torch.float64)  # 0..16
     images = torch.floor(grey * 255 / 16 + 0.5).to(torch.uint8)[:, None]  # round half up, exact in float64
-    return SourceData(train=ImageSet(images, torch.as_tensor(bunch.target, dtype=torch.int64)), test=None)
+    return SourceData(train=ImageSet(images, torch.as_tensor(bunch.target, dtype=torch.int64)), test=None,
+                      class_names=tuple(str(n) for n in bunch.target_names))  # the digits 0..9
 
 
 @lru_cache(maxsize=1)

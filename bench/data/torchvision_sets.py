@@ -1,4 +1,9 @@
-"""MNIST, Fashion-MNIST, CIFAR-10/100 read from disk by torchvision's own readers (never downloaded here)."""
+"""Array-backed datasets read from disk by torchvision's own readers (never downloaded here): MNIST,
+Fashion-MNIST, CIFAR-10/100, SVHN (.mat files) and STL-10 (binary files), each with its official train/test split.
+
+Class names come from torchvision: a class attribute where it has one (MNIST's, Fashion-MNIST's), else what its
+reader reads from the files at load (CIFAR's meta file, STL-10's class_names.txt); SVHN's classes are its digits.
+"""
 from __future__ import annotations
 
 import os
@@ -12,7 +17,7 @@ from torchvision import datasets as tvd
 
 from .registry import register_dataset
 from .roots import debian_fashion_mnist_dir, has_gz_files, unpack_gz_files
-from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData
+from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData, readable
 
 
 # torchvision checks the md5 of every CIFAR file each time a dataset object is built (re-hashing ~180 MB per
@@ -31,6 +36,16 @@ class _CIFAR100Files(tvd.CIFAR100):
     meta: ClassVar[dict] = {**tvd.CIFAR100.meta, "md5": None}
 
 
+class _SVHNFiles(tvd.SVHN):
+    split_list: ClassVar[dict] = {split: [url, name, None] for split, (url, name, _) in tvd.SVHN.split_list.items()}
+
+
+class _STL10Files(tvd.STL10):
+    # Only the labelled files: unlabeled_X.bin (2.6 GB, never read here) may be deleted to save space.
+    train_list: ClassVar[list] = [[name, None] for name, _ in tvd.STL10.train_list if not name.startswith("unlab")]
+    test_list: ClassVar[list] = [[name, None] for name, _ in tvd.STL10.test_list]
+
+
 def _idx_files(cls: type[tvd.MNIST]) -> tuple[str, ...]:
     return tuple(os.path.splitext(name)[0] for name, _ in cls.resources)
 
@@ -39,11 +54,13 @@ def _cifar_files(cls: type[tvd.CIFAR10]) -> tuple[str, ...]:
     return tuple(name for name, _ in cls.train_list + cls.test_list) + (cls.meta["filename"],)
 
 
-def _image_set(ds: Any) -> ImageSet:
+def _image_set(ds: Any, layout: str) -> ImageSet:
     # `.data` whole, never per-sample `__getitem__` (PIL round trips would take seconds for MNIST).
     images = torch.as_tensor(ds.data)
-    images = images[:, None] if images.ndim == 3 else images.permute(0, 3, 1, 2)  # IDX: NHW; CIFAR: NHWC
-    return ImageSet(images.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64))
+    images = {"NHW": lambda: images[:, None], "NHWC": lambda: images.permute(0, 3, 1, 2), "NCHW": lambda: images}[
+        layout]()
+    labels = ds.targets if hasattr(ds, "targets") else ds.labels  # SVHN and STL-10 call them labels
+    return ImageSet(images.contiguous(), torch.as_tensor(labels, dtype=torch.int64))
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,9 @@ class TorchvisionSource:
     downloader: type  # stock torchvision class: downloads and verifies md5s
     folder: str  # where the reader looks, relative to the data root
     files: tuple[str, ...]  # what must be in that folder
+    layout: str = "NHW"  # of the reader's `.data`: "NHW" (IDX), "NHWC" (CIFAR) or "NCHW" (SVHN, STL-10)
+    splits: tuple[dict, dict] = ({"train": True}, {"train": False})  # the reader's arguments for train, test
+    subdir: str = ""  # the reader's root under the data root (SVHN keeps its files directly in its root)
     debian_dir: Callable[[], Path] | None = None  # a Debian package that may ship the files gzipped
 
     def _dir(self, root: Path) -> Path:
@@ -78,17 +98,16 @@ class TorchvisionSource:
         )
         if not (on_disk or unpacked):
             raise self._missing(root)
-        return SourceData(
-            train=_image_set(self.reader(str(root), train=True, download=False)),
-            test=_image_set(self.reader(str(root), train=False, download=False)),
-        )
+        train, test = (self.reader(str(root / self.subdir), **split, download=False) for split in self.splits)
+        return SourceData(train=_image_set(train, self.layout), test=_image_set(test, self.layout),
+                          class_names=readable(getattr(train, "classes", ())))
 
     def prepare(self, root: Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         if self.debian_dir is not None:
             unpack_gz_files(self.debian_dir(), self.files, self._dir(root))  # no network needed when it works
-        for train in (True, False):
-            self.downloader(str(root), train=train, download=True)  # a no-op when the files are there
+        for split in self.splits:
+            self.downloader(str(root / self.subdir), **split, download=True)  # a no-op when the files are there
         return self._dir(root)
 
 
@@ -98,14 +117,33 @@ FASHION_MNIST = TorchvisionSource(
     debian_dir=debian_fashion_mnist_dir,
 )
 CIFAR10 = TorchvisionSource(
-    "cifar10", _CIFAR10Files, tvd.CIFAR10, tvd.CIFAR10.base_folder, _cifar_files(tvd.CIFAR10)
+    "cifar10", _CIFAR10Files, tvd.CIFAR10, tvd.CIFAR10.base_folder, _cifar_files(tvd.CIFAR10), layout="NHWC"
 )
 CIFAR100 = TorchvisionSource(
-    "cifar100", _CIFAR100Files, tvd.CIFAR100, tvd.CIFAR100.base_folder, _cifar_files(tvd.CIFAR100)
+    "cifar100", _CIFAR100Files, tvd.CIFAR100, tvd.CIFAR100.base_folder, _cifar_files(tvd.CIFAR100), layout="NHWC"
 )
-# (source, classes, channels, size, where the files come from)
-for _src, *_info in ((MNIST, 10, 1, 28, "torchvision MNIST (IDX files)"),
-                     (FASHION_MNIST, 10, 1, 28, "torchvision FashionMNIST (IDX files; Debian dataset-fashion-mnist)"),
-                     (CIFAR10, 10, 3, 32, "torchvision CIFAR10 (python pickle batches)"),
-                     (CIFAR100, 100, 3, 32, "torchvision CIFAR100 (python pickle, fine labels)")):
-    register_dataset(DatasetInfo(_src.name, *_info), available=_src.available, prepare=_src.prepare)(_src.load)
+SVHN = TorchvisionSource(
+    "svhn", _SVHNFiles, tvd.SVHN, "svhn", tuple(tvd.SVHN.split_list[s][1] for s in ("train", "test")),
+    layout="NCHW", splits=({"split": "train"}, {"split": "test"}), subdir="svhn",
+)
+STL10 = TorchvisionSource(
+    "stl10", _STL10Files, tvd.STL10, tvd.STL10.base_folder,
+    tuple(name for name, _ in _STL10Files.train_list + _STL10Files.test_list) + (tvd.STL10.class_names_file,),
+    layout="NCHW", splits=({"split": "train"}, {"split": "test"}),
+)
+DIGIT_NAMES = tuple(str(d) for d in range(10))  # SVHN's labels are the digits themselves (10 read as 0)
+# (source, classes, channels, size, where the files come from, class names known before any file is read);
+# every one has an official train/test split (the older entries' source lines predate saying so, and are kept
+# as they are because recorded results carry them)
+for _src, _k, _channels, _size, _where, _names in (
+    (MNIST, 10, 1, 28, "torchvision MNIST (IDX files)", tuple(tvd.MNIST.classes)),
+    (FASHION_MNIST, 10, 1, 28, "torchvision FashionMNIST (IDX files; Debian dataset-fashion-mnist)",
+     tuple(tvd.FashionMNIST.classes)),
+    (CIFAR10, 10, 3, 32, "torchvision CIFAR10 (python pickle batches)", ()),  # names: read at load
+    (CIFAR100, 100, 3, 32, "torchvision CIFAR100 (python pickle, fine labels)", ()),
+    (SVHN, 10, 3, 32, "torchvision SVHN (cropped digits .mat), official train/test (extra not used)", DIGIT_NAMES),
+    (STL10, 10, 3, 96, "torchvision STL10 (binary files), official train (5,000)/test, no folds, no unlabeled",
+     ()),
+):
+    register_dataset(DatasetInfo(_src.name, _k, _channels, _size, _where, class_names=_names),
+                     available=_src.available, prepare=_src.prepare)(_src.load)

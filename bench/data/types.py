@@ -93,13 +93,19 @@ class ImageFiles:
 class SourceData:
     """What a loader reads: the official train set, and the official test set when the dataset has one.
 
-    Arrays (`ImageSet`), or encoded files (`ImageFiles`), which `load_task` decodes at the size asked for.
-    `class_names`: the names the files give (a split file, a devkit, class folders), in label order, for datasets
-    whose names are too many to keep in `DatasetInfo`; `load_task` puts them on its `TaskData.info`."""
+    Arrays (`ImageSet`), or encoded files (`ImageFiles`), which `load_task` decodes at the size asked for."""
 
     train: ImageSet | ImageFiles
     test: ImageSet | ImageFiles | None
+    # Class names read from the files at load (CIFAR's meta file, Food-101's json, DTD's folders, ...), for
+    # datasets whose names exist only there; `load_task` puts them into `TaskData.info`. (): the names, if any,
+    # are the `DatasetInfo.class_names` declared with the entry.
     class_names: tuple[str, ...] = ()
+
+
+def readable(names: Sequence[str]) -> tuple[str, ...]:
+    """Class names as words: folder-style names (`apple_pie`, `maple_tree`) with underscores read as spaces."""
+    return tuple(str(n).replace("_", " ") for n in names)
 
 
 class DatasetMissing(FileNotFoundError):

@@ -5,9 +5,10 @@ cells as not prepared.
 
 - `ucf101`: CoOp's DATASETS.md layout, `ucf101/UCF-101-midframes/<class>/<video>.jpg` and
   `ucf101/split_zhou_UCF101.json`; CoOp's train+val is the pool, its test the official test; class names from
-  the split file.
+  the split file (underscores read as spaces, as for every name read from files).
 - `isic`: AutoVP's (IBM/AutoVP, auto_vp/datasets.py `Melanoma`): HAM10000 from the Harvard Dataverse, every
-  image in `isic/data/`, labels from the `dx` column of `isic/HAM10000_metadata.csv`, classes in sorted order;
+  image in `isic/data/`, labels from the `dx` column of `isic/HAM10000_metadata.csv`, classes (the `dx` codes)
+  in sorted order;
   as AutoVP does, only every third `nv` image (in sorted file order) is kept, to tame the 67% majority class.
   There is no official test: the seeded stratified split.
 - `fmow`: AutoVP reads it through WILDS (`get_dataset("fmow")`), so WILDS's layout `fmow_v1.1/images/
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from .listing import BadListing, check_class_count, check_files_exist, image_files, read_split_file, split_class_names
 from .registry import register_dataset
-from .types import DatasetInfo, DatasetMissing, SourceData
+from .types import DatasetInfo, DatasetMissing, SourceData, readable
 
 SIZE = 224  # default decode size: the ImageNet backbones' input resolution
 
@@ -70,15 +71,15 @@ def ucf101(root: Path) -> SourceData:
     check_files_exist(frames, [f for f, _, _ in pool + test], "ucf101")
     return SourceData(image_files(frames, [f for f, _, _ in pool], [y for _, y, _ in pool], "ucf101-coop-trainval"),
                       image_files(frames, [f for f, _, _ in test], [y for _, y, _ in test], "ucf101-coop-test"),
-                      class_names=check_class_count("ucf101", split_class_names(split, root / UCF_SPLIT), UCF_CLASSES,
-                                                    root / UCF_SPLIT))
+                      class_names=readable(check_class_count("ucf101", split_class_names(split, root / UCF_SPLIT),
+                                                             UCF_CLASSES, root / UCF_SPLIT)))
 
 
 # --------------------------------------------------------------------------- ISIC 2018 task 3 (HAM10000), as AutoVP
 
 ISIC = Path("isic")
 ISIC_IMAGES, ISIC_CSV = ISIC / "data", ISIC / "HAM10000_metadata.csv"
-ISIC_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")  # HAM10000's `dx` codes, sorted (AutoVP's order)
+ISIC_CLASSES = 7  # HAM10000's diagnoses (`dx`): akiec bcc bkl df mel nv vasc
 ISIC_KEEP_NV = 3  # AutoVP keeps every third nv image
 ISIC_HOW = ("download HAM10000 from https://doi.org/10.7910/DVN/DBW86T (HAM10000_images_part_1.zip, "
             "HAM10000_images_part_2.zip, HAM10000_metadata), unzip both parts into isic/data/ and put "
@@ -89,25 +90,24 @@ def isic_available(root: Path) -> bool:
     return (root / ISIC_CSV).is_file() and (root / ISIC_IMAGES).is_dir()
 
 
-def _isic_diagnoses(path: Path) -> dict[str, str]:
+def _isic_diagnoses(path: Path) -> tuple[dict[str, str], list[str]]:
+    """image id -> diagnosis, and the diagnoses sorted: AutoVP's label order (its `lab_dic` is alphabetical)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"image_id", "dx"} <= set(rows[0]):
         raise BadListing(f"{path}: expected HAM10000's metadata CSV with columns image_id and dx")
-    unknown = sorted({r["dx"] for r in rows} - set(ISIC_CLASSES))
-    if unknown:
-        raise BadListing(f"{path}: diagnoses {', '.join(unknown)} are not HAM10000's {', '.join(ISIC_CLASSES)}")
-    return {r["image_id"]: r["dx"] for r in rows}
+    classes = check_class_count("isic", sorted({r["dx"] for r in rows}), ISIC_CLASSES, path)
+    return {r["image_id"]: r["dx"] for r in rows}, list(classes)
 
 
 @register_dataset(
-    DatasetInfo("isic", len(ISIC_CLASSES), 3, SIZE, "ISIC 2018 task 3 / HAM10000 as AutoVP reads it (dx labels, "
-                "1 in 3 nv kept; seeded stratified)", class_names=ISIC_CLASSES, encoded=True),
+    DatasetInfo("isic", ISIC_CLASSES, 3, SIZE, "ISIC 2018 task 3 / HAM10000 as AutoVP reads it (dx labels, "
+                "1 in 3 nv kept; seeded stratified)", encoded=True),
     available=isic_available, prepare=_not_preparable("isic", ISIC, ISIC_HOW, isic_available))
 def isic(root: Path) -> SourceData:
     if not isic_available(root):
         raise _missing("isic", root, ISIC, ISIC_HOW)
-    diagnosis = _isic_diagnoses(root / ISIC_CSV)
+    diagnosis, classes = _isic_diagnoses(root / ISIC_CSV)
     images = sorted(p.name for p in (root / ISIC_IMAGES).iterdir() if p.suffix.lower() == ".jpg")
     unlisted = [f for f in images if Path(f).stem not in diagnosis]
     if unlisted:
@@ -124,28 +124,16 @@ def isic(root: Path) -> SourceData:
             if (nv_seen - 1) % ISIC_KEEP_NV:
                 continue
         files.append(name)
-        labels.append(ISIC_CLASSES.index(dx))
-    return SourceData(image_files(root / ISIC_IMAGES, files, labels, "isic-autovp"), None)
+        labels.append(classes.index(dx))
+    return SourceData(image_files(root / ISIC_IMAGES, files, labels, "isic-autovp"), None, class_names=tuple(classes))
 
 
 # --------------------------------------------------------------------------- FMoW, WILDS's layout and split
 
 FMOW = Path("fmow_v1.1")
 FMOW_CSV, FMOW_IMAGES = FMOW / "rgb_metadata.csv", FMOW / "images"
-# WILDS's `categories` (wilds/datasets/fmow_dataset.py), the fMoW challenge's 62 classes: the label order
-FMOW_CLASSES = (
-    "airport", "airport_hangar", "airport_terminal", "amusement_park", "aquaculture", "archaeological_site", "barn",
-    "border_checkpoint", "burial_site", "car_dealership", "construction_site", "crop_field", "dam",
-    "debris_or_rubble", "educational_institution", "electric_substation", "factory_or_powerplant", "fire_station",
-    "flooded_road", "fountain", "gas_station", "golf_course", "ground_transportation_station", "helipad",
-    "hospital", "impoverished_settlement", "interchange", "lake_or_pond", "lighthouse", "military_facility",
-    "multi-unit_residential", "nuclear_powerplant", "office_building", "oil_or_gas_facility", "park",
-    "parking_lot_or_garage", "place_of_worship", "police_station", "port", "prison", "race_track",
-    "railway_bridge", "recreational_facility", "road_bridge", "runway", "shipyard", "shopping_mall",
-    "single-unit_residential", "smokestack", "solar_farm", "space_facility", "stadium", "storage_tank",
-    "surface_mine", "swimming_pool", "toll_booth", "tower", "tunnel_opening", "waste_disposal",
-    "water_treatment_facility", "wind_farm", "zoo",
-)
+# WILDS's `categories` (wilds/datasets/fmow_dataset.py), the label order, are the 62 categories sorted
+FMOW_CLASSES = 62
 # WILDS's official scheme, time_after_2016: test (OOD) from 2016 on; train before 2013 (2013-15 is OOD val)
 FMOW_TEST_FROM = datetime(2016, 1, 1, tzinfo=timezone.utc)
 FMOW_TRAIN_BEFORE = datetime(2013, 1, 1, tzinfo=timezone.utc)
@@ -163,27 +151,23 @@ def _when(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
-def _fmow_rows(path: Path) -> list[dict[str, str]]:
+def _fmow_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"split", "category", "timestamp"} <= set(rows[0]):
         raise BadListing(f"{path}: expected WILDS's rgb_metadata.csv with columns split, category and timestamp")
-    unknown = sorted({r["category"] for r in rows} - set(FMOW_CLASSES))
-    if unknown:
-        raise BadListing(f"{path}: categories {', '.join(unknown)} are not among fMoW's 62")
-    return rows
+    return rows, list(check_class_count("fmow", sorted({r["category"] for r in rows}), FMOW_CLASSES, path))
 
 
 @register_dataset(
-    DatasetInfo("fmow", len(FMOW_CLASSES), 3, SIZE, "FMoW (WILDS v1.1 RGB, 224x224 PNGs) with WILDS's official "
-                "split: train before 2013, out-of-distribution test from 2016", class_names=FMOW_CLASSES,
-                encoded=True),
+    DatasetInfo("fmow", FMOW_CLASSES, 3, SIZE, "FMoW (WILDS v1.1 RGB, 224x224 PNGs) with WILDS's official "
+                "split: train before 2013, out-of-distribution test from 2016", encoded=True),
     available=fmow_available, prepare=_not_preparable("fmow", FMOW, FMOW_HOW, fmow_available))
 def fmow(root: Path) -> SourceData:
     if not fmow_available(root):
         raise _missing("fmow", root, FMOW, FMOW_HOW)
-    rows = _fmow_rows(root / FMOW_CSV)
-    to_label = {c: i for i, c in enumerate(FMOW_CLASSES)}
+    rows, classes = _fmow_rows(root / FMOW_CSV)
+    to_label = {c: i for i, c in enumerate(classes)}
     # an image is named by its row in the metadata (`rgb_img_<row>.png`), seq rows included
     train = [i for i, r in enumerate(rows) if r["split"] == "train" and _when(r["timestamp"]) < FMOW_TRAIN_BEFORE]
     test = [i for i, r in enumerate(rows) if r["split"] == "test" and _when(r["timestamp"]) >= FMOW_TEST_FROM]
@@ -192,4 +176,4 @@ def fmow(root: Path) -> SourceData:
         files = [f"rgb_img_{i}.png" for i in rows_at]
         check_files_exist(root / FMOW_IMAGES, files, f"fmow ({key})")
         parts.append(image_files(root / FMOW_IMAGES, files, [to_label[rows[i]["category"]] for i in rows_at], key))
-    return SourceData(*parts)
+    return SourceData(*parts, class_names=readable(classes))

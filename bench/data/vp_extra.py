@@ -6,7 +6,8 @@ stay encoded on disk (`ImageFiles`), decoded once at the size a cell asks for.
 - `sun397`: torchvision has no split. With CoOp's `split_zhou_SUN397.json` in the SUN397 folder (CoOp's
   DATASETS.md; paths relative to that folder) its train+val is the pool and its test the official test, as in
   CoOp and the visual-prompting papers that follow it; without it, every image (108,754) and the seeded
-  stratified split. Class names from ClassName.txt (torchvision's reading: `/a/abbey` -> `abbey`).
+  stratified split. Class names from ClassName.txt (torchvision's reading: `/a/abbey` -> `abbey`; underscores
+  read as spaces, as for every name read from files).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from torchvision import datasets as tvd
 
 from .listing import check_class_count, check_files_exist, image_files, read_split_file
 from .registry import register_dataset
-from .types import DatasetInfo, DatasetMissing, SourceData
+from .types import DatasetInfo, DatasetMissing, SourceData, readable
 
 SIZE = 224  # default decode size: the ImageNet backbones' input resolution
 CARS_CLASSES, SUN_CLASSES = 196, 397
@@ -61,7 +62,7 @@ def stanford_cars(root: Path) -> SourceData:
     (train, train_labels, classes), (test, test_labels, _) = (_cars_split(root, s) for s in ("train", "test"))
     base = _cars_dir(root)
     return SourceData(image_files(base, train, train_labels, "stanford_cars-train"),
-                      image_files(base, test, test_labels, "stanford_cars-test"), class_names=tuple(classes))
+                      image_files(base, test, test_labels, "stanford_cars-test"), class_names=readable(classes))
 
 
 def cars_prepare(root: Path) -> Path:
@@ -89,7 +90,7 @@ def sun397(root: Path) -> SourceData:
         raise DatasetMissing("sun397", [str(folder)],
                              f"run `reprogbench prepare sun397 --data-root {root}` on a machine with internet")
     ds = tvd.SUN397(str(root), download=False)  # reads ClassName.txt and lists the folders, opens no image
-    classes = check_class_count("sun397", ds.classes, SUN_CLASSES, folder / "ClassName.txt")
+    classes = readable(check_class_count("sun397", ds.classes, SUN_CLASSES, folder / "ClassName.txt"))
     if (folder / SUN_SPLIT).is_file():
         split = read_split_file(folder / SUN_SPLIT)
         pool = [item[0] for item in split["train"] + split["val"]]

@@ -98,4 +98,14 @@ class LaterWork(ReferenceTable):
             return None
         values = {"method": cell.method, "weights": weights, "backbone": cell.backbone, "task": cell.task,
                   "program": method_value(cell, "program"), "label_map": method_value(cell, "label_map")}
-        return (self.name, *(values[c] for c in self.compared))
+        # a method without a program or a mapping (linear_probe, finetune) matches the CSV's empty column
+        return (self.name, *("" if values[c] is None else values[c] for c in self.compared))
+
+
+@register_reference_table
+class VisualPrompting(LaterWork):
+    """The visual-prompting benchmark of ILM-VP and AutoVP: ResNet-18 and CLIP on twelve datasets, and the
+    baselines they report, matched as later work's rows are (grids vp_resnet18, vp_clip)."""
+
+    name = "visual_prompting"
+    file = "visual_prompting.csv"

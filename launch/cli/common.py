@@ -58,6 +58,11 @@ def check_pending_inputs(args, grid, cells, settings) -> None:
 
     check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
                  args.data_root, args.grid)
+    if not cells and grid.unprepared:  # nothing runnable because nothing is prepared: say so, never "0 cells run"
+        from bench.grid import parse_filters
+        from bench.grid.filters import select
+
+        check_inputs(select(grid.unprepared, parse_filters(args.filter)), args.data_root, args.grid)
 
 
 def slurm_profile(args):

@@ -1,6 +1,8 @@
 """`reprogbench ls GRID`: the grid's cells with id and status, or only their ids (one wave's, for sbatch arrays)."""
 from __future__ import annotations
 
+from collections import Counter
+
 from launch.cli import common
 from launch.cli.options import add_filter, grid_command
 
@@ -19,7 +21,7 @@ def add(sub) -> None:
 
 def main(args) -> int:
     from analysis.table import cells_table
-    from bench.grid import GridError
+    from bench.grid import GridError, filters, parse_filters
 
     grid, cells = common.load(args)
     if args.ids or args.wave:
@@ -30,9 +32,14 @@ def main(args) -> int:
             raise GridError(f"{grid.name} has {len(groups)} wave(s); --wave takes 1..{len(groups)}")
         print("\n".join(c.cell_id for c in (groups[args.wave - 1] if args.wave else cells)))
         return 0
-    print(cells_table(grid, cells, common.results_root(args)))
+    unprepared = filters.select(grid.unprepared, parse_filters(args.filter))
+    print(cells_table(grid, cells, common.results_root(args), unprepared))
+    waiting = {c.cell_id for c in grid.unprepared}
     for cell in grid.skipped:
-        print(f"skipped {cell.cell_id}  {cell.name}: {cell.skip_reason}")
+        if cell.cell_id not in waiting:
+            print(f"skipped {cell.cell_id}  {cell.name}: {cell.skip_reason}")
+    for reason, count in Counter(c.skip_reason for c in unprepared).items():
+        print(f"{count} cell(s) {reason}")
     for row, why in grid.not_run.items():
         print(f"not run: {grid.reference} row {row}: {why}")
     return 0
