@@ -54,8 +54,9 @@ def resolve(spec: str, root: Path) -> DatasetEntry:
     classes = tuple(_class_folders(base / "train")) if (base / "train").is_dir() else ()
     if not classes:
         raise DatasetMissing(name, [str(base / "train")], _fix(name, base))
-    info = DatasetInfo(name, len(classes), 3, SIZE, f"your folder {base} ({LAYOUT})", class_names=readable(classes),
-                       encoded=True)
+    # the source names no absolute path: the same folder on another machine is the same dataset
+    info = DatasetInfo(name, len(classes), 3, SIZE, f"your folder <data root>/{spec} ({LAYOUT})",
+                       class_names=readable(classes), encoded=True)
 
     def prepare(data_root: Path) -> Path:  # nothing to fetch: it is there, or resolve has said where it goes
         return base

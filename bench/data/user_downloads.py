@@ -125,7 +125,8 @@ def isic(root: Path) -> SourceData:
                 continue
         files.append(name)
         labels.append(classes.index(dx))
-    return SourceData(image_files(root / ISIC_IMAGES, files, labels, "isic-autovp"), None, class_names=tuple(classes))
+    return SourceData(image_files(root / ISIC_IMAGES, files, labels, "isic-autovp"), None,
+                      class_names=readable(classes))
 
 
 # --------------------------------------------------------------------------- FMoW, WILDS's layout and split
