@@ -50,19 +50,23 @@ class InputsMissing(Exception):
     """Files the cells need are not on this machine. The message is one line: what, where, the fix."""
 
 
+def describe_missing(missing: Inputs, data_root: Optional[Path]) -> str:
+    parts = []
+    if missing.datasets:
+        parts.append(f"dataset(s) {', '.join(missing.datasets)} (under {resolve_root(data_root)})")
+    if missing.weights:
+        parts.append(f"pretrained weights for {', '.join(missing.weights)}")
+    return " and ".join(parts)
+
+
 def check_inputs(cells: list[Cell], data_root: Optional[Path], grid: str) -> None:
     """Raise InputsMissing listing every dataset and weights file of `cells` that is not here."""
     missing = Inputs.of(cells).missing(data_root)
     if not missing:
         return
-    parts = []
-    if missing.datasets:
-        parts.append(f"dataset(s) {', '.join(missing.datasets)} (under {resolve_root(data_root)})")
-    if missing.weights:
-        parts.append(f"ImageNet weights for {', '.join(missing.weights)}")
     root = f" --data-root {data_root}" if data_root is not None else ""
     raise InputsMissing(
-        f"missing {' and '.join(parts)}; fetch them on a machine with internet (a login node) with "
+        f"missing {describe_missing(missing, data_root)}; fetch them on a machine with internet (a login node) with "
         f"`reprogbench prepare {grid}{root}` (add --weights-dir DIR to keep weights on a shared filesystem), "
         "then rerun; nothing was started"
     )

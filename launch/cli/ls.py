@@ -1,8 +1,6 @@
 """`reprogbench ls GRID`: the grid's cells with id and status, or only their ids (one wave's, for sbatch arrays)."""
 from __future__ import annotations
 
-from collections import Counter
-
 from launch.cli import common
 from launch.cli.options import add_filter, grid_command
 
@@ -22,6 +20,7 @@ def add(sub) -> None:
 def main(args) -> int:
     from analysis.table import cells_table
     from bench.grid import GridError, filters, parse_filters
+    from launch.preflight import Inputs, describe_missing
 
     grid, cells = common.load(args)
     if args.ids or args.wave:
@@ -38,8 +37,10 @@ def main(args) -> int:
     for cell in grid.skipped:
         if cell.cell_id not in waiting:
             print(f"skipped {cell.cell_id}  {cell.name}: {cell.skip_reason}")
-    for reason, count in Counter(c.skip_reason for c in unprepared).items():
-        print(f"{count} cell(s) {reason}")
+    missing = Inputs.of(unprepared).missing(args.data_root)
+    if missing:  # one line for all of them: each row says `not prepared`
+        print(f"{len(unprepared)} cell(s) not prepared: missing {describe_missing(missing, args.data_root)}; "
+              f"`reprogbench prepare {args.grid}` on a login node fetches them (or says where to get those it cannot)")
     for row, why in grid.not_run.items():
         print(f"not run: {grid.reference} row {row}: {why}")
     return 0
