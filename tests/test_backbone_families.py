@@ -197,3 +197,74 @@ def test_a_short_name_is_its_library_name_under_another_name(caches, no_network)
     assert all(torch.equal(short_state[k], full_state[k]) for k in short_state)
     with torch.no_grad():
         assert torch.equal(short(images()), full(images()))
+
+
+# --------------------------------------------------------------------------- prepare, grids and ls, end to end
+
+LIBRARY_GRID = f"""
+name: libraries
+originals:
+  - {{backbone: "{TIMM}", weights: imagenet, optional: true, tasks: [digits]}}
+  - {{backbone: "torchvision:resnet50.IMAGENET1K_V2", weights: imagenet, optional: true, tasks: [digits]}}
+tasks: [digits]
+methods: [{{name: linear_probe}}]
+"""
+
+
+def test_a_grid_of_library_names_is_unprepared_offline_and_prepare_fetches_and_checks(tmp_path, caches, no_network,
+                                                                                     monkeypatch, capsys):
+    import huggingface_hub
+
+    import launch.prepare
+    from bench.grid import load_grid
+    from launch.cli import main
+    from launch.preflight import weights_intact
+
+    grid_file = tmp_path / "libraries.yaml"
+    grid_file.write_text(LIBRARY_GRID)
+    grid = load_grid(grid_file)
+    assert grid.cells == [] and len(grid.unprepared) == 2
+    reasons = " | ".join(c.skip_reason for c in grid.unprepared)
+    assert f"not prepared: imagenet weights for {TIMM}" in reasons
+    assert "imagenet weights for torchvision:resnet50.IMAGENET1K_V2" in reasons
+
+    fetched = []
+
+    def hub_download(repo_id, filename, *, cache_dir):  # what huggingface_hub does, without the network
+        fetched.append(repo_id)
+        return str(put_in_hf_cache(caches, repo_id, filename, {"w": torch.arange(3.0)}))
+
+    def url_download(url, dst, hash_prefix=None, progress=True):
+        fetched.append((url, hash_prefix))
+        torch.save({"w": torch.zeros(1)}, dst)  # cannot match the published sha256 prefix: the check must say so
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", url_download)
+    monkeypatch.setattr(launch.prepare, "unreachable", lambda host: None)  # as if online
+    assert main(["prepare", str(grid_file)]) == 2
+    out = capsys.readouterr().out
+    rows = {line.split()[1]: line.split(None, 3)[2:] for line in out.splitlines()[2:]}
+    assert rows[TIMM][0] == "fetched" and rows[TIMM][1].endswith("(sha256 matches)")
+    resnet50 = rows["torchvision:resnet50.IMAGENET1K_V2"]
+    assert resnet50[0] == "missing" and resnet50[1].startswith("sha256 mismatch (published 11ad3fa6")
+    assert fetched == ["timm/mobilenetv3_small_050.lamb_in1k",
+                       ("https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "11ad3fa6")]
+    assert weights_intact(TIMM) and not weights_intact("torchvision:resnet50.IMAGENET1K_V2")  # run refuses it
+    weights_path("torchvision:resnet50.IMAGENET1K_V2").unlink()  # as the mismatch message says to
+    assert [c.backbone for c in load_grid(grid_file).cells] == [TIMM]  # prepared: its cell runs here now
+
+    assert main(["prepare", "--weights", TIMM]) == 0  # by name: present, checked again
+    assert "present" in capsys.readouterr().out
+    assert main(["prepare", "--weights", "timm:resnet18.no_such_tag"]) == 2
+    assert "timm.list_pretrained" in capsys.readouterr().err
+
+
+def test_ls_backbones_lists_short_names_and_every_family(capsys):
+    from launch.cli import main
+
+    assert main(["ls", "--backbones"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and RESNET18 in out and "smallcnn" in out
+    for prefix, example in (("timm:", "timm:resnet18.a1_in1k"), ("torchvision:", "torchvision:resnet50.IMAGENET1K_V2")):
+        assert prefix in out and example in out
+    assert main(["ls"]) == 2 and "--backbones" in capsys.readouterr().err

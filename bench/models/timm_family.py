@@ -126,7 +126,7 @@ def resolve(spec: str) -> tuple[BackboneInfo, Factory]:
 
 register_backbone_family(BackboneFamily(
     PREFIX, resolve, timm_weights,
-    description="any timm classifier with pretrained weights, as timm names it (`timm.list_pretrained()`); "
-                "preprocessing from its pretrained_cfg, weights from the Hugging Face hub",
+    description="any timm classifier with pretrained weights (timm.list_pretrained()); preprocessing from its "
+                "pretrained_cfg; weights from the Hugging Face hub",
     example="timm:resnet18.a1_in1k",
 ))

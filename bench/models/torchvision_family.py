@@ -128,8 +128,7 @@ def resolve(spec: str) -> tuple[BackboneInfo, Factory]:
 
 register_backbone_family(BackboneFamily(
     PREFIX, resolve, torchvision_weights,
-    description="any torchvision classification model with its named weights (`torchvision.models."
-                "get_model_weights(MODEL)`); preprocessing from the weights' transforms(), files from "
-                "download.pytorch.org",
+    description="any torchvision classifier with named weights (torchvision.models.get_model_weights(MODEL)); "
+                "preprocessing from the weights' transforms()",
     example="torchvision:resnet50.IMAGENET1K_V2",
 ))
