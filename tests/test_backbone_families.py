@@ -268,3 +268,15 @@ def test_ls_backbones_lists_short_names_and_every_family(capsys):
     for prefix, example in (("timm:", "timm:resnet18.a1_in1k"), ("torchvision:", "torchvision:resnet50.IMAGENET1K_V2")):
         assert prefix in out and example in out
     assert main(["ls"]) == 2 and "--backbones" in capsys.readouterr().err
+
+
+class NotATensor:
+    """A pickled object of any class: unpickling it could run code."""
+
+
+def test_torchvision_weights_load_tensors_only(caches, no_network):
+    """torchvision's builders unpickle with weights_only=False; here a file holding anything but tensors is refused."""
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    put_in_torch_hub(torch_hub_path(RESNET18), {**state, "extra": NotATensor()})
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        create_backbone(RESNET18, weights="imagenet", input_size=SMALL)

@@ -15,8 +15,10 @@ different weights in different torchvision versions. SqueezeNet (a conv classifi
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import os
 
 import torchvision
 from torch import nn
@@ -98,6 +100,21 @@ def split_final_linear(model: nn.Module, num_classes: int) -> tuple[nn.Module, n
     return model, head
 
 
+@contextlib.contextmanager
+def tensors_only_loads():
+    """torch.hub.load_state_dict_from_url, which torchvision's builders load with, unpickles with weights_only=False;
+    torch's TORCH_FORCE_WEIGHTS_ONLY_LOAD makes that load tensors-only, as every other load here is."""
+    saved = {k: os.environ.pop(k, None) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None)
+            if value is not None:
+                os.environ[key] = value
+
+
 def _build(spec: str, info: BackboneInfo, pretrained: bool) -> nn.Module:
     model, weights = weights_of(spec)
     builder, native, kwargs = get_model_builder(model), _eval_transform(spec).crop_size[0], {}
@@ -109,7 +126,8 @@ def _build(spec: str, info: BackboneInfo, pretrained: bool) -> nn.Module:
         kwargs[parameter] = info.input_size  # random init: built for the size asked for
     if pretrained:
         verified_weights_path(info.name)  # the cached file torchvision reads below, checked; or one line, unbuilt
-        return builder(weights=weights, progress=False, **kwargs)
+        with tensors_only_loads():
+            return builder(weights=weights, progress=False, **kwargs)
     net = builder(weights=None, **kwargs)
     if getattr(net, "aux_logits", False):
         net.aux_logits = False  # GoogLeNet / Inception v3: one output, as torchvision sets up its pretrained ones
