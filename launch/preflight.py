@@ -11,7 +11,7 @@ from bench.data import dataset_available
 from bench.data.roots import resolve_root
 from bench.grid import IMAGENET, Cell
 from bench.models.checksums import WeightsCorrupt
-from bench.models.thesis_nets import verify_weights, weights_present
+from bench.models.weights import verify_weights, weights_present
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,11 @@ each weights host is probed once with a short timeout before anything is request
 """
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 from tabulate import tabulate
 
@@ -21,14 +19,13 @@ from bench.data import dataset_available, dataset_info, known_task, list_dataset
 from bench.data import prepare as prepare_dataset
 from bench.grid import MAX_CELLS, GridError, load_grid, resolve_grid_path
 from bench.models import checksums
-from bench.models.thesis_nets import (
-    TIMM_MODELS,
+from bench.models.weights import (
     download_weights,
     verify_weights,
-    weights_names,
+    weights_file,
+    weights_host,
     weights_path,
     weights_present,
-    weights_source,
 )
 from bench.registry import UnknownName
 from launch.preflight import Inputs
@@ -63,8 +60,7 @@ def inputs_of(targets: list[str], weights: list[str], data_root: Path | None, ma
         datasets |= set(needed.datasets)
         backbones |= set(needed.weights)
     for name in backbones:
-        if name not in weights_names():
-            raise UnknownName(f"no downloadable weights for {name!r}; known: {', '.join(weights_names())}")
+        weights_file(name)  # a name with no downloadable weights: UnknownName, one line listing what has them
     return Inputs(tuple(sorted(datasets)), tuple(sorted(backbones)))
 
 
@@ -76,12 +72,6 @@ def unreachable(host: str) -> str | None:
     except OSError as e:
         return f"cannot reach {host} ({e.strerror or e})"
     return None
-
-
-def weights_host(name: str) -> str:
-    if name in TIMM_MODELS:
-        return urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    return urlparse(weights_source(name)).hostname or ""
 
 
 def _one_line(exc: BaseException) -> str:

@@ -37,3 +37,11 @@ def put_in_torch_hub(path: Path, state_dict: dict) -> Path:
     torch.save(state_dict, path)
     path.with_name(path.name + ".sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
     return path
+
+
+def torch_hub_path(name: str) -> Path:
+    """Where the torch hub cache keeps `name`'s weights file (under torchvision's file name), read from the
+    environment now, as the loaders look it up."""
+    from bench.models.weights import weights_file
+
+    return weights_file(name).cache_path()

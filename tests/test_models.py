@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from fixtures_weights import put_in_torch_hub
+from fixtures_weights import put_in_torch_hub, torch_hub_path
 
 from bench.models import (
     Backbone,
@@ -14,7 +14,6 @@ from bench.models import (
     list_backbones,
 )
 from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD
-from bench.models.torchvision_nets import imagenet_weights_path
 from bench.registry import UnknownName
 
 BACKBONES = list_backbones()
@@ -177,7 +176,7 @@ def torch_home(tmp_path, monkeypatch):
 
 
 def test_weights_path_honours_torch_home(torch_home):
-    path = imagenet_weights_path("resnet18")
+    path = torch_hub_path("resnet18")
     assert path.parent == torch_home / "checkpoints"
     assert path.name == "resnet18-f37072fd.pth"  # torchvision's file name: `prepare` puts it exactly there
 
@@ -185,7 +184,7 @@ def test_weights_path_honours_torch_home(torch_home):
 def test_imagenet_weights_are_read_from_the_local_hub_cache(torch_home):
     torch.manual_seed(1234)
     reference = torchvision.models.resnet18(weights=None).state_dict()
-    put_in_torch_hub(imagenet_weights_path("resnet18"), reference)
+    put_in_torch_hub(torch_hub_path("resnet18"), reference)
 
     torch.manual_seed(0)  # a different seed: equal tensors can only come from the file
     model = create_backbone("resnet18", weights="imagenet", input_size=SMALL)
@@ -202,7 +201,7 @@ def test_imagenet_weights_are_read_from_the_local_hub_cache(torch_home):
 
 
 def test_missing_imagenet_weights_say_how_to_fetch_them(torch_home):
-    path = imagenet_weights_path("resnet18")
+    path = torch_hub_path("resnet18")
     with pytest.raises(WeightsMissing) as info:
         create_backbone("resnet18", weights="imagenet", input_size=SMALL)
     message = str(info.value)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 import torchvision
 from fixtures_data import write_mnist_idx
-from fixtures_weights import put_in_hf_cache
+from fixtures_weights import put_in_hf_cache, torch_hub_path
 
 from bench.grid import load_grid
-from bench.models.thesis_nets import TIMM_MODELS, verify_weights, weights_path
-from bench.models.torchvision_nets import imagenet_weights_path
+from bench.models.weights import verify_weights, weights_file, weights_path
 from launch.cli import main
 from launch.preflight import Inputs
 
@@ -51,7 +50,7 @@ def test_prepare_offline_reports_every_input_missing_and_exits_2(tmp_path, cache
 
 def test_prepare_reports_present_inputs_and_checks_weights_checksums(tmp_path, caches, no_network, capsys):
     write_mnist_idx(tmp_path / "data")
-    snapshot = put_in_hf_cache(caches, TIMM_MODELS["mobilenet_v1"].hf_repo, "model.safetensors",
+    snapshot = put_in_hf_cache(caches, weights_file("mobilenet_v1").repo, "model.safetensors",
                                {"w": torch.arange(6.0)})
     args = ["prepare", "mnist_01", "--weights", "mobilenet_v1", "--data-root", str(tmp_path / "data")]
     assert main(args) == 0
@@ -66,7 +65,7 @@ def test_prepare_reports_present_inputs_and_checks_weights_checksums(tmp_path, c
 
 
 def test_torchvision_weights_are_checked_against_the_hash_in_their_name(caches, no_network):
-    path = imagenet_weights_path("vgg19")  # vgg19-dcbb9e9d.pth
+    path = torch_hub_path("vgg19")  # vgg19-dcbb9e9d.pth
     path.parent.mkdir(parents=True)
     torch.save(torchvision.models.resnet18().state_dict(), path)
     assert weights_path("vgg19") == path

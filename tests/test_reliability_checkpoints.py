@@ -7,12 +7,12 @@ import json
 
 import pytest
 import torch
+from fixtures_weights import torch_hub_path
 
 from bench import checkpoint
 from bench.checkpoint import LATEST, PREVIOUS, checksum_path
 from bench.grid import load_grid
 from bench.models import WeightsMissing, create_backbone
-from bench.models.torchvision_nets import imagenet_weights_path
 from bench.train import MissingOriginal, TrainContext, checkpoint_epoch, run_cell
 
 
@@ -167,7 +167,7 @@ def torch_home(tmp_path, monkeypatch):
 
 
 def test_corrupt_imagenet_weights_are_refused_at_load_naming_prepare(torch_home):
-    path = imagenet_weights_path("resnet18")  # resnet18-f37072fd.pth: torchvision publishes the sha256 prefix
+    path = torch_hub_path("resnet18")  # resnet18-f37072fd.pth: torchvision publishes the sha256 prefix
     path.parent.mkdir(parents=True)
     torch.save({"conv1.weight": torch.zeros(1)}, path)  # a file whose sha256 is not f37072fd...
     with pytest.raises(WeightsMissing) as info:

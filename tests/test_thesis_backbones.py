@@ -1,4 +1,5 @@
-"""The thesis's Table 5.1 backbones (bench.models.thesis_nets): the mapping, the body/head split, weights offline."""
+"""The thesis's Table 5.1 backbones (bench.models.thesis_nets; short names, aliases of library names in
+bench.models.aliases): the mapping, the body/head split, weights offline."""
 from __future__ import annotations
 
 import huggingface_hub
@@ -6,22 +7,21 @@ import pytest
 import timm
 import torch
 import torchvision
-from fixtures_weights import put_in_hf_cache, put_in_torch_hub
+from fixtures_weights import put_in_hf_cache, put_in_torch_hub, torch_hub_path
 
 from bench.models import WeightsMissing, backbone_info, create_backbone, list_backbones
+from bench.models.aliases import SHORT_NAMES
 from bench.models.backbone import IMAGENET_MEAN, IMAGENET_STD
-from bench.models.thesis_nets import (
-    _HF_FILES,
-    THESIS_BACKBONES,
-    TIMM_MODELS,
+from bench.models.thesis_nets import THESIS_BACKBONES
+from bench.models.weights import (
     download_weights,
-    hf_hub_cache,
+    weights_file,
     weights_names,
     weights_path,
     weights_present,
     weights_source,
 )
-from bench.models.torchvision_nets import TORCHVISION_MODELS, _weights_enum, imagenet_weights_path
+from bench.models.weights_caches import HF_FILES, hf_hub_cache
 from bench.registry import UnknownName
 
 KERAS_NAMES = ["ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2", "NASNetMobile", "VGG16", "VGG19"]
@@ -29,17 +29,24 @@ THESIS = [name for name, _ in THESIS_BACKBONES.values() if name is not None]
 FEATURE_DIM = {"resnet50v2": 2048, "resnet101v2": 2048, "mobilenet_v1": 1024, "mobilenet_v2": 1280, "vgg16": 4096,
                "vgg19": 4096}
 SMALL = 32  # as in test_models: the 224px nets pool adaptively; 1x1 after the last stage
+INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # x in [0, 1] -> [-1, 1]: Keras's "tf" mode, and timm's for these
+# short name -> timm model.tag / torchvision (model, weights) it is an alias of
+TIMM_MODELS = {n: full.removeprefix("timm:") for n, full in SHORT_NAMES.items() if full.startswith("timm:")}
+TORCHVISION_MODELS = {n: tuple(full.removeprefix("torchvision:").split(".")) for n, full in SHORT_NAMES.items()
+                      if full.startswith("torchvision:")}
+TORCHVISION_HEADS = {"mobilenet_v2": "classifier.1", "vgg16": "classifier.6", "vgg19": "classifier.6"}
 
 
-def torchvision_spec(name: str) -> tuple[str, str, str]:
-    return TORCHVISION_MODELS[name]
+def torchvision_weights(name: str):
+    model, tag = TORCHVISION_MODELS[name]
+    return torchvision.models.get_model_weights(model)[tag]
 
 
 def original_model(name: str) -> torch.nn.Module:
     """The unsplit classifier a thesis backbone is made from, random init."""
     if name in TIMM_MODELS:
-        return timm.create_model(TIMM_MODELS[name].tag, pretrained=False)
-    return getattr(torchvision.models, torchvision_spec(name)[0])(weights=None)
+        return timm.create_model(TIMM_MODELS[name], pretrained=False)
+    return getattr(torchvision.models, TORCHVISION_MODELS[name][0])(weights=None)
 
 
 def images(n: int = 2, size: int = SMALL) -> torch.Tensor:
@@ -65,19 +72,19 @@ def test_the_table_covers_the_eight_keras_models():
 
 @pytest.mark.parametrize("name", sorted(TIMM_MODELS))
 def test_timm_backbones_use_their_pretrained_cfg(name):
-    spec, info = TIMM_MODELS[name], backbone_info(name)
-    assert spec.tag in timm.list_pretrained() and spec.tag.endswith("in1k")
-    cfg = timm.models.get_pretrained_cfg(spec.tag)
-    assert cfg.hf_hub_id == spec.hf_repo and cfg.num_classes == 1000
-    assert (info.mean, info.std) == (spec.mean, spec.std) == (tuple(cfg.mean), tuple(cfg.std))
-    assert (3, info.input_size, info.input_size) == tuple(cfg.input_size)
-    assert (spec.interpolation, spec.crop_pct) == (cfg.interpolation, cfg.crop_pct)
+    tag, info = TIMM_MODELS[name], backbone_info(name)
+    assert tag in timm.list_pretrained() and tag.endswith("in1k")
+    cfg = timm.models.get_pretrained_cfg(tag)
+    assert cfg.hf_hub_id == weights_file(name).repo == f"timm/{tag}" and cfg.num_classes == 1000
+    assert (info.mean, info.std) == (INCEPTION_MEAN, INCEPTION_STD) == (tuple(cfg.mean), tuple(cfg.std))
+    assert (3, info.input_size, info.input_size) == tuple(cfg.input_size) == (3, 224, 224)
+    assert backbone_info(f"timm:{tag}") == info.__class__(**{**vars(info), "name": f"timm:{tag}"})
 
 
 @pytest.mark.parametrize("name", [n for n in THESIS if n not in TIMM_MODELS])
 def test_torchvision_backbones_use_their_weights_transforms(name):
     info = backbone_info(name)
-    transforms = _weights_enum(torchvision_spec(name)[1]).transforms()
+    transforms = torchvision_weights(name).transforms()
     assert (info.mean, info.std) == (IMAGENET_MEAN, IMAGENET_STD)
     assert (tuple(transforms.mean), tuple(transforms.std)) == (IMAGENET_MEAN, IMAGENET_STD)
     assert transforms.crop_size == [info.input_size]
@@ -88,8 +95,8 @@ def test_torchvision_backbones_use_their_weights_transforms(name):
 
 def head_key(name: str) -> str:
     if name in TIMM_MODELS:
-        return timm.models.get_pretrained_cfg(TIMM_MODELS[name].tag).classifier  # "head.fc" (a 1x1 conv), "classifier"
-    return torchvision_spec(name)[2]
+        return timm.models.get_pretrained_cfg(TIMM_MODELS[name]).classifier  # "head.fc" (a 1x1 conv), "classifier"
+    return TORCHVISION_HEADS[name]
 
 
 def unsplit(model, name: str) -> torch.nn.Module:
@@ -137,7 +144,7 @@ def test_missing_weights_name_the_prepare_command(name, caches, no_network):
     with pytest.raises(WeightsMissing) as info:
         if name in TIMM_MODELS:
             create_backbone(name, weights="imagenet", input_size=SMALL)
-        else:  # torchvision_nets' factory builds the model first (VGG16: seconds); test_models covers its path
+        else:  # test_models covers the torchvision factory's path
             weights_path(name)
     message = str(info.value)
     assert f"reprogbench prepare --weights {name}" in message and "\n" not in message
@@ -150,11 +157,11 @@ def test_missing_weights_name_the_prepare_command(name, caches, no_network):
 @pytest.mark.parametrize("name, filename", [("mobilenet_v1", "pytorch_model.bin"),
                                             ("resnet50v2", "model.safetensors")])
 def test_timm_weights_are_read_from_the_local_hf_cache(name, filename, caches, no_network):
-    spec = TIMM_MODELS[name]
+    tag = TIMM_MODELS[name]
     torch.manual_seed(1234)
-    reference = timm.create_model(spec.tag, pretrained=False)
+    reference = timm.create_model(tag, pretrained=False)
     state = reference.state_dict()
-    path = put_in_hf_cache(caches, spec.hf_repo, filename, state)
+    path = put_in_hf_cache(caches, f"timm/{tag}", filename, state)
     assert hf_hub_cache() == caches / "hf" / "hub"
     assert weights_path(name) == path and weights_present(name)
     assert download_weights(name) == path  # already cached: no download (the network is refused)
@@ -177,7 +184,7 @@ def test_timm_weights_are_read_from_the_local_hf_cache(name, filename, caches, n
 
 
 def test_vgg19_weights_are_read_from_the_local_torch_hub_cache(caches, no_network):
-    path = imagenet_weights_path("vgg19")
+    path = torch_hub_path("vgg19")
     assert path == caches / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"  # torchvision's file name
     with torch.device("meta"):
         shapes = torchvision.models.vgg19(weights=None).state_dict()
@@ -205,14 +212,13 @@ def test_download_weights_fetches_into_the_caches_the_loaders_read(caches, monke
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_hf_download)
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_url_download)
-    spec = TIMM_MODELS["mobilenet_v1"]
     path = download_weights("mobilenet_v1")
-    assert fetched == [(spec.hf_repo, "model.safetensors", caches / "hf" / "hub")]
+    assert fetched == [(f"timm/{TIMM_MODELS['mobilenet_v1']}", "model.safetensors", caches / "hf" / "hub")]
     assert weights_path("mobilenet_v1") == path and path.name == "model.safetensors"
 
     fetched.clear()
     path = download_weights("vgg19")
-    url = _weights_enum(torchvision_spec("vgg19")[1]).url
+    url = torchvision_weights("vgg19").url
     # torch.hub checks the sha256 prefix torchvision publishes in the file name
     assert fetched == [(url, str(path), "dcbb9e9d")] and weights_source("vgg19") == url
     assert weights_path("vgg19") == path
@@ -247,7 +253,7 @@ def test_download_falls_back_to_the_pickle_only_when_the_repo_lacks_safetensors(
         return str(put_in_hf_cache(caches, repo_id, filename, {"w": torch.zeros(1)}))
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", repo_without_safetensors)
-    assert download_weights("resnet101v2").name == "pytorch_model.bin" and asked == list(_HF_FILES)
+    assert download_weights("resnet101v2").name == "pytorch_model.bin" and asked == list(HF_FILES)
 
     def offline(repo_id, filename, *, cache_dir):
         raise LocalEntryNotFoundError("offline")  # no network is not "the repo lacks the file"

@@ -61,7 +61,7 @@ def mark_unprepared(grid: Grid, data_root: Optional[Path] = None) -> Grid:
 
 def missing_inputs(spec: Mapping[str, Any], data_root: Optional[Path], grid: str) -> Optional[str]:
     """What an optional original's cell lacks on this machine (None: all there)."""
-    from bench.models.thesis_nets import weights_present
+    from bench.models.weights import weights_present
 
     missing = []
     original = spec["original"] or {}

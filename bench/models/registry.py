@@ -7,8 +7,9 @@ Every module of bench/models is imported before the first lookup, so a module th
 a new backbone (or a whole library of them) takes (tests/test_models.py checks it).
 
 A family resolves the part of a name after its prefix to a `BackboneInfo` and a factory, read from the library's
-own config (never hand-typed where the library has it); short names such as `resnet18` stay registered entries
-and may be aliases of a family name.
+own config (never hand-typed where the library has it); short names such as `resnet18` stay registered entries,
+most of them aliases of a family name (`register_backbone_alias`: one code path, while a grid that says `resnet18`
+keeps its cell ids).
 """
 from __future__ import annotations
 
@@ -85,6 +86,25 @@ def register_backbone(info: BackboneInfo) -> Callable[[Factory], Factory]:
     return wrap
 
 
+def register_backbone_alias(short: str, full: str, description: str = "") -> None:
+    """`short` is `full` (a family name) under another name: same info, same factory, same weights file.
+
+    Resolved on first use, so registering imports no library (timm is only imported when a timm name is looked up).
+    """
+
+    def factory(info: BackboneInfo, weights: str | None) -> Backbone:
+        return _factory(full)(info, weights)  # info carries the short name: messages name what the grid says
+
+    BACKBONES.register(short, factory, alias=full, description=description)
+
+
+def alias_of(name: str) -> str | None:
+    """The family name a short name stands for (None: not an alias)."""
+    if family_of(name) is not None:
+        return None
+    return BACKBONES.metadata(name).get("alias")
+
+
 def list_backbones() -> list[str]:
     """The short registered names (a family's names are open-ended: see `FAMILIES`)."""
     return BACKBONES.names()
@@ -93,7 +113,11 @@ def list_backbones() -> list[str]:
 def backbone_info(name: str) -> BackboneInfo:
     if family_of(name) is not None:
         return _resolved(name)[0]
-    return BACKBONES.metadata(name)["info"]
+    metadata = BACKBONES.metadata(name)
+    if "alias" in metadata:
+        info = backbone_info(metadata["alias"])
+        return replace(info, name=name, description=metadata["description"] or info.description)
+    return metadata["info"]
 
 
 def _factory(name: str) -> Factory:

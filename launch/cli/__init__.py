@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as typed, recorded beside benchmark figures
-    from bench.models.thesis_nets import WEIGHTS_ENV, use_weights_dir
+    from bench.models.weights import WEIGHTS_ENV, use_weights_dir
 
     errors = bad_input_errors()
     weights_dir = args.weights_dir or os.environ.get(WEIGHTS_ENV)

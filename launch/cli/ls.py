@@ -1,4 +1,5 @@
-"""`reprogbench ls GRID`: the grid's cells with id and status, or only their ids (one wave's, for sbatch arrays)."""
+"""`reprogbench ls GRID`: the grid's cells with id and status, or only their ids (one wave's, for sbatch arrays);
+`reprogbench ls --backbones`: the backbone names a grid can use (short names, and each library's family)."""
 from __future__ import annotations
 
 from launch.cli import common
@@ -8,8 +9,10 @@ HELP = "list the grid's cells with id and status (done, pending, failed)"
 
 
 def add(sub) -> None:
-    p = grid_command(sub, "ls", HELP)
+    p = grid_command(sub, "ls", HELP, grid_optional=True)
     add_filter(p)
+    p.add_argument("--backbones", action="store_true", help="list the backbone names instead (no GRID): the short "
+                   "names, and each library's family (timm:, torchvision:, ...) with an example")
     p.add_argument("--ids", action="store_true", help="only the cell ids, one per line, dependencies first "
                    "(for sbatch arrays: slurm/templates/cells.sbatch)")
     p.add_argument("--wave", type=int, metavar="N", help="only the ids of wave N (1: cells with no pending "
@@ -17,11 +20,35 @@ def add(sub) -> None:
     p.set_defaults(func=main)
 
 
+def backbones_listing() -> str:
+    """The short names (with the library name each stands for) and the families, as `ls --backbones` prints them."""
+    from tabulate import tabulate
+
+    from bench.models import backbone_info, list_backbones
+    from bench.models.registry import FAMILIES, alias_of
+
+    short = [[name, alias_of(name) or "", ", ".join(backbone_info(name).weights) or "random init",
+              backbone_info(name).description] for name in list_backbones()]
+    families = [[f"{prefix}:", FAMILIES.get(prefix).example, FAMILIES.get(prefix).description]
+                for prefix in FAMILIES.names()]
+    return "\n\n".join([
+        "short names (an alias keeps a grid's cell ids):",
+        tabulate(short, headers=["name", "same as", "weights", "description"]),
+        "library names (prefix:spec; any name the library lists):",
+        tabulate(families, headers=["prefix", "example", "description"]),
+    ])
+
+
 def main(args) -> int:
     from analysis.table import cells_table
     from bench.grid import GridError, filters, parse_filters
     from launch.preflight import Inputs, describe_missing
 
+    if args.backbones:
+        print(backbones_listing())
+        return 0
+    if args.grid is None:
+        raise GridError("ls needs a GRID (a YAML file or a shipped grid's name), or --backbones")
     grid, cells = common.load(args)
     if args.ids or args.wave:
         from launch.local import waves

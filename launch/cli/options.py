@@ -10,10 +10,11 @@ from pathlib import Path
 from bench.grid.guard import MAX_CELLS
 
 
-def grid_command(sub, name: str, help: str) -> argparse.ArgumentParser:
+def grid_command(sub, name: str, help: str, grid_optional: bool = False) -> argparse.ArgumentParser:
     """A command on one grid: the grid, its results folder, the cell limit and the input folders."""
     p = sub.add_parser(name, help=help, description=help)
-    p.add_argument("grid", help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
+    p.add_argument("grid", nargs="?" if grid_optional else None,
+                   help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
     p.add_argument("--results", help="results folder (default $REPROGBENCH_RESULTS or ./results)")
     add_max_cells(p, ": a larger grid is more often a typo than a plan)")
     add_input_dirs(p)

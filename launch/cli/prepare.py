@@ -16,8 +16,9 @@ def add(sub) -> None:
     p.add_argument("targets", nargs="*", metavar="GRID_OR_DATASET",
                    help="grids (shipped name or YAML file: everything their cells read) or dataset names")
     p.add_argument("--weights", action="append", default=[], metavar="BACKBONE",
-                   help="also these ImageNet weights (torchvision's into the torch hub cache, timm's into the "
-                        "Hugging Face cache); repeatable")
+                   help="also the pretrained weights of these backbones, short or library names (e.g. resnet18, "
+                        "timm:resnet18.a1_in1k; torch hub files into the torch hub cache, Hugging Face hub files "
+                        "into its cache); repeatable")
     add_max_cells(p, "), as run does")
     add_input_dirs(p)
     p.set_defaults(func=main)
