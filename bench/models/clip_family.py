@@ -101,9 +101,9 @@ def build_clip(info: BackboneInfo, weights: Optional[str], arch: str, tag: str) 
     path = ClipWeightsFile(info.name, arch, tag).require() if weights == "imagenet" else None
     forced_size = info.input_size if info.input_size != image_size(arch) else None
     quick_gelu = pretrained_cfg(arch, tag).get("quick_gelu", False)
+    # pretrained_hf=False: never a Hugging Face text-tower download (open_clip 3 reads it as pretrained_text)
     model = open_clip.create_model(arch, pretrained=str(path) if path else None, force_quick_gelu=quick_gelu,
-                                   force_image_size=forced_size, pretrained_image=False,
-                                   pretrained_text=False)  # pretrained_text=False: never an HF text-tower download
+                                   force_image_size=forced_size, pretrained_image=False, pretrained_hf=False)
     body = ImageEmbedding(model.visual)
     model.visual = None  # the text tower keeps the rest; the image tower is the body's alone
     text = TextTower(model, open_clip.get_tokenizer(arch), arch, tag,

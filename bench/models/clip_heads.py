@@ -5,10 +5,10 @@ A head is an `nn.Linear` over the image tower's L2-normalised embedding whose ro
 `logit_scale.exp()`; so image embedding -> head is CLIP's zero-shot logits. A SigLIP-style model's `logit_bias`
 (a scalar) is the head's bias; CLIP has none.
 
-Templates: open_clip's SIMPLE_IMAGENET_TEMPLATES, the 7 prompts OpenAI's prompt-engineering notebook selected
-from the 80 of their published ImageNet protocol (OPENAI_IMAGENET_TEMPLATES). The 80 cost 11x the text encodes
-(80,000 for ImageNet's 1000 classes: hours on a CPU; docs/backbones-clip.md has the figures) for a head whose
-accuracy the notebook reports as close; `TEMPLATES` names the set and every cached head records it.
+Templates: open_clip's SIMPLE_IMAGENET_TEMPLATES, 7 prompts open_clip ships as "a much smaller subset" of the 80
+of OpenAI's published ImageNet protocol (OPENAI_IMAGENET_TEMPLATES), from OpenAI's prompt-engineering notebook.
+The 80 are the published protocol but cost 11x the text encodes (80,000 for ImageNet's 1000 classes: hours on a
+CPU; docs/backbones-clip.md has the figures); `TEMPLATES` names the set and every cached head records it.
 
 Heads of a model with pretrained weights are cached beside its weights file, keyed by (arch, tag, template set,
 class names): built once (by `prepare`, or the first cell that needs one), then read by every cell and rank.
