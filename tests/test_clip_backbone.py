@@ -25,6 +25,7 @@ from bench.models import WeightsMissing, backbone_info, create_backbone
 from bench.models.checksums import WeightsCorrupt
 from bench.models.clip_heads import HEADS_DIR, TextTower
 from bench.models.registry import FAMILIES, known_backbone
+from bench.models.weights import WeightsFile
 
 ARCH, TAG = "reprogbench-test-tiny", "random"
 NAME = f"clip:{ARCH}/{TAG}"
@@ -283,7 +284,7 @@ def test_download_fetches_the_hub_file_open_clip_would_and_caches_the_head(cache
     few = tuple(IMAGENET_CLASSNAMES[:10])  # the head of 10 ImageNet classes: 70 prompts, not 7,000, on a test CPU
     monkeypatch.setattr("bench.models.clip_family.imagenet_class_names", lambda: few)
     weights = FAMILIES.get("clip").weights(f"{ARCH}/{TAG}")
-    assert REPO in weights.source() and weights.name == NAME
+    assert isinstance(weights, WeightsFile) and REPO in weights.source() and weights.name == NAME
     path = weights.download()
     assert fetched == [(REPO, "open_clip_model.safetensors")] and weights.local_path() == path
     assert list((path.parent / HEADS_DIR).glob(f"{ARCH}-{TAG}-simple-10-*.pt"))
@@ -295,3 +296,16 @@ def test_a_corrupt_weights_file_is_refused_with_the_fix(own_weights_file, no_net
     blob.write_bytes(blob.read_bytes()[:-10])
     with pytest.raises(WeightsCorrupt, match=f"reprogbench prepare --weights {NAME}"):
         create_backbone(NAME, weights="imagenet")
+
+
+def test_a_clip_cell_runs_through_the_trainer(weights_file, tmp_path, no_network):
+    from bench.train import run_cell
+
+    grid = load(tmp_path, {"originals": [{"backbone": NAME, "weights": "imagenet", "task_split": {"max_train": 60}}],
+                           "tasks": ["digits"], "hparams": {"batch_size": 32, "epochs": 1},
+                           "methods": [{"name": "ar", "program": "pad", "label_map": "frequency"},
+                                       {"name": "linear_probe"}]})
+    for cell in grid.cells:
+        record = run_cell(cell, tmp_path / cell.cell_id)
+        assert record.done, record.error
+        assert 0.0 <= record.metrics.test_acc <= 100.0  # percent
