@@ -29,16 +29,17 @@ def pack_key(cell: Cell) -> Optional[str]:
     """Cells with equal keys can share a backbone pass; None for methods that train a whole network or own
     their update (`Method.packs` False: finetune, blackbox).
 
-    What the backbone sees must match: the method (hence the frozen part run), the backbone and its input
-    size, the original model, the task and split, and the batch size and epoch count (the step count).
+    What the backbone sees must match: the method and what its frozen part computes for the cell
+    (`Method.frozen_output`), the backbone and its input size, the original model, the task and split, and the
+    batch size and epoch count (the step count).
     """
     method = METHODS.get(cell.method)
     if not method.uses_original or not method.packs:
         return None
     spec = cell.spec
     hp = spec["hparams"]
-    return repr((cell.grid, cell.method, spec["backbone"], spec["original"], spec["task"], spec["split"],
-                 hp["batch_size"], hp["epochs"]))
+    return repr((cell.grid, cell.method, method.frozen_output(spec["method"]), spec["backbone"], spec["original"],
+                 spec["task"], spec["split"], hp["batch_size"], hp["epochs"]))
 
 
 class Pack(nn.Module):

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.methods.label_maps import LABEL_MAPS, Fit, FittedLabelMap, needed_sources, takes_labels_per_class
+from bench.methods.label_maps import (
+    LABEL_MAPS,
+    Fit,
+    FittedLabelMap,
+    TextLabelMap,
+    needed_sources,
+    reads_embedding,
+    takes_labels_per_class,
+)
 
 NAMES = LABEL_MAPS.names()
 NUM_SOURCE, NUM_TARGET = 12, 4
@@ -24,11 +32,20 @@ def counts(seed: int = 0, num_source: int = NUM_SOURCE, num_target: int = NUM_TA
     return torch.randint(0, 100, (num_source, num_target), generator=torch.Generator().manual_seed(seed))
 
 
+def text_head(num_source: int = NUM_SOURCE, num_target: int = NUM_TARGET) -> torch.nn.Linear:
+    """A head as `Backbone.text_head` gives one: one row per new class over the `num_source` inputs."""
+    torch.manual_seed(11)
+    return torch.nn.Linear(num_source, num_target, bias=False)
+
+
 def prepared(name: str, seed: int = 0, **sizes):
-    """Built, and fitted once where it is fitted (as the trainer does before the first step)."""
+    """Built, and fitted once where it is fitted (as the trainer does before the first step); a mapping that reads
+    a text head gets one (as ar's build does; its "source logits" are then the image embedding)."""
     label_map = build(name, seed, **sizes)
     if isinstance(label_map, FittedLabelMap):
         label_map.fit(counts(seed, sizes.get("num_source", NUM_SOURCE), sizes.get("num_target", NUM_TARGET)))
+    if isinstance(label_map, TextLabelMap):
+        label_map.use_text_head(text_head(sizes.get("num_source", NUM_SOURCE), sizes.get("num_target", NUM_TARGET)))
     return label_map
 
 
@@ -40,14 +57,15 @@ def reads(label_map, num_source: int = NUM_SOURCE) -> list[set[int]]:
 
 
 def test_the_shipped_mappings_are_registered():
-    assert {"first_k", "random", "frequency", "iterative", "multi_label", "learned"} <= set(NAMES)
+    assert {"first_k", "random", "frequency", "iterative", "multi_label", "learned", "semantic"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_declares_what_it_needs(name):
     meta = LABEL_MAPS.metadata(name)
-    assert set(meta) >= {"needs", "fitted", "takes_labels_per_class"}
+    assert set(meta) >= {"needs", "fitted", "takes_labels_per_class", "reads_embedding"}
     assert isinstance(meta["fitted"], Fit)
+    assert isinstance(build(name), TextLabelMap) == reads_embedding(name)
     assert needed_sources(name, NUM_TARGET, per_class(name)) in (0, NUM_TARGET * per_class(name))
 
 
@@ -99,6 +117,9 @@ def test_is_seeded_and_round_trips_its_state(name):
 @pytest.mark.parametrize("name", [n for n in NAMES if not takes_labels_per_class(n)])
 def test_labels_per_class_changes_nothing_where_it_does_not_apply(name):
     one, three = LABEL_MAPS.get(name)(NUM_SOURCE, NUM_TARGET, 0, 1), LABEL_MAPS.get(name)(NUM_SOURCE, NUM_TARGET, 0, 3)
+    for label_map in (one, three):
+        if isinstance(label_map, TextLabelMap):
+            label_map.use_text_head(text_head())
     logits = torch.randn(2, NUM_SOURCE)
     torch.testing.assert_close(one(logits), three(logits), rtol=0, atol=0)
 
@@ -111,3 +132,13 @@ def test_ar_accepts_every_registered_mapping_and_an_unknown_one_lists_them():
     assert [ARParams(label_map=n).label_map for n in NAMES] == NAMES
     with pytest.raises(ValidationError, match=f"unknown label mapping 'bogus'; known: {', '.join(NAMES)}"):
         ARParams(label_map="bogus")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if reads_embedding(n)])
+def test_a_text_head_mapping_is_its_head_frozen_and_nan_until_it_has_one(name):
+    assert torch.isnan(build(name)(torch.randn(2, NUM_SOURCE))).all()  # never a plausible answer without a head
+    label_map, head, x = prepared(name), text_head(), torch.randn(3, NUM_SOURCE)
+    torch.testing.assert_close(label_map(x), head(x))
+    assert [p for p in label_map.parameters() if p.requires_grad] == []  # text, not trained
+    with pytest.raises(ValueError, match="text head of shape"):
+        label_map.use_text_head(text_head(NUM_SOURCE + 1))

@@ -20,7 +20,7 @@ class DatasetInfo:
     source: str  # one line: where the data comes from
     parts: tuple[str, ...] = ()  # a joint task (bench.data.joint): the tasks it is made of, in class order
     # human-readable class names in label order (CLIP's zero-shot head builds its text prompts from them);
-    # () where the dataset has none, and then "class 0", "class 1", ... stand in
+    # () where the dataset has none: the `semantic` label mapping, which reads them, skips such a task
     class_names: tuple[str, ...] = ()
     # images stored as encoded files of varying size (JPEG/PNG folders): decoded once at the size a cell needs
     # (bench.data.decode), `size` being the default decode size; False: arrays at their native `size`

@@ -14,7 +14,14 @@ from bench.data import DatasetInfo
 from bench.methods.base import FrozenBackboneModel, Method, MethodParams, register_method
 from bench.methods.input_programs import INPUT_PROGRAMS, Layout, program_parameters, takers
 from bench.methods.inputs import fit
-from bench.methods.label_maps import LABEL_MAPS, FittedLabelMap, needed_sources, takes_labels_per_class
+from bench.methods.label_maps import (
+    LABEL_MAPS,
+    FittedLabelMap,
+    TextLabelMap,
+    needed_sources,
+    reads_embedding,
+    takes_labels_per_class,
+)
 from bench.methods.program import CanvasProgram
 from bench.models import Backbone, BackboneInfo
 from bench.registry import Registry
@@ -63,9 +70,14 @@ class Reprogrammed(FrozenBackboneModel):
         self.program = program
         self.label_map = label_map
         self.lam = lam
+        # a text-head mapping (semantic) reads the image embedding: the frozen part stops before the source head
+        self.reads_embedding = isinstance(label_map, TextLabelMap)
 
     def encode(self, x01: torch.Tensor) -> torch.Tensor:
         return self.program(fit(x01, self.backbone.info.channels, self.program.input_size))
+
+    def frozen(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.features(x) if self.reads_embedding else self.backbone(x)
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         return self.label_map(logits)
@@ -100,6 +112,9 @@ def ar_skip(params: ARParams, backbone: BackboneInfo, num_source: int, task: Dat
     skip = program_skip(params, canvas, task)
     if skip[0]:
         return skip
+    skip = text_head_skip(params.label_map, backbone, task)
+    if skip[0]:
+        return skip
     per_class = takes_labels_per_class(params.label_map)
     if params.labels_per_class > 1 and not per_class:
         return True, f"labels_per_class applies to label_map: {', '.join(filter(takes_labels_per_class, LABEL_MAPS))}"
@@ -121,6 +136,18 @@ def ar_skip(params: ARParams, backbone: BackboneInfo, num_source: int, task: Dat
     return False, ""
 
 
+def text_head_skip(label_map: str, backbone: BackboneInfo, task: DatasetInfo) -> tuple[bool, str]:
+    """A mapping that reads a head built from class names needs a backbone that builds one and class names."""
+    if not reads_embedding(label_map):
+        return False, ""
+    if not backbone.text_heads:
+        return True, (f"label_map: {label_map} needs a backbone that builds heads from class names (clip:ARCH/TAG); "
+                      f"{backbone.name} does not")
+    if not task.class_names:
+        return True, f"label_map: {label_map} reads the task's class names; {task.name} has none"
+    return False, ""
+
+
 def build_program(params: ARParams, info: BackboneInfo, task: DatasetInfo) -> CanvasProgram:
     lay = layout(params, info.input_size, task)
     return CanvasProgram(canvas=info.input_size, channels=info.channels, input_size=lay.input_size, mask=lay.mask,
@@ -128,7 +155,14 @@ def build_program(params: ARParams, info: BackboneInfo, task: DatasetInfo) -> Ca
 
 
 def build_label_map(params: ARParams, backbone: Backbone, task: DatasetInfo, seed: int) -> nn.Module:
-    return LABEL_MAPS.get(params.label_map)(backbone.num_classes, task.num_classes, seed, params.labels_per_class)
+    """The cell's mapping over source logits, or over the image embedding with the task's text head (semantic)."""
+    num_source = backbone.feature_dim if reads_embedding(params.label_map) else backbone.num_classes
+    label_map = LABEL_MAPS.get(params.label_map)(num_source, task.num_classes, seed, params.labels_per_class)
+    if isinstance(label_map, TextLabelMap):
+        if not task.class_names:
+            raise ValueError(f"label_map: {params.label_map} reads class names; dataset {task.name} has none")
+        label_map.use_text_head(backbone.text_head(task.class_names))
+    return label_map
 
 
 @register_method
@@ -143,6 +177,9 @@ class AR(Method):
 
     def skip(self, params, backbone: BackboneInfo, num_source: int, task: DatasetInfo):
         return ar_skip(params, backbone, num_source, task)
+
+    def frozen_output(self, method_spec: dict) -> str:
+        return "embedding" if reads_embedding(method_spec.get("label_map", "first_k")) else "logits"
 
     def build(self, backbone: Backbone, task: DatasetInfo, params: ARParams, seed: int) -> Reprogrammed:
         return Reprogrammed(backbone, build_program(params, backbone.info, task),

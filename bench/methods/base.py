@@ -216,6 +216,12 @@ class Method:
     def build(self, backbone: Backbone, task: DatasetInfo, params: MethodParams, seed: int) -> MethodModel:
         raise NotImplementedError
 
+    def frozen_output(self, method_spec: dict) -> str:
+        """What the shared frozen pass computes for a cell with these method parameters (its spec's `method`):
+        cells pack into one pass only where it is the same (ar: the source logits, or the image embedding a
+        text-head mapping reads)."""
+        return "logits"
+
 
 METHODS: Registry[Method] = Registry("method", package="bench.methods")
 

@@ -26,7 +26,7 @@ from bench.data import DatasetInfo
 from bench.methods.ar import ARParams, LabelMapName, Reprogrammed, ar_skip, build_label_map, build_program
 from bench.methods.base import Method, Step, register_method
 from bench.methods.inputs import fit
-from bench.methods.label_maps import takes_labels_per_class
+from bench.methods.label_maps import reads_embedding, takes_labels_per_class
 from bench.models import Backbone, BackboneInfo
 
 MAX_LABELS_PER_CLASS = 10
@@ -122,6 +122,9 @@ class BlackBox(Method):
                     "q": {"choice": [1, 5, 10]}}
 
     def skip(self, params, backbone: BackboneInfo, num_source: int, task: DatasetInfo):
+        if reads_embedding(params.label_map):
+            return True, f"the black box gives output probabilities only; label_map: {params.label_map} reads the " \
+                         "image embedding"
         return ar_skip(resolved(params, num_source, task.num_classes), backbone, num_source, task)
 
     def build(self, backbone: Backbone, task: DatasetInfo, params: BlackBoxParams, seed: int) -> BlackBoxReprogrammed:

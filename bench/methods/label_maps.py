@@ -8,13 +8,17 @@
 | `iterative` | ILM (Chen et al., ILM-VP 2023): FLM recomputed with the current program | every epoch |
 | `multi_label` | the mean of m source logits, chosen by frequency (Tsai et al. 2020, BAR) | before training |
 | `learned` | a trained linear layer over all source logits (AutoVP's FullyMap) | with the program |
+| `semantic` | its class name's text embedding against the image embedding (CLIP; AutoVP's CLIP output) | never |
 
 An entry is a factory `(num_source, num_target, seed, labels_per_class) -> nn.Module` decorated with
 `@register_label_map(...)`, declaring how many source classes it needs, whether `labels_per_class` applies to it
 and when it is fitted. A fitted mapping meets `FittedLabelMap`: the trainer fills it through the model's
 `start_epoch` hook with the source x target count matrix of the source model's predictions on the new task's
-train split (under the current program, no gradient). A new mapping may sit here or in any module of
-bench/methods (found by discovery); tests/test_contract_label_maps.py checks every entry.
+train split (under the current program, no gradient). A mapping declared `reads_embedding` is a `TextLabelMap`:
+it reads the backbone's image embedding instead of its source logits (`num_source` is then the embedding's size),
+through a head the backbone builds from the new task's class names (`Backbone.text_head`: CLIP's text tower).
+A new mapping may sit here or in any module of bench/methods (found by discovery);
+tests/test_contract_label_maps.py checks every entry.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.registry import Registry
@@ -50,6 +55,14 @@ class FittedLabelMap(Protocol):
         """(num_source, num_target) argmax counts of the source model on the new task's train split."""
 
 
+@runtime_checkable
+class TextLabelMap(Protocol):
+    """A mapping over the image embedding through a head built from the new task's class names (`semantic`)."""
+
+    def use_text_head(self, head: nn.Linear) -> None:
+        """The head `Backbone.text_head(class_names)` built; set once, when the model is built."""
+
+
 # (num_source, num_target, seed, labels_per_class) -> module; labels_per_class matters where it applies
 LabelMapFactory = Callable[[int, int, int, int], nn.Module]
 # (num_target, labels_per_class) -> how many source classes the mapping needs (0: any number will do)
@@ -70,9 +83,11 @@ def any_number(num_target: int, per_class: int) -> int:
 
 
 def register_label_map(*, needs: SourcesNeeded = one_per_class, fitted: Fit = Fit.NEVER,
-                       takes_labels_per_class: bool = False) -> Callable[[LabelMapFactory], LabelMapFactory]:
+                       takes_labels_per_class: bool = False,
+                       reads_embedding: bool = False) -> Callable[[LabelMapFactory], LabelMapFactory]:
     """`@register_label_map(needs=..., fitted=...)` on a factory registers it under the factory's name."""
-    return LABEL_MAPS.decorator(needs=needs, fitted=Fit(fitted), takes_labels_per_class=takes_labels_per_class)
+    return LABEL_MAPS.decorator(needs=needs, fitted=Fit(fitted), takes_labels_per_class=takes_labels_per_class,
+                                reads_embedding=reads_embedding)
 
 
 def needed_sources(name: str, num_target: int, per_class: int) -> int:
@@ -82,6 +97,11 @@ def needed_sources(name: str, num_target: int, per_class: int) -> int:
 
 def takes_labels_per_class(name: str) -> bool:
     return LABEL_MAPS.metadata(name)["takes_labels_per_class"]
+
+
+def reads_embedding(name: str) -> bool:
+    """True: mapping `name` reads the image embedding through a text head (a `TextLabelMap`), not source logits."""
+    return LABEL_MAPS.metadata(name)["reads_embedding"]
 
 
 class FixedLabelMap(nn.Module):
@@ -188,3 +208,36 @@ def learned(num_source: int, num_target: int, seed: int, per_class: int = 1) -> 
         layer.weight.uniform_(-bound, bound, generator=g)
         layer.bias.uniform_(-bound, bound, generator=g)
     return layer
+
+
+class SemanticLabelMap(nn.Module):
+    """New class j's logit: the image embedding against the text embedding of class j's prompts, CLIP-scaled.
+
+    The head (`Backbone.text_head`) is frozen text, copied into buffers: nothing trains, and a model rebuilt from
+    the same class names has the same head. Until `use_text_head` the buffers are NaN, so a mapping that never got
+    its head cannot pass for one that did.
+    """
+
+    def __init__(self, embed_dim: int, num_target: int):
+        super().__init__()
+        self.register_buffer("weight", torch.full((num_target, embed_dim), float("nan")))
+        self.register_buffer("bias", torch.zeros(num_target))
+
+    def use_text_head(self, head: nn.Linear) -> None:
+        if head.weight.shape != self.weight.shape:
+            raise ValueError(f"a text head of shape {tuple(head.weight.shape)} for a {tuple(self.weight.shape)} "
+                             "semantic mapping")
+        with torch.no_grad():
+            self.weight.copy_(head.weight)
+            self.bias.copy_(head.bias if head.bias is not None else torch.zeros_like(self.bias))
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return F.linear(embedding, self.weight, self.bias)
+
+
+@register_label_map(needs=any_number, reads_embedding=True)
+def semantic(num_source: int, num_target: int, seed: int, per_class: int = 1) -> nn.Module:
+    """The new task's class names through the prompt templates give a zero-shot head on the image embedding
+    (`num_source`: its size): AutoVP's CLIP output, templates averaged as open_clip's zero-shot classifier does.
+    Needs a backbone with `text_heads` (clip:ARCH/TAG) and a task with class names; the grid skips it elsewhere."""
+    return SemanticLabelMap(num_source, num_target)

@@ -24,6 +24,9 @@ class BackboneInfo:
     num_classes: int  # classes of its original task (1000 for ImageNet weights)
     weights: tuple[str, ...] = ()  # named pretrained weights it can load, e.g. ("imagenet",)
     description: str = ""
+    # True: `Backbone.text_head(class_names)` builds a head from class names (a CLIP text tower), which the
+    # `semantic` label mapping needs; the grid skips `semantic` cells on any other backbone
+    text_heads: bool = False
 
 
 class Backbone(nn.Module):
@@ -57,6 +60,11 @@ class Backbone(nn.Module):
 
     def replace_head(self, num_classes: int) -> None:
         self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def text_head(self, class_names: tuple[str, ...]) -> nn.Linear:
+        """A head over `features` whose row j scores class_names[j] (CLIP's zero-shot classifier)."""
+        raise TypeError(f"backbone {self.info.name!r} cannot build a head from class names; "
+                        "a CLIP backbone (clip:ARCH/TAG) can")
 
     def freeze(self) -> Backbone:
         """Frozen means frozen: no weight gradients, BatchNorm/Dropout in eval mode for good."""
