@@ -249,16 +249,19 @@ def test_finetune_trains_the_image_tower_under_a_new_head(weights_file, no_netwo
 def test_semantic_is_skipped_with_its_reason_at_grid_expansion(tmp_path):
     grid = load(tmp_path, {"originals": [{"backbone": "smallcnn", "trained_on": "digits"},
                                          {"backbone": NAME, "weights": "imagenet"}],
-                           "tasks": ["digits"],
+                           "tasks": ["digits", "gtsrb"],
                            "methods": [{"name": "ar", "label_map": ["first_k", "semantic"]},
                                        {"name": "blackbox", "label_map": "semantic"}]})
-    reasons = {(c.spec["backbone"]["name"], c.method): c.skip_reason for c in grid.skipped}
-    assert "smallcnn does not" in reasons[("smallcnn", "ar")]
-    assert "clip:ARCH/TAG" in reasons[("smallcnn", "ar")]
-    assert reasons[(NAME, "ar")] == "label_map: semantic reads the task's class names; digits has none"
-    assert "output probabilities only" in reasons[(NAME, "blackbox")]
-    ran = {(c.spec["backbone"]["name"], c.spec["method"].get("label_map")) for c in grid.cells if c.method == "ar"}
-    assert ran == {("smallcnn", "first_k"), (NAME, "first_k")}
+    reasons = {(c.spec["backbone"]["name"], c.method, c.task): c.skip_reason for c in grid.skipped}
+    assert "smallcnn does not" in reasons[("smallcnn", "ar", "digits")]
+    assert "clip:ARCH/TAG" in reasons[("smallcnn", "ar", "digits")]
+    # GTSRB's classes have no names in torchvision or its files: known before any file is read
+    assert reasons[(NAME, "ar", "gtsrb")] == "label_map: semantic reads the task's class names; gtsrb has none"
+    assert "output probabilities only" in reasons[(NAME, "blackbox", "digits")]
+    ran = {(c.spec["backbone"]["name"], c.spec["method"].get("label_map"), c.task)
+           for c in grid.cells if c.method == "ar"}
+    assert {("smallcnn", "first_k", "digits"), (NAME, "first_k", "digits"), (NAME, "semantic", "digits")} <= ran
+    assert (NAME, "semantic", "gtsrb") not in ran
 
 
 def test_semantic_with_a_task_without_class_names_is_refused_at_build(weights_file, no_network):

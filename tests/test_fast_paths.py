@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 import torch
 
+from bench.data import dataset_info
 from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
 from bench.grid import load_grid
 from bench.pack import Pack, pack_key
@@ -162,8 +163,8 @@ def test_cells_with_different_batch_sizes_or_whole_networks_do_not_pack(grid):
 
 def test_pack_rejects_models_that_do_not_share_a_backbone(grid):
     cells = cells_of(grid, "ar")[:2]
-    a = build_models(cells[:1], 10, grid["deps"])[0]
-    b = build_models(cells[1:], 10, grid["deps"])[0]
+    a = build_models(cells[:1], dataset_info(cells[0].task), grid["deps"])[0]
+    b = build_models(cells[1:], dataset_info(cells[1].task), grid["deps"])[0]
     with pytest.raises(ValueError, match="share one backbone"):
         Pack([a, b])
 

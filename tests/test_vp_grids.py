@@ -40,9 +40,13 @@ def test_every_dataset_and_method_is_a_cell_and_none_is_prepared_here(offline, n
     grid = load_grid(name)
     by_method = _by_method(grid.unprepared)
     expected = {("ar", m) for m in mappings} | {("linear_probe", None), ("finetune", None), ("scratch", None)}
-    assert grid.cells == [] and len(grid.unprepared) == len(expected) * len(VP_TASKS)
+    # semantic reads class names, which GTSRB's files do not have: that one cell is skipped, with why
+    unnamed = {("ar", "semantic")} & set(expected)
+    assert grid.cells == [] and len(grid.unprepared) == len(expected) * len(VP_TASKS) - len(unnamed)
+    assert [c.skip_reason for c in grid.skipped if c not in grid.unprepared] == [
+        "label_map: semantic reads the task's class names; gtsrb has none"] * len(unnamed)
     assert set(by_method) == expected
-    assert all(tasks == VP_TASKS for tasks in by_method.values()), by_method
+    assert all(tasks == VP_TASKS - ({"gtsrb"} if key in unnamed else set()) for key, tasks in by_method.items())
     assert all(c.skip_reason.startswith("not prepared: ") for c in grid.unprepared)
 
 

@@ -168,7 +168,7 @@ SOURCES = (
         lambda root: tvd.DTD(str(root), download=True)),
     FileSource(
         DatasetInfo("gtsrb", 43, 3, 32, "torchvision GTSRB (PPMs, 15 to 250 px), official train/test; decoded to "
-                    "32x32 by default, the size ILM-VP uses", encoded=True),
+                    "32x32 by default, the size ILM-VP uses", encoded=True, unnamed=True),
         "gtsrb", ("GTSRB/Training", "GTSRB/Final_Test/Images", "GT-final_test.csv"),
         (partial(_gtsrb, split="train"),), partial(_gtsrb, split="test"),
         partial(_both, tvd.GTSRB, ("train", "test"))),

@@ -20,8 +20,11 @@ class DatasetInfo:
     source: str  # one line: where the data comes from
     parts: tuple[str, ...] = ()  # a joint task (bench.data.joint): the tasks it is made of, in class order
     # human-readable class names in label order (CLIP's zero-shot head builds its text prompts from them);
-    # () where the dataset has none: the `semantic` label mapping, which reads them, skips such a task
+    # () when not known before the files are read: many loaders read them at load (`SourceData.class_names`)
     class_names: tuple[str, ...] = ()
+    # True: neither the library nor the files name the classes (GTSRB): a cell that reads class names (the
+    # `semantic` mapping) is skipped at expansion instead of failing when it starts
+    unnamed: bool = False
     # images stored as encoded files of varying size (JPEG/PNG folders): decoded once at the size a cell needs
     # (bench.data.decode), `size` being the default decode size; False: arrays at their native `size`
     encoded: bool = False

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from bench import checkpoint
-from bench.data import dataset_info
+from bench.data import DatasetInfo, dataset_info
 from bench.files import MODEL
 from bench.grid import Cell
 from bench.methods import METHODS, MethodModel
@@ -40,8 +40,9 @@ def load_original(cell: Cell, dependency_dirs: dict[str, Path]) -> Backbone:
     return backbone
 
 
-def build_models(cells: list[Cell], num_classes: int, dependency_dirs: dict[str, Path]) -> list[MethodModel]:
-    """One model per cell; reprogramming cells share one original backbone object (loaded once).
+def build_models(cells: list[Cell], task: DatasetInfo, dependency_dirs: dict[str, Path]) -> list[MethodModel]:
+    """One model per cell of the loaded `task` (its class names as read from its files); reprogramming cells share
+    one original backbone object (loaded once).
 
     Each cell's own parameters are initialised right after `set_seed(its seed)`, the same whether the cell
     runs alone or packed, so packing does not change what a cell starts from.
@@ -59,8 +60,8 @@ def build_models(cells: list[Cell], num_classes: int, dependency_dirs: dict[str,
         params = method.Params(**{k: v for k, v in cell.spec["method"].items() if k != "name"})
         set_seed(cell.seed)
         backbone = shared if method.uses_original else create_backbone(
-            spec["backbone"]["name"], num_classes=num_classes, input_size=spec["backbone"]["input_size"])
-        models.append(method.build(backbone, dataset_info(cell.task), params, cell.seed))
+            spec["backbone"]["name"], num_classes=task.num_classes, input_size=spec["backbone"]["input_size"])
+        models.append(method.build(backbone, task, params, cell.seed))
     return models
 
 

@@ -62,7 +62,7 @@ def set_up(cells: list[Cell], directories: list[Path], context: TrainContext) ->
     task = load_task(cells[0].task, data_root=context.data_root, split_seed=split["seed"],
                      val_fraction=split["val_fraction"], test_fraction=split["test_fraction"],
                      max_train=split["max_train"])
-    models = build_models(cells, task.info.num_classes, context.dependency_dirs)
+    models = build_models(cells, task.info, context.dependency_dirs)
     members = [Member(c, Path(d), m, count_parameters(m)) for c, d, m in zip(cells, directories, models, strict=True)]
     meter = open_meter(dist.device.type, dist.device.index or 0, torch.get_num_threads(), dist.local_rank)
     timer = PackTimer(members, meter, dist.summed_over_ranks())
