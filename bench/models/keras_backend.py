@@ -72,6 +72,15 @@ def mode_preprocess(mode: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: keras.applications.imagenet_utils.preprocess_input(x, mode=mode)
 
 
+def preprocess(pixels, module: str, preprocessing: str | None = None):
+    """NHWC 0..255 pixels (a torch tensor: differentiable) as Keras's application `module` wants them, or as a named
+    preprocessing (a mode, or THESIS) gives them."""
+    keras = import_keras()
+    if preprocessing is None:
+        return getattr(keras.applications, module).preprocess_input(pixels)
+    return mode_preprocess(preprocessing)(pixels)
+
+
 def application_mode(module: str) -> str:
     """Which of MODES `keras.applications.<module>.preprocess_input` applies, read by calling it."""
     own = _probe(getattr(import_keras().applications, module).preprocess_input)

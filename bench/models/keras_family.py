@@ -1,10 +1,11 @@
 """`keras:<Application>`: the thesis's own Keras ImageNet models (and Elsayed et al.'s Inceptions), run by Keras 3
 on its torch backend, so the trainer sees an ordinary `Backbone`.
 
-Inputs are NCHW in [0, 1], as for every backbone. `KerasBackbone.features` does what the application's
-`preprocess_input` does to 0..255 pixels (read from Keras: bench.models.keras_backend), reorders channels where the
-mode wants BGR (caffe), goes to Keras's channels_last and runs the Keras model up to its pooled penultimate features;
-the head is the application's last layer (a Dense, or MobileNet's 1x1 conv on the pooled map) as an `nn.Linear`.
+Inputs are NCHW in [0, 1], as for every backbone. The body turns them into what Keras wants (NHWC pixels in 0..255
+through the application's own `keras.applications.<module>.preprocess_input`) and runs the Keras model up to its
+pooled penultimate features; the head is the application's last layer (a Dense, or MobileNet's 1x1 conv on the
+pooled map) as an `nn.Linear`. `BackboneInfo.mean/std` state that preprocessing per RGB channel, read from Keras
+(bench.models.keras_backend), e.g. for `reprogbench ls --backbones`.
 `preprocessing="thesis"` replaces the application's own preprocessing by the thesis code's: caffe mode, then /255.
 docs/backbones-keras.md says what was checked (logits and input gradients against Keras's own call, NASNetMobile).
 """
@@ -17,7 +18,7 @@ from torch import nn
 
 from bench.models.backbone import Backbone, BackboneInfo
 from bench.models.keras_apps import KERAS_APPLICATIONS, KerasApplication, KerasWeightsFile
-from bench.models.keras_backend import THESIS, import_keras, pixel_map
+from bench.models.keras_backend import THESIS, import_keras, pixel_map, preprocess
 from bench.models.registry import BackboneFamily, Factory, register_backbone_family
 from bench.registry import UnknownName
 
@@ -25,29 +26,31 @@ PREFIX = "keras"
 
 
 class KerasFeatures(nn.Module):
-    """A Keras model (NHWC in, what its preprocess_input gives) -> (N, features); torch's train/eval is Keras's."""
+    """NCHW in [0, 1] -> Keras's own preprocessing of NHWC 0..255 pixels -> the Keras model -> (N, features).
 
-    def __init__(self, model: nn.Module):
+    Keras's preprocess_input runs on the torch tensor itself (differentiable, the same float operations as Keras's
+    own call, so logits and input gradients are Keras's to the last bit); torch's train/eval flag is Keras's.
+    """
+
+    def __init__(self, model: nn.Module, module: str, preprocessing: str | None):
         super().__init__()
         self.model = model
+        self.module = module  # keras.applications.<module>.preprocess_input
+        self.preprocessing = preprocessing  # None: the application's own
 
-    def forward(self, x_nhwc: torch.Tensor) -> torch.Tensor:
-        return self.model(x_nhwc, training=self.training).reshape(len(x_nhwc), -1)
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        # Keras moves every tensor it touches to its own default device ("cuda" whenever CUDA exists); scoped to
+        # the input's device, the model runs where `.to(device)` (or DDP) put it, on any rank
+        with import_keras().device(str(x01.device)):
+            pixels = preprocess(255 * x01.permute(0, 2, 3, 1), self.module, self.preprocessing)
+            return self.model(pixels, training=self.training).reshape(len(x01), -1)
 
 
 class KerasBackbone(Backbone):
-    """A `Backbone` whose normalisation is a Keras preprocess_input mode: (x - mean) / std per input channel, then
-    the channels in `order` (caffe's BGR), then channels_last."""
-
-    def __init__(self, info: BackboneInfo, body: KerasFeatures, head: nn.Linear, order: tuple[int, ...]):
-        super().__init__(info, body, head)
-        self.order = order
+    """A `Backbone` whose normalisation is Keras's (its `info.mean/std` say what that is per RGB channel)."""
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) / self.std
-        if self.order != tuple(range(len(self.order))):
-            x = x[:, list(self.order)]
-        return self.body(x.permute(0, 2, 3, 1))
+        return self.body(x)
 
 
 def _application(spec: str) -> KerasApplication:
@@ -59,8 +62,12 @@ def _application(spec: str) -> KerasApplication:
 
 def build_application(spec: str, input_size: int) -> nn.Module:
     """The Keras application with random weights, logits out (no softmax), on the torch backend."""
+    with import_keras().device("cpu"):  # built on the CPU, like any torch module; the trainer moves it
+        return _build(spec, (input_size, input_size, 3))
+
+
+def _build(spec: str, shape: tuple[int, int, int]) -> nn.Module:
     keras = import_keras()
-    shape = (input_size, input_size, 3)
     if spec == "NASNetMobile":
         # NASNetMobile's own arguments, without its torch-backend refusal: the bug it guards against (average pooling
         # with asymmetric "same" padding) does not occur in this model (docs/backbones-keras.md, the evidence)
@@ -73,7 +80,7 @@ def build_application(spec: str, input_size: int) -> nn.Module:
     return getattr(keras.applications, spec)(input_shape=shape, weights=None, classifier_activation=None)
 
 
-def split_head(model) -> tuple[KerasFeatures, nn.Linear]:
+def split_head(model) -> tuple[nn.Module, nn.Linear]:
     """A Keras classifier -> (body giving pooled penultimate features, Linear head); body then head == model."""
     keras = import_keras()
     head_layer = next(layer for layer in reversed(model.layers) if layer.weights)
@@ -86,8 +93,7 @@ def split_head(model) -> tuple[KerasFeatures, nn.Linear]:
     with torch.no_grad():
         head.weight.copy_(kernel.T)
         head.bias.copy_(bias)
-    body = keras.Model(model.inputs, head_layer.input, name=f"{model.name}_features")
-    return KerasFeatures(body), head
+    return keras.Model(model.inputs, head_layer.input, name=f"{model.name}_features"), head
 
 
 def load_imagenet(model, name: str, app: KerasApplication) -> None:
@@ -119,10 +125,12 @@ def _factory(spec: str) -> Factory:
     def factory(info: BackboneInfo, weights: str | None, preprocessing: str | None = None) -> Backbone:
         model = build_application(spec, info.input_size)
         if weights == "imagenet":
-            load_imagenet(model, info.name, app)
-        pixels = pixel_map(app.module, preprocessing)
-        info = replace(info, mean=pixels.mean, std=pixels.std, description=_info(spec, preprocessing).description)
-        return KerasBackbone(info, *split_head(model), order=pixels.order)
+            with import_keras().device("cpu"):  # Keras would put what it assigns on its default device
+                load_imagenet(model, info.name, app)
+        described = _info(spec, preprocessing)
+        info = replace(info, mean=described.mean, std=described.std, description=described.description)
+        body, head = split_head(model)
+        return KerasBackbone(info, KerasFeatures(body, app.module, preprocessing), head)
 
     return factory
 
