@@ -41,21 +41,20 @@ def write_keras_cache(home, app: str, model) -> None:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
 
-def lively(model, seed: int = 0):
-    """Random weights that keep activations O(1) through the whole depth (Keras's init with unit BatchNorm
-    statistics lets a deep MobileNet's logits fall to 1e-21, where any comparison passes): He-normal kernels,
-    BatchNorm scales and statistics drawn around 1 and 0."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        shape, name = tuple(w.shape), w.path.rsplit("/", 1)[-1]
-        if "kernel" in name:
-            fan_in = int(np.prod(shape[:-1])) if name == "kernel" else int(np.prod(shape[:2]))
-            value = rng.normal(0, np.sqrt(2 / fan_in), shape)
-        elif name in ("gamma", "moving_variance"):
-            value = rng.uniform(0.5, 1.5, shape)
-        else:  # beta, bias, moving_mean
-            value = rng.normal(0, 0.1, shape)
-        w.assign(value.astype(np.float32))
+def lively(model, module: str, seed: int = 0):
+    """Random weights whose outputs depend on the input. With Keras's init and BatchNorm's initial statistics (0, 1)
+    a deep MobileNet's input gradient is 1e-16, where any comparison passes; BatchNorm statistics taken from one
+    batch of random images (momentum 0 for that one call) keep every layer's activations O(1)."""
+    batch_norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in batch_norms]
+    for layer in batch_norms:
+        layer.momentum = 0.0
+    size = model.input.shape[1]
+    pixels = torch.rand(8, size, size, 3, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model(getattr(keras.applications, module).preprocess_input(255 * pixels), training=True)
+    for layer, momentum in zip(batch_norms, momenta, strict=True):
+        layer.momentum = momentum
     return model
 
 
@@ -70,7 +69,7 @@ def pair(request, keras_home):
     app = request.param
     keras.utils.set_random_seed(0)
     model = lively(getattr(keras.applications, app)(input_shape=(SIZE, SIZE, 3), weights=None,
-                                                     classifier_activation=None))
+                                                     classifier_activation=None), KERAS_APPLICATIONS[app].module)
     write_keras_cache(keras_home, app, model)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KERAS_HOME", str(keras_home))
@@ -97,7 +96,7 @@ def test_logits_and_input_gradients_are_keras_own(pair):
     weights = torch.randn(2, 1000, generator=torch.Generator().manual_seed(1))
     (ours * weights).sum().backward()
     (theirs * weights).sum().backward()
-    assert x_ours.grad.abs().max() > 0  # an input program learns through it
+    assert x_ours.grad.abs().max() > 1e-3  # an input program learns through it
     assert_within_1e4_of_scale(x_ours.grad, x_keras.grad)
 
 
@@ -260,3 +259,15 @@ def test_one_training_step_through_a_keras_backbone(method_name, pair):
     assert torch.isfinite(loss)
     assert any(not torch.equal(v, learned[k]) for k, v in model.learned.state_dict().items())
     assert all(torch.equal(v, frozen[k]) for k, v in backbone.state_dict().items())  # BatchNorm statistics too
+
+
+@pytest.mark.slow
+def test_nasnet_mobile_on_torch_matches_keras_on_jax(tmp_path):
+    """The evidence of docs/backbones-keras.md, small: the refusal bypassed, same random weights under torch and JAX
+    (each in its own process), every layer within 1e-4, and input gradients that agree to float32 rounding."""
+    pytest.importorskip("jax")
+    from keras_crosscheck import main as crosscheck
+
+    found = crosscheck(tmp_path, 64)
+    assert found["layers"] > 700 and found["layers_over_1e-4"] == [] and found["logits_diff"] < 1e-4
+    assert found["max_abs_grad"] > 0 and found["grad_relative_l2"] < 0.1  # ReLU kinks move a few elements

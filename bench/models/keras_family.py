@@ -93,7 +93,7 @@ def split_head(model) -> tuple[nn.Module, nn.Linear]:
     with torch.no_grad():
         head.weight.copy_(kernel.T)
         head.bias.copy_(bias)
-    return keras.Model(model.inputs, head_layer.input, name=f"{model.name}_features"), head
+    return keras.Model(model.input, head_layer.input, name=f"{model.name}_features"), head
 
 
 def load_imagenet(model, name: str, app: KerasApplication) -> None:
