@@ -201,16 +201,19 @@ def what_keras_fetches(build) -> dict:
     return asked
 
 
-def check_table_entry(app: str) -> None:
-    entry = KERAS_APPLICATIONS[app]
-    if app == "NASNetMobile":  # Keras refuses it on torch before asking: its NASNet with NASNetMobile's arguments
+def keras_default(app: str, weights: str | None):
+    """The application as Keras builds it by default (input shape None: its default_size)."""
+    if app == "NASNetMobile":  # Keras refuses it on torch before building: its NASNet with NASNetMobile's arguments
         from keras.src.applications import nasnet
 
-        build = lambda: nasnet.NASNet(None, penultimate_filters=1056, num_blocks=4, stem_block_filters=32,  # noqa: E731
-                                      skip_reduction=False, filter_multiplier=2, default_size=224)
-    else:
-        build = lambda: getattr(keras.applications, app)(weights="imagenet")  # noqa: E731
-    asked = what_keras_fetches(build)
+        return nasnet.NASNet(None, penultimate_filters=1056, num_blocks=4, stem_block_filters=32,
+                             skip_reduction=False, filter_multiplier=2, default_size=224, weights=weights)
+    return getattr(keras.applications, app)(weights=weights)
+
+
+def check_table_entry(app: str) -> None:
+    entry = KERAS_APPLICATIONS[app]
+    asked = what_keras_fetches(lambda: keras_default(app, "imagenet"))
     assert (asked["fname"], asked["origin"], asked["cache_subdir"]) == (entry.weights_file, entry.origin, "models")
     assert asked.get("file_hash") == entry.weights_md5
 
@@ -224,8 +227,7 @@ def test_the_weights_table_is_what_keras_fetches(app):
 @pytest.mark.parametrize("app", sorted(set(KERAS_APPLICATIONS) - {"MobileNet", "MobileNetV2"}))
 def test_the_weights_table_is_what_keras_fetches_for_the_big_models(app):
     check_table_entry(app)
-    model = getattr(keras.applications, app)(weights=None)
-    assert model.input.shape[1] == KERAS_APPLICATIONS[app].input_size  # Keras's default_size
+    assert keras_default(app, None).input.shape[1] == KERAS_APPLICATIONS[app].input_size  # Keras's default_size
 
 
 def test_the_weights_file_loads_what_keras_wrote(pair, keras_home, monkeypatch):

@@ -5,7 +5,7 @@ Inputs are NCHW in [0, 1], as for every backbone. The body turns them into what 
 through the application's own `keras.applications.<module>.preprocess_input`) and runs the Keras model up to its
 pooled penultimate features; the head is the application's last layer (a Dense, or MobileNet's 1x1 conv on the
 pooled map) as an `nn.Linear`. `BackboneInfo.mean/std` state that preprocessing per RGB channel, read from Keras
-(bench.models.keras_backend), e.g. for `reprogbench ls --backbones`.
+(bench.models.keras_backend).
 `preprocessing="thesis"` replaces the application's own preprocessing by the thesis code's: caffe mode, then /255.
 docs/backbones-keras.md says what was checked (logits and input gradients against Keras's own call, NASNetMobile).
 """
@@ -28,8 +28,9 @@ PREFIX = "keras"
 class KerasFeatures(nn.Module):
     """NCHW in [0, 1] -> Keras's own preprocessing of NHWC 0..255 pixels -> the Keras model -> (N, features).
 
-    Keras's preprocess_input runs on the torch tensor itself (differentiable, the same float operations as Keras's
-    own call, so logits and input gradients are Keras's to the last bit); torch's train/eval flag is Keras's.
+    Keras's preprocess_input runs on the torch tensor itself: differentiable, and the same float operations as
+    Keras's own call (a re-implementation rounds differently, which moves ReLU kinks and so input gradients);
+    torch's train/eval flag is Keras's `training`.
     """
 
     def __init__(self, model: nn.Module, module: str, preprocessing: str | None):
