@@ -17,10 +17,13 @@ def _status(record: CellRecord | None) -> str:
 
 
 def original_of(cell: Cell) -> str:
-    """What a cell starts from: `fashion_mnist/smallcnn` (an original model), `smallcnn (random init)`."""
+    """What a cell starts from: `fashion_mnist/smallcnn` (an original model), `smallcnn (random init)`;
+    `imagenet[preprocessing=thesis]/keras:VGG16` when it is fed other than its weights were trained on."""
     if METHODS.get(cell.method).makes_original:
         return "-"
-    return f"{cell.trained_on}/{cell.backbone}" if cell.trained_on else f"{cell.backbone} (random init)"
+    preprocessing = cell.spec["backbone"].get("preprocessing")
+    fed = f"[preprocessing={preprocessing}]" if preprocessing else ""
+    return f"{cell.trained_on}{fed}/{cell.backbone}" if cell.trained_on else f"{cell.backbone}{fed} (random init)"
 
 
 def _thesis(grid: Grid, cell: Cell) -> str | float:

@@ -34,7 +34,9 @@ class Compared:
     def ours(self) -> str:
         if self.setup is None:
             return ""
-        return f"{self.setup.cell.method_label} {self.setup.cell.backbone}"
+        cell = self.setup.cell
+        preprocessing = cell.spec["backbone"].get("preprocessing")  # e.g. the thesis's, beside the backbone's own
+        return f"{cell.method_label} {cell.backbone}" + (f"[preprocessing={preprocessing}]" if preprocessing else "")
 
 
 def compare(grid: Grid, setups: list[Setup]) -> list[Compared]:

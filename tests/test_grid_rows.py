@@ -149,15 +149,15 @@ def test_running_table_3_1_without_its_data_stops_before_any_cell(tmp_path, caps
     assert not results.exists() or not any(results.rglob("result.json"))
 
 
-def test_the_table_5_1_grid_has_every_runnable_row_and_names_the_others(capsys):
+def test_the_table_5_1_pytorch_grid_has_every_runnable_row_and_names_the_others(capsys):
     import csv
 
     from bench.models.thesis_nets import THESIS_BACKBONES
     from bench.reference import REFERENCE_DIR
     from launch.cli import main
 
-    grid = load_grid("thesis_table_5_1")
-    assert grid.name == "thesis_table_5_1"  # originals' method lists must not rename the grid
+    grid = load_grid("thesis_table_5_1_pytorch")
+    assert grid.name == "thesis_table_5_1_pytorch"  # originals' method lists must not rename the grid
     lines = (REFERENCE_DIR / "thesis_table_5_1.csv").read_text().splitlines()
     thesis = {r["backbone"]: r for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
     runnable = {keras: ours for keras, (ours, _) in THESIS_BACKBONES.items() if ours}
@@ -176,14 +176,59 @@ def test_the_table_5_1_grid_has_every_runnable_row_and_names_the_others(capsys):
     assert len(grid.cells) == 14 and not grid.skipped
     assert set(grid.not_run) == {k for k, (ours, _) in THESIS_BACKBONES.items() if ours is None}
 
-    assert main(["ls", "thesis_table_5_1"]) == 0
+    assert main(["ls", "thesis_table_5_1_pytorch"]) == 0
     out = capsys.readouterr().out
-    assert "thesis_table_5_1: 14 cells" in out
+    assert "thesis_table_5_1_pytorch: 14 cells" in out
     assert "not run: thesis_table_5_1 row ResNet152V2" in out and "not run: thesis_table_5_1 row NASNetMobile" in out
 
 
+def thesis_figures() -> dict:
+    import csv
+
+    from bench.reference import REFERENCE_DIR
+
+    lines = (REFERENCE_DIR / "thesis_table_5_1.csv").read_text().splitlines()
+    return {r["backbone"]: r for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
+
+
+def test_the_table_5_1_grid_runs_all_eight_keras_models_as_published_and_correctly(capsys):
+    from bench.models.thesis_nets import THESIS_BACKBONES
+    from launch.cli import main
+
+    grid = load_grid("thesis_table_5_1")
+    thesis = thesis_figures()
+    assert not grid.not_run and not grid.skipped and len(grid.cells) == 8 * 2 * 2 + 2
+    probes = [c for c in grid.cells if c.method == "linear_probe"]
+    kinds = {(c.backbone, c.task, c.spec["backbone"].get("preprocessing")) for c in probes}
+    assert kinds == {(f"keras:{keras}", task, p) for keras in THESIS_BACKBONES for p in (None, "thesis")
+                     for task in ("caltech101", "caltech256_reduced")}
+    for c in probes:  # both kinds of cell carry the thesis's figure of their backbone
+        column = "caltech101" if c.task == "caltech101" else "caltech256r"
+        assert reference_figure(grid.reference, c)["test_acc"] == float(thesis[c.backbone[6:]][f"{column}_test"])
+    assert main(["ls", "thesis_table_5_1"]) == 0
+    out = capsys.readouterr().out
+    assert "thesis_table_5_1: 34 cells" in out and "not run" not in out
+    nasnet = [line for line in out.splitlines() if "keras:NASNetMobile" in line and "caltech101 " in line]
+    assert len(nasnet) == 2 and all(line.rstrip().endswith("82.73") for line in nasnet)
+    assert sum("imagenet[preprocessing=thesis]/keras:NASNetMobile" in line for line in nasnet) == 1
+
+
+def test_preprocessing_is_in_the_cell_id_only_when_given(tmp_path):
+    from bench.grid import load_grid as load
+
+    base = ("originals:\n  - {backbone: test_tinycnn, trained_on: digits}\n"
+            "tasks: [digits_0to4]\nmethods: [{name: linear_probe}]\n")
+    (tmp_path / "plain.yaml").write_text(base)
+    assert "preprocessing" not in load(tmp_path / "plain.yaml").cells[-1].spec["backbone"]
+    (tmp_path / "bad.yaml").write_text(base.replace("trained_on: digits", "trained_on: digits, preprocessing: thesis"))
+    with pytest.raises(GridError) as e:
+        load(tmp_path / "bad.yaml")
+    assert "\n" not in str(e.value) and "originals[0].preprocessing" in str(e.value)
+    assert "has no preprocessing 'thesis'" in str(e.value)
+
+
 @pytest.mark.parametrize("name, cells", [("demo", None), ("thesis_table_3_1", 14), ("thesis_experiment_2", 26),
-                                         ("thesis_table_5_1", 14)])
+                                         ("thesis_table_5_1", 34), ("thesis_table_5_1_pytorch", 14)])
 def test_every_shipped_grid_loads_and_expands(name, cells):
     from bench.grid import GRIDS_DIR
 
@@ -202,7 +247,8 @@ def test_no_shipped_grid_is_left_untested():
     from bench.grid import GRIDS_DIR
 
     # methods: tests/test_methods_later.py (its ImageNet cells are skipped where the weights are absent)
-    tested = {"demo", "thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "methods"}
+    tested = {"demo", "thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "thesis_table_5_1_pytorch",
+              "methods"}
     assert {p.stem for p in GRIDS_DIR.glob("*.yaml")} == tested
 
 
@@ -268,10 +314,14 @@ def test_every_published_row_is_listed_in_the_thesis_order_and_each_cell_finds_i
     assert [r.name for r in table[:9]] == ["ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "NASNetMobile",
                                           "MobileNetV2", "VGG16", "VGG19", "from_scratch"]
     assert {r.panel for r in table} == {"caltech101", "caltech256_reduced"}
-    grid = load_grid("thesis_table_5_1")
+    grid = load_grid("thesis_table_5_1_pytorch")
     keys = {row_key(grid.reference, c) for c in grid.cells}
     assert len(keys) == len(grid.cells) and keys <= {r.key for r in table}  # one row per cell, all published
     assert {r.name for r in table if r.key not in keys} == set(grid.not_run)  # the rest: said why
+    keras = load_grid("thesis_table_5_1")  # every row; two cells (as published, and correctly) per backbone row
+    keys = [row_key(keras.reference, c) for c in keras.cells]
+    assert set(keys) == {r.key for r in table} and not keras.not_run
+    assert all(keys.count(r.key) == (1 if r.name == "from_scratch" else 2) for r in table)
 
     grid_3_1 = load_grid("thesis_table_3_1")
     assert all(c.reference == "thesis_table_3_1" for c in grid_3_1.cells)

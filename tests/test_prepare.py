@@ -29,13 +29,13 @@ def test_the_inputs_of_a_grid_are_its_datasets_and_imagenet_backbones():
     inputs = Inputs.of(load_grid("thesis_table_3_1").cells)
     assert inputs.datasets == ("caltech101", "cifar10", "cifar100", "fashion_mnist", "mnist", "mnist_01")
     assert inputs.weights == ("resnet50v2",)  # the from-scratch originals are pretrained here, not downloaded
-    assert Inputs.of(load_grid("thesis_table_5_1").cells).weights == (
+    assert Inputs.of(load_grid("thesis_table_5_1_pytorch").cells).weights == (
         "mobilenet_v1", "mobilenet_v2", "resnet101v2", "resnet50v2", "vgg16", "vgg19")
 
 
 def test_prepare_offline_reports_every_input_missing_and_exits_2(tmp_path, caches, offline, capsys):
     weights_dir = tmp_path / "weights"
-    code = main(["prepare", "thesis_table_5_1", "--data-root", str(tmp_path / "data"),
+    code = main(["prepare", "thesis_table_5_1_pytorch", "--data-root", str(tmp_path / "data"),
                  "--weights-dir", str(weights_dir)])
     captured = capsys.readouterr()
     rows = table_rows(captured.out)
@@ -85,10 +85,11 @@ def test_prepare_rejects_what_is_neither_a_grid_nor_a_dataset(tmp_path, capsys):
 
 def test_run_lists_every_missing_input_before_starting_any_cell(tmp_path, caches, capsys):
     results, data = tmp_path / "results", tmp_path / "empty"
-    code = main(["run", "thesis_table_5_1", "--results", str(results), "--data-root", str(data), "--no-tracking"])
+    code = main(["run", "thesis_table_5_1_pytorch", "--results", str(results), "--data-root", str(data),
+                 "--no-tracking"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     for name in TABLE_5_1_INPUTS:
         assert name in err[0]
-    assert f"reprogbench prepare thesis_table_5_1 --data-root {data}" in err[0]
+    assert f"reprogbench prepare thesis_table_5_1_pytorch --data-root {data}" in err[0]
     assert not results.exists()

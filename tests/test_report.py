@@ -286,9 +286,9 @@ def test_ui_starts_the_mlflow_ui_on_loopback_and_prints_the_runs_url(reported):
 
 def test_an_empty_results_folder_gives_the_thesis_table_with_every_cell_missing(tmp_path, capsys):
     results = tmp_path / "results"
-    assert main(["report", "thesis_table_5_1", "--results", str(results)]) == 0
-    grid = load_grid("thesis_table_5_1")
-    out = results / "thesis_table_5_1" / "report"
+    assert main(["report", "thesis_table_5_1_pytorch", "--results", str(results)]) == 0
+    grid = load_grid("thesis_table_5_1_pytorch")
+    out = results / "thesis_table_5_1_pytorch" / "report"
     rows = read_csv(out / "thesis_table_5_1.csv")
     assert len(rows) == 18  # nine rows of Table 5.1 on each of the two datasets
     ours = [r for r in rows if r["cells"]]
@@ -300,9 +300,19 @@ def test_an_empty_results_folder_gives_the_thesis_table_with_every_cell_missing(
     assert {float(r["thesis test %"]) for r in rows if r["backbone"] == "from_scratch"} == {38.95, 3.63}
     assert (out / "thesis_table_5_1_bars.png").read_bytes().startswith(PNG_MAGIC)
     assert not list(out.glob("accuracy_vs_compute_*.png"))  # nothing finished: nothing to place
-    assert [p.name for p in results.iterdir()] == ["thesis_table_5_1"]  # no MLflow store created
+    assert [p.name for p in results.iterdir()] == ["thesis_table_5_1_pytorch"]  # no MLflow store created
     printed = capsys.readouterr().out
     assert "14 cells: 0 done, 0 failed, 14 pending (missing)" in printed and "NASNetMobile" in printed
+
+
+def test_the_keras_table_has_each_backbone_as_published_and_with_its_own_preprocessing(tmp_path):
+    results = tmp_path / "results"
+    assert main(["report", "thesis_table_5_1", "--results", str(results)]) == 0
+    rows = read_csv(results / "thesis_table_5_1" / "report" / "thesis_table_5_1.csv")
+    assert len(rows) == 34 and all(r["cells"] for r in rows)  # 8 backbones x 2 preprocessings + scratch, x 2 tasks
+    vgg16 = [r for r in rows if r["backbone"] == "VGG16" and r["thesis test %"] == "71.14"]
+    assert sorted(r["ours"] for r in vgg16) == ["linear_probe keras:VGG16",
+                                                "linear_probe keras:VGG16[preprocessing=thesis]"]
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -13,6 +13,7 @@ from bench.grid.errors import GridError, check_known, validated
 from bench.grid.schema import IMAGENET, GridFile, HParams, OriginalSpec, SplitSpec
 from bench.methods import METHODS, original_maker
 from bench.models import BackboneInfo, backbone_info, list_backbones
+from bench.models.registry import check_preprocessing
 from bench.registry import UnknownName
 
 
@@ -30,9 +31,10 @@ class Original:
 def resolve_originals(grid: GridFile, fallbacks: Collection[int] = ()) -> list[Original]:
     """Every original of the grid; those whose index is in `fallbacks` pretrain on their `fallback:` dataset."""
     originals = [_resolve(o, i, grid, i in fallbacks) for i, o in enumerate(grid.originals)]
-    # readable names stay short; only originals that would share one carry what sets them apart
+    # readable names stay short; only originals that would share one carry what sets them apart, and a
+    # preprocessing other than the weights' own always shows
     plain = [(o.backbone["name"], o.original["trained_on"] if o.original else None) for o in originals]
-    return [_labelled(o, o.label if plain.count(key) > 1 else None)
+    return [_labelled(o, o.label if plain.count(key) > 1 or "preprocessing" in o.backbone else None)
             for o, key in zip(originals, plain, strict=True)]
 
 
@@ -55,13 +57,20 @@ def _resolve(orig: OriginalSpec, i: int, grid: GridFile, falls_back: bool) -> Or
     where = f"originals[{i}]"
     info = _backbone(orig.backbone, f"{where}.backbone")
     backbone = {"name": orig.backbone, "input_size": orig.input_size or info.input_size}
+    if orig.preprocessing is not None:  # absent at the default, so the cell_ids of other grids stay what they were
+        try:
+            check_preprocessing(orig.backbone, orig.preprocessing)
+        except ValueError as e:
+            raise GridError(f"{where}.preprocessing: {e}") from None
+        backbone["preprocessing"] = orig.preprocessing
     if orig.weights is not None:
         if orig.trained_on not in (None, IMAGENET):
             raise GridError(f"{where}: weights: imagenet means trained_on: imagenet, not {orig.trained_on!r}")
         if orig.weights not in info.weights:
             raise GridError(f"{where}.weights: backbone {orig.backbone!r} has no {orig.weights} weights")
         original = {"trained_on": IMAGENET, "weights": orig.weights, "pretrain_cell": None}
-        return Original(i, orig, backbone, original, info.num_classes)
+        label = f"{IMAGENET}[preprocessing={orig.preprocessing}]" if orig.preprocessing else None
+        return Original(i, orig, backbone, original, info.num_classes, label=label)
     if orig.trained_on is None:
         if orig.methods and not any(METHODS.get(m).uses_original for m in orig.methods if m in METHODS):
             # an architecture for whole-network methods only (e.g. a from-scratch baseline): nothing to pretrain

@@ -37,6 +37,9 @@ class OriginalSpec(_Strict):
     weights: Optional[Literal["imagenet"]] = None  # or ready-made weights
     fallback: Optional[str] = None  # dataset to pretrain on when `trained_on` is not on disk
     input_size: Optional[StrictInt] = Field(default=None, ge=4)
+    # a named preprocessing instead of the one its weights were trained with, e.g. `thesis` (the thesis code's
+    # caffe-then-/255, keras: backbones); in the cells' backbone spec (and cell_id) only when given
+    preprocessing: Optional[str] = None
     seed: Seed = 0
     hparams: dict[str, Any] = {}
     split: dict[str, Any] = {}  # how its pretrain cell splits its original task

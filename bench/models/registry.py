@@ -42,6 +42,9 @@ class BackboneFamily:
     weights: Callable[[str], WeightsFile | None]
     description: str  # one line for `reprogbench ls --backbones` and docs/backbones.md
     example: str  # a full name, e.g. "timm:resnet18.a1_in1k"
+    # named preprocessings other than the weights' own that its factories take as `preprocessing=` (e.g. the
+    # thesis code's "thesis" for keras:), which a grid's original may ask for
+    preprocessings: tuple[str, ...] = ()
 
 
 FAMILIES: Registry[BackboneFamily] = Registry("backbone family", package="bench.models")
@@ -124,25 +127,41 @@ def _factory(name: str) -> Factory:
     return _resolved(name)[1] if family_of(name) is not None else BACKBONES.get(name)
 
 
+def preprocessings(name: str) -> tuple[str, ...]:
+    """The named preprocessings `create_backbone(name, preprocessing=...)` takes besides the weights' own."""
+    found = family_of(name)
+    return found[0].preprocessings if found is not None else ()
+
+
+def check_preprocessing(name: str, preprocessing: str | None) -> None:
+    if preprocessing is not None and preprocessing not in preprocessings(name):
+        allowed = ", ".join(preprocessings(name)) or "none (only its weights' own)"
+        raise ValueError(f"backbone {name!r} has no preprocessing {preprocessing!r}; available: {allowed}")
+
+
 def create_backbone(
     name: str,
     *,
     weights: str | None = None,
     num_classes: int | None = None,
     input_size: int | None = None,
+    preprocessing: str | None = None,
 ) -> Backbone:
     """Build `name` with random init (`weights=None`) or named pretrained weights read from local disk.
 
     `num_classes` replaces the head (a new task); `input_size` overrides the resolution the model is fed
-    (the convolutional nets here pool adaptively, so e.g. ResNet-18 at 64x64 is a cheap CPU stand-in).
+    (the convolutional nets here pool adaptively, so e.g. ResNet-18 at 64x64 is a cheap CPU stand-in);
+    `preprocessing` names one of `preprocessings(name)` instead of the one its weights were trained with.
     """
     info, factory = backbone_info(name), _factory(name)
     if weights is not None and weights not in info.weights:
         allowed = ", ".join(info.weights) or "none (random init only)"
         raise ValueError(f"backbone {name!r} has no weights {weights!r}; available: {allowed}")
+    check_preprocessing(name, preprocessing)
     if input_size is not None:
         info = replace(info, input_size=input_size)
-    model = factory(info, weights)
+    # only a family that names preprocessings takes the keyword: every other factory stays (info, weights)
+    model = factory(info, weights, preprocessing=preprocessing) if preprocessing else factory(info, weights)
     if num_classes is not None and num_classes != model.num_classes:
         model.replace_head(num_classes)
     return model

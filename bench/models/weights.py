@@ -140,7 +140,8 @@ def verified_weights_path(name: str) -> Path:
 
 
 def use_weights_dir(folder: str | Path) -> None:
-    """Keep every weights file under `folder` (torch hub's in folder/torch, Hugging Face's in folder/huggingface/hub).
+    """Keep every weights file under `folder` (torch hub's in folder/torch, Hugging Face's in folder/huggingface/hub,
+    Keras's in folder/keras/models).
 
     The same folder given to `prepare` on a login node and to `run` on compute nodes (or exported as
     $REPROGBENCH_WEIGHTS, which Slurm jobs inherit) is all a shared filesystem needs.
@@ -149,3 +150,4 @@ def use_weights_dir(folder: str | Path) -> None:
     os.environ[WEIGHTS_ENV] = str(folder)
     os.environ["TORCH_HOME"] = str(folder / "torch")  # torch.hub.get_dir() reads it on every call
     os.environ["HF_HUB_CACHE"] = str(folder / "huggingface" / "hub")  # hf_hub_cache() reads it on every call
+    os.environ["KERAS_HOME"] = str(folder / "keras")  # bench.models.keras_apps reads it on every call

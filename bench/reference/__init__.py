@@ -117,10 +117,11 @@ def row_key(reference: Optional[str], cell) -> Optional[tuple]:
 
 
 def thesis_name(backbone: str) -> Optional[str]:
-    """The Keras model of Table 5.1 that our backbone stands in for (None: not one of them)."""
+    """The Keras model of Table 5.1 that our backbone is (`keras:VGG16`) or stands in for (None: not one of them)."""
     from bench.models.thesis_nets import THESIS_BACKBONES
 
-    return next((keras for keras, (ours, _) in THESIS_BACKBONES.items() if ours == backbone), None)
+    return next((keras for keras, (ours, _) in THESIS_BACKBONES.items() if backbone in (ours, f"keras:{keras}")),
+                None)
 
 
 def reference_figure(reference: Optional[str], cell) -> Optional[dict]:

@@ -18,9 +18,10 @@ from bench.train.options import MissingOriginal
 def load_original(cell: Cell, dependency_dirs: dict[str, Path]) -> Backbone:
     spec = cell.spec
     name, input_size = spec["backbone"]["name"], spec["backbone"]["input_size"]
+    preprocessing = spec["backbone"].get("preprocessing")  # absent: the weights' own
     original = spec["original"]
     if original["pretrain_cell"] is None:
-        return create_backbone(name, weights=original["weights"], input_size=input_size)
+        return create_backbone(name, weights=original["weights"], input_size=input_size, preprocessing=preprocessing)
     source = dependency_dirs.get(original["pretrain_cell"], Path("?")) / MODEL
     if not source.is_file():
         raise MissingOriginal(
@@ -28,7 +29,7 @@ def load_original(cell: Cell, dependency_dirs: dict[str, Path]) -> Backbone:
             f"not found at {source}; run the grid without --filter so its pretrain cell runs first"
         )
     backbone = create_backbone(name, num_classes=dataset_info(original["trained_on"]).num_classes,
-                               input_size=input_size)
+                               input_size=input_size, preprocessing=preprocessing)
     try:
         checkpoint.verify(source)
         state = torch.load(source, map_location="cpu", weights_only=True)
@@ -60,7 +61,8 @@ def build_models(cells: list[Cell], task: DatasetInfo, dependency_dirs: dict[str
         params = method.Params(**{k: v for k, v in cell.spec["method"].items() if k != "name"})
         set_seed(cell.seed)
         backbone = shared if method.uses_original else create_backbone(
-            spec["backbone"]["name"], num_classes=task.num_classes, input_size=spec["backbone"]["input_size"])
+            spec["backbone"]["name"], num_classes=task.num_classes, input_size=spec["backbone"]["input_size"],
+            preprocessing=spec["backbone"].get("preprocessing"))
         models.append(method.build(backbone, task, params, cell.seed))
     return models
 
