@@ -1,0 +1,223 @@
+"""The data path for datasets larger than memory: the decoded-image cache (decoded once, reused, invalidated by a
+changed file, atomic, usable from a read-only root), lazy splits over it, the streamed split (the same batches
+and losses as the device-resident one), the automatic choice between them, and one real cell on a dataset several
+times larger than the anonymous memory it is allowed, its peak printed."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fixtures_stream import list_files, register, write_image_folder
+from PIL import Image
+
+from bench.data import decode, load_task
+from bench.data.cache import cache_entry
+from bench.data.registry import CACHE_DIR
+from bench.data.types import ImageRows, ImageSet
+from bench.grid import load_grid
+from bench.train import TrainContext, TrainOptions, run_cell
+from bench.train.placement import SAFETY, choose_data_path, host_memory_free, images_bytes
+from bench.train.stream import StreamedSplit
+
+SIZE = 8  # decode size of the fast tests
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    register()
+    write_image_folder(tmp_path, per_class=12)
+    return tmp_path
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """Every file the decoder opens, in order (the real decoder runs)."""
+    opened: list[str] = []
+    real = decode.decode_one
+
+    def counting(path: str, size: int):
+        opened.append(path)
+        return real(path, size)
+
+    monkeypatch.setattr(decode, "decode_one", counting)
+    return opened
+
+
+def _task(root: Path, size: int = SIZE, **kw):
+    return load_task(register(), data_root=root, image_size=size, **kw)
+
+
+def _pixel_ids(images: torch.Tensor) -> list[tuple[int, int, int]]:
+    return [tuple(p) for p in images[:, :, 0, 0].tolist()]
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def test_second_load_decodes_nothing_and_reads_the_same_images(folder, decoded):
+    first = _task(folder)
+    assert len(decoded) == 48  # every file once
+    caches = sorted((folder / CACHE_DIR).iterdir())
+    assert [p.suffix for p in caches] == [".json", ".u8"] and caches[1].stat().st_size == 48 * 3 * SIZE * SIZE
+    assert json.loads(caches[0].read_text())["shape"] == [48, 3, SIZE, SIZE]
+    decoded.clear()
+    again = _task(folder)
+    assert decoded == []
+    for part in ("train", "val", "test"):
+        a, b = getattr(first, part), getattr(again, part)
+        assert torch.equal(a.images, b.images) and torch.equal(a.source_index, b.source_index)
+    # each image is the file it says it is: class in the red channel's corner, index in the others
+    ids = _pixel_ids(first.train.images)
+    assert all(c == label for (c, _, _), label in zip(ids, first.train.labels.tolist(), strict=True))
+    _task(folder, size=SIZE + 2)  # another size is another cache, decoded once
+    assert len(decoded) == 48 and len(list((folder / CACHE_DIR).glob("*.u8"))) == 2
+
+
+def test_a_changed_file_makes_the_next_load_decode_again(folder, decoded):
+    before = _task(folder).train
+    path = folder / "test_image_folder" / "class_1" / "00003.png"
+    with Image.open(path) as image:
+        pixels = np.asarray(image).copy()
+    pixels[:6, :6] = (1, 0, 99)  # same file name, new content
+    Image.fromarray(pixels).save(path)
+    os.utime(path, ns=(1, 1))  # deterministic: another modification time than the first write's
+    decoded.clear()
+    after = _task(folder).train
+    assert len(decoded) == 48
+    assert (1, 0, 99) in _pixel_ids(after.images) and (1, 0, 99) not in _pixel_ids(before.images)
+    assert len(list((folder / CACHE_DIR).glob("*.u8"))) == 2  # the stale cache is not overwritten in place
+
+
+def test_a_torn_cache_is_never_read(folder, decoded):
+    files = list_files(folder).train
+    entry = cache_entry(folder / CACHE_DIR, files.cache_key, files.root, files.files, SIZE)
+    entry.data.parent.mkdir(parents=True)
+    entry.data.write_bytes(b"\0" * 100)  # a killed writer's leftovers under the final name, without a header
+    decode.materialise(files, SIZE, folder / CACHE_DIR)
+    assert len(decoded) == 48 and entry.data.stat().st_size == 48 * 3 * SIZE * SIZE
+    assert not list((folder / CACHE_DIR).glob("*.part"))  # the temporary file was renamed
+
+
+def test_a_data_root_that_cannot_be_written_still_loads(folder, decoded, capsys):
+    files = list_files(folder).train
+    blocked = folder / "a_file"
+    blocked.write_text("not a folder")
+    images = decode.materialise(files, SIZE, blocked / CACHE_DIR)
+    assert "cannot write the image cache" in capsys.readouterr().err
+    assert len(decoded) == 48 and _pixel_ids(images.images)[5][1:] == (0, 5)
+
+
+def test_splits_are_views_of_one_mapped_array(folder):
+    task = _task(folder)
+    assert all(isinstance(s, ImageRows) for s in (task.train, task.val, task.test))
+    stores = {s.store.data_ptr() for s in (task.train, task.val, task.test)}
+    assert len(stores) == 1 and len(task.train.store) == 48  # no split copied an image
+    assert sorted(torch.cat([task.train.rows, task.val.rows, task.test.rows]).tolist()) == list(range(48))
+    # take narrows the rows; gather reads them back in the order asked for
+    part = task.train.take(torch.tensor([3, 0, 2]))
+    assert part.store.data_ptr() == task.train.store.data_ptr() and len(part) == 3
+    assert torch.equal(part.images, task.train.images[[3, 0, 2]])
+    assert torch.equal(part.labels, task.train.labels[[3, 0, 2]])
+    assert torch.equal(part.source_index, task.train.source_index[[3, 0, 2]])
+    eager = ImageSet(task.train.images, task.train.labels, task.train.source_index)
+    assert torch.equal(eager.take(torch.tensor([3, 0, 2])).images, part.images)
+    assert part.nbytes == 3 * 3 * SIZE * SIZE
+    # the same samples in each split as an in-memory load would give: the fingerprint does not see the storage
+    assert task.split["fingerprint"] == _task(folder).split["fingerprint"]
+
+
+# --------------------------------------------------------------------------- the streamed split
+
+
+def test_a_streamed_split_gives_the_device_batches_in_order(folder):
+    images = _task(folder).train
+    streamed = StreamedSplit(images, torch.device("cpu"))
+    steps = [[torch.tensor([5, 1, 7]), torch.tensor([0])], [torch.tensor([2, 2, 6, 3])]]
+    got = list(streamed.batches(steps))
+    for idxs, xs in zip(steps, got, strict=True):
+        for idx, x in zip(idxs, xs, strict=True):
+            assert torch.equal(x, images.images[idx].float() / 255)
+    assert torch.equal(streamed.batch(torch.tensor([4])), images.images[[4]].float() / 255)
+
+
+def test_a_reading_error_reaches_the_loop(folder):
+    streamed = StreamedSplit(_task(folder).train, torch.device("cpu"))
+    with pytest.raises(IndexError):
+        list(streamed.batches([[torch.tensor([0])], [torch.tensor([10_000])]]))
+
+
+GRID = """
+name: stream
+originals: [{backbone: test_tinycnn, methods: [scratch]}]
+tasks: [test_image_folder]
+methods: [{name: scratch}]
+hparams: {epochs: 2, batch_size: 8}
+seeds: [0]
+"""
+
+
+def test_streamed_and_device_paths_train_the_same_losses(folder, tmp_path):
+    path = tmp_path / "stream.yaml"
+    path.write_text(GRID)
+    [cell] = load_grid(path).cells
+    records = {}
+    for data_path in ("device", "stream"):
+        options = TrainOptions(data_path=data_path)
+        records[data_path] = run_cell(cell, tmp_path / data_path, TrainContext(data_root=folder, options=options))
+    device, streamed = records["device"], records["stream"]
+    assert device.environment.data_path == "device" and streamed.environment.data_path == "stream"
+    assert [r.train_loss for r in streamed.history] == [r.train_loss for r in device.history]
+    assert [r.val_loss for r in streamed.history] == [r.val_loss for r in device.history]
+    assert streamed.metrics.test_acc == device.metrics.test_acc
+    assert device.history[0].train_loss != device.history[1].train_loss  # it did train
+    # decoded at the size the backbone takes (test_tinycnn: 16 px), not the dataset's default
+    assert list((folder / CACHE_DIR).glob("*-16px-*.u8"))
+
+
+# --------------------------------------------------------------------------- the choice
+
+
+def test_auto_streams_what_does_not_fit_and_the_option_overrides():
+    assert choose_data_path("auto", need=100, free=1000) == "device"
+    assert choose_data_path("auto", need=int(SAFETY * 1000) + 1, free=1000) == "stream"
+    assert choose_data_path("auto", need=100, free=None) == "device"  # nothing known: today's path
+    assert choose_data_path("device", need=10**12, free=1) == "device"
+    assert choose_data_path("stream", need=1, free=10**12) == "stream"
+    with pytest.raises(ValueError, match="auto, device, stream"):
+        choose_data_path("gpu", need=1, free=1)
+
+
+def test_on_a_cpu_only_mapped_sets_count_and_a_memory_limit_is_seen(folder):
+    task = _task(folder)
+    cpu = torch.device("cpu")
+    assert images_bytes(task, cpu) == 48 * 3 * SIZE * SIZE
+    in_memory = type(task)(task.info, *(ImageSet(s.images, s.labels) for s in (task.train, task.val, task.test)),
+                           task.split)
+    assert images_bytes(in_memory, cpu) == 0  # already in memory: the device path copies nothing
+    assert images_bytes(in_memory, torch.device("cuda")) == 48 * 3 * SIZE * SIZE
+    code = textwrap.dedent("""
+        import resource
+        from bench.train.placement import host_memory_free
+        data = int(open('/proc/self/status').read().split('VmData:')[1].split()[0]) * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (data + 2**28, resource.RLIM_INFINITY))
+        print(host_memory_free())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert 0 < int(out.stdout) <= 2**28 < (host_memory_free() or 2**40)
+
+
+def test_run_takes_the_data_path_option():
+    from launch.cli import build_parser
+    from launch.cli.common import run_settings
+
+    args = build_parser().parse_args(["run", "demo", "--data-path", "stream", "--no-tracking"])
+    assert run_settings(args, pack=1).data_path == "stream"
+    assert run_settings(build_parser().parse_args(["run", "demo", "--no-tracking"]), pack=1).data_path == "auto"
