@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,118 @@ def test_run_takes_the_data_path_option():
     args = build_parser().parse_args(["run", "demo", "--data-path", "stream", "--no-tracking"])
     assert run_settings(args, pack=1).data_path == "stream"
     assert run_settings(build_parser().parse_args(["run", "demo", "--no-tracking"]), pack=1).data_path == "auto"
+
+
+# --------------------------------------------------------------------------- larger than memory
+
+BIG_SIDE = 32  # the original's input size: the images are decoded (here: cached) at it
+BIG_IMAGES = 44_000  # 129 MiB of uint8 images
+BIG_BOUND = 2**25  # 32 MiB: the anonymous memory the cell may add, a quarter of the images
+
+BIG_GRID = f"""
+name: big
+originals: [{{backbone: test_tinycnn, trained_on: digits, input_size: {BIG_SIDE}, hparams: {{epochs: 1}},
+              split: {{max_train: 256}}}}]
+tasks: [test_image_folder]
+methods: [{{name: linear_probe}}]
+hparams: {{epochs: 1, batch_size: 64}}
+seeds: [0]
+"""
+
+# Run in a child, so that the memory is the cell's own. It first trains the original (digits, a small cell), so
+# that what any cell sets up once (imports, Accelerate, thread pools) is in its baseline; then it prints the
+# baseline and runs the big cell, or (the control) only puts the big task's images where the device path would.
+# The parent samples the child's RssAnon: anonymous memory (malloc, tensors) is what holding the images would
+# take; the mapped cache's pages are file-backed page cache, reclaimable, and not counted there.
+CHILD = """
+import json, sys
+from pathlib import Path
+import fixtures_stream
+from bench.data import load_task
+from bench.grid import load_grid
+from bench.train import TrainContext, TrainOptions, run_cell
+from bench.train.placement import to_device
+
+fixtures_stream.register()
+root, grid, out, mode = sys.argv[1:5]
+cells = load_grid(grid).cells
+pretrain, cell = (next(c for c in cells if c.method == m) for m in ('pretrain', 'linear_probe'))
+run_cell(pretrain, Path(out) / 'pretrain')
+anon = int(open('/proc/self/status').read().split('RssAnon:')[1].split()[0]) * 1024
+print(json.dumps({'baseline_anon': anon}), flush=True)
+if mode == 'place':
+    task = load_task(cell.task, data_root=root, image_size=IMAGE_SIZE)
+    held = [to_device(s, 'cpu') for s in (task.train, task.val, task.test)]
+    print(json.dumps({'held': sum(h.numel() for h in held)}), flush=True)
+else:
+    options = TrainOptions(cache_features=False, data_path=mode)  # the epoch streams every train image
+    context = TrainContext(Path(root), {pretrain.cell_id: Path(out) / 'pretrain'}, options)
+    record = run_cell(cell, Path(out) / 'cell', context)
+    print(json.dumps({'data_path': record.environment.data_path, 'test_acc': record.metrics.test_acc,
+                      'train_images': record.throughput.train_images}), flush=True)
+""".replace("IMAGE_SIZE", str(BIG_SIDE))
+
+
+def _prebuilt_dataset(root: Path) -> int:
+    """BIG_IMAGES files listed by the loader and their decoded cache, written as the library writes it: the files
+    are empty (the cache is keyed by their names, sizes and times, so they are never opened), the cache holds
+    random images whose brightness is their class. -> the cache's bytes."""
+    from bench.data.cache import CacheWriter
+
+    per_class = BIG_IMAGES // 4
+    for c in range(4):
+        folder = root / "test_image_folder" / f"class_{c}"
+        folder.mkdir(parents=True)
+        for k in range(per_class):
+            (folder / f"{k:05d}.png").touch()
+    files = list_files(root).train
+    writer = CacheWriter(cache_entry(root / CACHE_DIR, files.cache_key, files.root, files.files, BIG_SIDE))
+    rng = np.random.default_rng(0)
+    for lo in range(0, len(files), 4096):  # a chunk at a time: the test itself stays small too
+        hi = min(lo + 4096, len(files))
+        chunk = rng.integers(0, 64, size=(hi - lo, 3, BIG_SIDE, BIG_SIDE), dtype=np.uint8)
+        chunk += (files.labels[lo:hi].numpy() * 60).astype(np.uint8)[:, None, None, None]
+        writer.array[lo:hi] = chunk
+    writer.finish()
+    return len(files) * 3 * BIG_SIDE * BIG_SIDE
+
+
+def _run_child(args: list[str]) -> tuple[list[dict], int]:
+    """The child's JSON lines and the peak of its anonymous resident memory (RssAnon, sampled every 2 ms)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), str(Path(__file__).parent)])}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    peak, status = 0, Path(f"/proc/{child.pid}/status")
+    while child.poll() is None:
+        try:
+            line = next(x for x in status.read_text().splitlines() if x.startswith("RssAnon:"))
+            peak = max(peak, int(line.split()[1]) * 1024)
+        except (OSError, StopIteration):
+            pass
+        time.sleep(0.002)
+    stdout, stderr = child.communicate()
+    assert child.returncode == 0, stderr[-3000:]
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")], peak
+
+
+@pytest.mark.slow
+def test_a_cell_on_a_dataset_larger_than_its_memory_bound_streams_within_it(tmp_path):
+    register()
+    data_bytes = _prebuilt_dataset(tmp_path / "data")
+    assert data_bytes >= 4 * BIG_BOUND  # several times what the cell may hold
+    grid = tmp_path / "big.yaml"
+    grid.write_text(BIG_GRID)
+
+    (baseline, result), peak = _run_child([str(tmp_path / "data"), str(grid), str(tmp_path / "stream"), "stream"])
+    grown = peak - baseline["baseline_anon"]
+    print(f"\nlarger than memory: {data_bytes / 2**20:.0f} MiB of images, bound +{BIG_BOUND / 2**20:.0f} MiB; "
+          f"streamed: peak anonymous RSS {peak / 2**20:.0f} MiB = baseline "
+          f"{baseline['baseline_anon'] / 2**20:.0f} + {grown / 2**20:.1f} MiB")
+    assert result["data_path"] == "stream"
+    assert result["train_images"] == len(load_task(register(), data_root=tmp_path / "data", image_size=BIG_SIDE).train)
+    assert result["test_acc"] is not None and grown < BIG_BOUND
+
+    # the control: where the device path puts them, the images are anonymous memory, and the bound fails
+    (baseline, held), peak = _run_child([str(tmp_path / "data"), str(grid), str(tmp_path / "place"), "place"])
+    print(f"device path, images held: + {(peak - baseline['baseline_anon']) / 2**20:.0f} MiB")
+    assert held["held"] == data_bytes and peak - baseline["baseline_anon"] > 0.9 * data_bytes > BIG_BOUND
