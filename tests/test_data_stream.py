@@ -20,7 +20,7 @@ from PIL import Image
 
 from bench.data import decode, load_task
 from bench.data.cache import cache_entry
-from bench.data.registry import CACHE_DIR
+from bench.data.registry import CACHE_DIR, DATASETS, register_subset
 from bench.data.types import ImageRows, ImageSet
 from bench.grid import load_grid
 from bench.train import TrainContext, TrainOptions, run_cell
@@ -337,3 +337,12 @@ def test_a_cell_on_a_dataset_larger_than_its_memory_bound_streams_within_it(tmp_
     (baseline, held), peak = _run_child([str(tmp_path / "data"), str(grid), str(tmp_path / "place"), "place"])
     print(f"device path, images held: + {(peak - baseline['baseline_anon']) / 2**20:.0f} MiB")
     assert held["held"] == data_bytes and peak - baseline["baseline_anon"] > 0.9 * data_bytes > BIG_BOUND
+
+
+def test_a_class_subset_of_an_encoded_dataset_decodes_its_own_files(folder, decoded):
+    name = "test_image_folder_13"
+    if name not in DATASETS:
+        register_subset(name, register(), (1, 3))
+    task = load_task(name, data_root=folder, image_size=SIZE)
+    assert len(decoded) == 24 and set(task.train.labels.tolist()) == {0, 1}  # classes 1 and 3 only, relabelled
+    assert all(c in (1, 3) for c, _, _ in _pixel_ids(task.train.images))

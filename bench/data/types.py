@@ -158,6 +158,13 @@ class ImageFiles:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, index: torch.Tensor) -> ImageFiles:
+        """The files at `index` (a class subset): its own cache, the digest being of its own file list."""
+        assert self.source_index is not None
+        picked = torch.arange(len(self))[index].tolist()
+        return ImageFiles(self.root, [self.files[i] for i in picked], self.labels[index], self.cache_key,
+                          self.source_index[index])
+
 
 @dataclass(frozen=True)
 class SourceData:

@@ -86,6 +86,8 @@ class _Prefetcher:
         self.thread.start()
 
     def _run(self) -> None:
+        if self.split.cuda:  # this thread's current device is the split's (a DDP rank's own GPU), not cuda:0
+            torch.cuda.set_device(self.split.device)
         try:
             stream = torch.cuda.Stream(self.split.device) if self.split.cuda else None
             buffers: list[torch.Tensor] = []  # pinned, one per batch of a step; reused once its copy is done
