@@ -148,6 +148,20 @@ def test_a_streamed_split_gives_the_device_batches_in_order(folder):
     assert torch.equal(streamed.batch(torch.tensor([4])), images.images[[4]].float() / 255)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: pinned buffers and a side CUDA stream")
+def test_on_a_gpu_the_streamed_batches_are_the_device_batches(folder):
+    images = _task(folder).train
+    device = torch.device("cuda")
+    streamed = StreamedSplit(images, device)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    steps = [[order[s:s + 5], order[s + 5:s + 7]] for s in range(0, len(order) - 7, 7)]
+    resident = images.images.to(device)
+    for idxs, xs in zip(steps, streamed.batches(steps), strict=True):
+        for idx, x in zip(idxs, xs, strict=True):
+            assert x.device.type == "cuda" and torch.equal(x, resident[idx.to(device)].float() / 255)
+            assert torch.equal(streamed.labels_of(idx), images.labels[idx].to(device))
+
+
 def test_a_reading_error_reaches_the_loop(folder):
     streamed = StreamedSplit(_task(folder).train, torch.device("cpu"))
     with pytest.raises(IndexError):

@@ -1,8 +1,9 @@
 """The streamed data path (`bench.train.stream`) against the device-resident one, and what the decoded-image cache
 (`bench.data.cache`) saves after the first epoch.
 
-`stream`: one `ar` cell trained twice in this process, its images on the device whole, then streamed from host
-memory a batch at a time (the next batch gathered during the current step); the same seed gives the same losses.
+`stream`: one `ar` cell trained in this process with its images on the device whole, and streamed from host
+memory a batch at a time (the next batch gathered during the current step), alternately, REPEATS times each; the
+same seed gives the same losses.
 `decode`: JPEG files of varying size (written here, as a photo dataset has them) decoded into the cache by the
 first load, mapped by every later one; with one epoch of batches read from the cache, the first epoch's cost
 against a later epoch's.
@@ -24,6 +25,7 @@ from bench.speed.trainer_runs import _deps, _timed, big_task, make_grid, measure
 
 DECODE_SIZE = 64  # decoded at it: a small backbone's input
 BATCH = 128
+REPEATS = 3  # runs of each data path in the `stream` measurement
 
 
 def streamed_vs_device(settings: Settings) -> Measurement:
@@ -31,23 +33,30 @@ def streamed_vs_device(settings: Settings) -> Measurement:
 
     task, epochs = big_task(), 1 if settings.quick else 3
     grid, results = make_grid(settings, "stream", [task], epochs=epochs, seeds=[0],
-                              max_train=10_000 if settings.quick else None)
+                              max_train=5_000 if settings.quick else 20_000)
     [cell] = measured(grid)
+    runs: dict[str, list] = {"device": [], "stream": []}
+    for repeat in range(REPEATS):  # alternated, the best of each kept: a busy shared machine slows one run at random
+        for path in runs:
+            context = TrainContext(dependency_dirs=_deps(cell, results), options=TrainOptions(data_path=path))
+            rec, wall = _timed(run_cell, cell, Path(settings.workdir) / "stream" / f"{path}{repeat}", context)
+            runs[path].append((rec, wall))
     rows, records = [], {}
-    for path in ("device", "stream"):
-        context = TrainContext(dependency_dirs=_deps(cell, results), options=TrainOptions(data_path=path))
-        rec, wall = _timed(run_cell, cell, Path(settings.workdir) / "stream" / path, context)
+    for path, done in runs.items():
+        rec, wall = max(done, key=lambda run: run[0].throughput.images_per_s)
         records[path] = rec
         rows.append({"data path": rec.environment.data_path, "train images/s": rec.throughput.images_per_s,
                      "train s": rec.timing.train_s, "eval s": rec.timing.eval_s, "wall s": wall,
-                     "test acc %": rec.metrics.test_acc})
+                     "test acc %": rec.metrics.test_acc,
+                     "all runs images/s": " ".join(f"{r.throughput.images_per_s:.0f}" for r, _ in done)})
     same = [r.train_loss for r in records["stream"].history] == [r.train_loss for r in records["device"].history]
     device, streamed = rows
     return Measurement(
         name="data path: images streamed a batch at a time vs on the device whole (one ar cell)", rows=rows,
         ratio=streamed["train images/s"] / device["train images/s"], ratio_label="train images/s streamed / device",
         notes=[f"{task}, {records['device'].throughput.train_images // epochs} train images, smallcnn original, "
-               f"ar at 16px, batch 128, {epochs} epoch(s), {settings.device.type}; identical train losses: {same}",
+               f"ar at 16px, batch 128, {epochs} epoch(s), {settings.device.type}; best of {REPEATS} alternated runs "
+               f"each; identical train losses: {same}",
                load_note()])
 
 
