@@ -88,8 +88,8 @@ def _epoch_s(images, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def decode_first_epoch(settings: Settings) -> Measurement:
-    n = 2_000 if settings.quick else 10_000
+def decode_first_epoch(settings: Settings, n: int | None = None) -> Measurement:
+    n = n or (2_000 if settings.quick else 10_000)
     folder = Path(settings.workdir) / "decode"
     files = _write_jpegs(folder / "jpegs", n)
     cache = folder / f"cache{time.time_ns()}"  # a fresh cache: the first load decodes
