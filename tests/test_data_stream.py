@@ -18,6 +18,7 @@ import torch
 from fixtures_stream import list_files, register, write_image_folder
 from PIL import Image
 
+from bench.checkpoint import LATEST, PREVIOUS, checksum_path
 from bench.data import decode, load_task
 from bench.data.cache import cache_entry
 from bench.data.registry import CACHE_DIR, DATASETS, register_subset
@@ -194,6 +195,23 @@ def test_streamed_and_device_paths_train_the_same_losses(folder, tmp_path):
     assert device.history[0].train_loss != device.history[1].train_loss  # it did train
     # decoded at the size the backbone takes (test_tinycnn: 16 px), not the dataset's default
     assert list((folder / CACHE_DIR).glob("*-16px-*.u8"))
+
+
+def test_a_streamed_cell_resumed_from_a_checkpoint_sees_the_batches_of_an_uninterrupted_run(folder, tmp_path):
+    path = tmp_path / "stream.yaml"
+    path.write_text(GRID.replace("epochs: 2", "epochs: 3"))
+    [cell] = load_grid(path).cells
+    context = TrainContext(data_root=folder, options=TrainOptions(data_path="stream"))
+    clean = run_cell(cell, tmp_path / "clean", context)
+    resumed_dir = tmp_path / "resumed"  # as if stopped after epoch 2: only that epoch's checkpoint is there
+    resumed_dir.mkdir()
+    for name in (PREVIOUS, checksum_path(tmp_path / "clean" / PREVIOUS).name):
+        target = LATEST if name == PREVIOUS else checksum_path(resumed_dir / LATEST).name
+        (resumed_dir / target).write_bytes((tmp_path / "clean" / name).read_bytes())
+    resumed = run_cell(cell, resumed_dir, context)
+    assert resumed.resumed_from_epoch == 2 and resumed.environment.data_path == "stream"
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in clean.history]
+    assert resumed.metrics.test_acc == clean.metrics.test_acc
 
 
 # --------------------------------------------------------------------------- the choice
