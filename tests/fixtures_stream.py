@@ -7,6 +7,12 @@ at any size it is decoded at.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +68,49 @@ def register() -> str:
                            encoded=True)
         register_dataset(info, available=lambda root: (Path(root) / FOLDER).is_dir())(list_files)
     return NAME
+
+
+def prebuilt_dataset(root: Path, images: int, side: int) -> int:
+    """`images` files listed by the loader and their decoded cache, written as the library writes it: the files
+    are empty (the cache is keyed by their names, sizes and times, so they are never opened), the cache holds
+    random images whose brightness is their class. -> the cache's bytes."""
+    from bench.data.cache import CacheWriter, cache_entry
+    from bench.data.registry import CACHE_DIR
+
+    per_class = images // 4
+    for c in range(4):
+        folder = root / "test_image_folder" / f"class_{c}"
+        folder.mkdir(parents=True)
+        for k in range(per_class):
+            (folder / f"{k:05d}.png").touch()
+    files = list_files(root).train
+    writer = CacheWriter(cache_entry(root / CACHE_DIR, files.cache_key, files.root, files.files, side))
+    rng = np.random.default_rng(0)
+    for lo in range(0, len(files), 4096):  # a chunk at a time: the test itself stays small too
+        hi = min(lo + 4096, len(files))
+        chunk = rng.integers(0, 64, size=(hi - lo, 3, side, side), dtype=np.uint8)
+        chunk += (files.labels[lo:hi].numpy() * 60).astype(np.uint8)[:, None, None, None]
+        writer.array[lo:hi] = chunk
+    writer.finish()
+    return len(files) * 3 * side * side
+
+
+def run_child(script: str, args: list[str]) -> tuple[list[dict], int]:
+    """`python -c script args`: its JSON lines, and the peak of its anonymous resident memory (RssAnon, sampled
+    every 2 ms). Its output goes to files, so a chatty child never blocks on a full pipe while it is sampled."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), str(Path(__file__).parent)])}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([sys.executable, "-c", script, *args], stdout=out, stderr=err, text=True, env=env)
+        peak, status = 0, Path(f"/proc/{child.pid}/status")
+        while child.poll() is None:
+            try:
+                line = next(x for x in status.read_text().splitlines() if x.startswith("RssAnon:"))
+                peak = max(peak, int(line.split()[1]) * 1024)
+            except (OSError, StopIteration):
+                pass
+            time.sleep(0.002)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    assert child.returncode == 0, stderr[-3000:]
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")], peak

@@ -7,15 +7,12 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from fixtures_stream import list_files, register, write_image_folder
+from fixtures_stream import list_files, prebuilt_dataset, register, run_child, write_image_folder
 from PIL import Image
 
 from bench.checkpoint import LATEST, PREVIOUS, checksum_path
@@ -307,57 +304,15 @@ else:
 """.replace("IMAGE_SIZE", str(BIG_SIDE))
 
 
-def _prebuilt_dataset(root: Path) -> int:
-    """BIG_IMAGES files listed by the loader and their decoded cache, written as the library writes it: the files
-    are empty (the cache is keyed by their names, sizes and times, so they are never opened), the cache holds
-    random images whose brightness is their class. -> the cache's bytes."""
-    from bench.data.cache import CacheWriter
-
-    per_class = BIG_IMAGES // 4
-    for c in range(4):
-        folder = root / "test_image_folder" / f"class_{c}"
-        folder.mkdir(parents=True)
-        for k in range(per_class):
-            (folder / f"{k:05d}.png").touch()
-    files = list_files(root).train
-    writer = CacheWriter(cache_entry(root / CACHE_DIR, files.cache_key, files.root, files.files, BIG_SIDE))
-    rng = np.random.default_rng(0)
-    for lo in range(0, len(files), 4096):  # a chunk at a time: the test itself stays small too
-        hi = min(lo + 4096, len(files))
-        chunk = rng.integers(0, 64, size=(hi - lo, 3, BIG_SIDE, BIG_SIDE), dtype=np.uint8)
-        chunk += (files.labels[lo:hi].numpy() * 60).astype(np.uint8)[:, None, None, None]
-        writer.array[lo:hi] = chunk
-    writer.finish()
-    return len(files) * 3 * BIG_SIDE * BIG_SIDE
-
-
-def _run_child(args: list[str]) -> tuple[list[dict], int]:
-    """The child's JSON lines and the peak of its anonymous resident memory (RssAnon, sampled every 2 ms)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), str(Path(__file__).parent)])}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
-    peak, status = 0, Path(f"/proc/{child.pid}/status")
-    while child.poll() is None:
-        try:
-            line = next(x for x in status.read_text().splitlines() if x.startswith("RssAnon:"))
-            peak = max(peak, int(line.split()[1]) * 1024)
-        except (OSError, StopIteration):
-            pass
-        time.sleep(0.002)
-    stdout, stderr = child.communicate()
-    assert child.returncode == 0, stderr[-3000:]
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")], peak
-
-
 @pytest.mark.slow
 def test_a_cell_on_a_dataset_larger_than_its_memory_bound_streams_within_it(tmp_path):
     register()
-    data_bytes = _prebuilt_dataset(tmp_path / "data")
+    data_bytes = prebuilt_dataset(tmp_path / "data", BIG_IMAGES, BIG_SIDE)
     assert data_bytes >= 4 * BIG_BOUND  # several times what the cell may hold
     grid = tmp_path / "big.yaml"
     grid.write_text(BIG_GRID)
 
-    (baseline, result), peak = _run_child([str(tmp_path / "data"), str(grid), str(tmp_path / "stream"), "stream"])
+    (baseline, result), peak = run_child(CHILD, [str(tmp_path / "data"), str(grid), str(tmp_path / "stream"), "stream"])
     grown = peak - baseline["baseline_anon"]
     print(f"\nlarger than memory: {data_bytes / 2**20:.0f} MiB of images, bound +{BIG_BOUND / 2**20:.0f} MiB; "
           f"streamed: peak anonymous RSS {peak / 2**20:.0f} MiB = baseline "
@@ -367,7 +322,7 @@ def test_a_cell_on_a_dataset_larger_than_its_memory_bound_streams_within_it(tmp_
     assert result["test_acc"] is not None and grown < BIG_BOUND
 
     # the control: where the device path puts them, the images are anonymous memory, and the bound fails
-    (baseline, held), peak = _run_child([str(tmp_path / "data"), str(grid), str(tmp_path / "place"), "place"])
+    (baseline, held), peak = run_child(CHILD, [str(tmp_path / "data"), str(grid), str(tmp_path / "place"), "place"])
     print(f"device path, images held: + {(peak - baseline['baseline_anon']) / 2**20:.0f} MiB")
     assert held["held"] == data_bytes and peak - baseline["baseline_anon"] > 0.9 * data_bytes > BIG_BOUND
 
