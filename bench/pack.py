@@ -97,25 +97,27 @@ class Pack(nn.Module):
         return torch.cat([self.frozen(part) for part in batch.split(self.chunk)])
 
 
-def compute_features(pack: Pack, images: torch.Tensor, batch_size: int, autocast, rank: int = 0,
-                     world: int = 1, gather=None) -> torch.Tensor:
-    """frozen(encode(x)) for every image, once, in inference mode; -> float32 (N, D) on the images' device.
+def compute_features(pack: Pack, data, batch_size: int, autocast, rank: int = 0, world: int = 1,
+                     gather=None) -> torch.Tensor:
+    """frozen(encode(x)) for every image of `data` (a `Split` or `StreamedSplit` of images), once, in inference
+    mode; -> float32 (N, D) on the training device.
 
     Under DDP each rank computes a contiguous share and `gather` (accelerator.gather) joins the shares, so
     every rank ends with all N rows, in order.
     """
     member = pack.members[0]
-    n = len(images)
+    n = len(data.labels)
     share = -(-n // world)  # ceil: equal shares so gather sees equal shapes; the last one is padded
     lo, hi = min(rank * share, n), min((rank + 1) * share, n)
+    steps = [[torch.arange(start, min(start + batch_size, hi), device=data.index_device)]
+             for start in range(lo, hi, batch_size)]
     chunks = []
     with torch.inference_mode():
-        for start in range(lo, hi, batch_size):
-            x = images[start:min(start + batch_size, hi)].float().div_(255)
+        for [x] in data.batches(steps):
             with autocast():
                 chunks.append(member.frozen(member.encode(x)).float())
-    dim = chunks[0].shape[1] if chunks else _feature_dim(member, images)
-    mine = torch.cat(chunks) if chunks else images.new_zeros((0, dim), dtype=torch.float32)
+    dim = chunks[0].shape[1] if chunks else _feature_dim(member, data)
+    mine = torch.cat(chunks) if chunks else data.labels.new_zeros((0, dim), dtype=torch.float32)
     if world == 1:
         return mine.clone()  # out of inference mode: autograd may use it as a leaf input
     padded = torch.zeros((share, dim), device=mine.device, dtype=mine.dtype)
@@ -123,6 +125,6 @@ def compute_features(pack: Pack, images: torch.Tensor, batch_size: int, autocast
     return gather(padded)[:n].clone()
 
 
-def _feature_dim(member, images: torch.Tensor) -> int:
+def _feature_dim(member, data) -> int:
     with torch.inference_mode():
-        return member.frozen(member.encode(images[:1].float().div_(255))).shape[1]
+        return member.frozen(member.encode(data.batch(torch.arange(1, device=data.index_device)))).shape[1]

@@ -128,6 +128,7 @@ class Environment(_Part):
     device_type: Optional[str] = None
     world_size: Optional[int] = None
     mixed_precision: Optional[str] = None
+    data_path: Optional[str] = None  # "device" (images on the device whole) or "stream" (bench.train.placement)
     torch_threads: Optional[int] = None
     python: Optional[str] = None
     torch: Optional[str] = None

@@ -66,6 +66,7 @@ class RunSettings:
     pack: int = 8  # most cells sharing one backbone pass; 1 runs every cell alone
     cache_features: bool = True  # head-only methods train on features computed once
     compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
+    data_path: str = "auto"  # images on the device whole, or streamed (bench.train.placement)
     parent_run_id: Optional[str] = None  # the launch's MLflow run (`start_launch_run`); cells' runs nest under it
     run_tags: tuple[tuple[str, str], ...] = ()  # added to each cell's MLflow run (e.g. a sweep's tuned re-run)
 
@@ -92,7 +93,8 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     observers += [ConsoleLog(lambda line: tqdm.write(line))] if log_epochs else []
     try:
         records = run_pack(cells, directories, TrainContext(settings.data_root, deps,
-                                                            TrainOptions(settings.cache_features, settings.compile)),
+                                                            TrainOptions(settings.cache_features, settings.compile,
+                                                                         data_path=settings.data_path)),
                            observers)
         return [Outcome(c, "done", record=r) for c, r in zip(cells, records, strict=True)]
     except Interrupted as exc:  # not a failure: each cell has its checkpoint and the rerun resumes it

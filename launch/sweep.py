@@ -104,7 +104,8 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
             **({PARENT_RUN: parent_run_id} if parent_run_id else {})}
     observers = [MLflowObserver(Tracker(settings.tracking_uri, base.grid), tags)] if settings.tracking_uri else []
     deps = {dep: cell_dir(settings.results_root, base.grid, dep) for dep in base.depends_on}
-    options = TrainOptions(settings.cache_features, settings.compile, evaluate_test=False)
+    options = TrainOptions(settings.cache_features, settings.compile, evaluate_test=False,
+                           data_path=settings.data_path)
     try:
         [record] = run_pack([cell], [directory], TrainContext(settings.data_root, deps, options),
                             [*observers, TrialReporter()])

@@ -29,6 +29,7 @@ from .splits import stratified_split, stratified_subsample
 from .types import DatasetInfo, DatasetMissing, ImageFiles, ImageSet, SourceData, TaskData
 
 Loader = Callable[[Path], SourceData]  # reads what it needs under the data root
+CACHE_DIR = ".cache"  # under the data root: encoded datasets decoded at each size asked for (bench.data.cache)
 
 
 def _always(root: Path) -> bool:
@@ -256,9 +257,12 @@ def load_task(
         )
     if max_train is not None and max_train < 1:
         raise ValueError(f"max_train must be >= 1 or None, got {max_train}")
-    data = entry.load(resolve_root(data_root))
+    root = resolve_root(data_root)
+    data = entry.load(root)
     size = image_size or entry.info.size
-    pool, official_test = (materialise(s, size) if isinstance(s, ImageFiles) else s for s in (data.train, data.test))
+    # decoded once per (files, size) into a memory-mapped cache under the data root; the splits are views of it
+    pool, official_test = (materialise(s, size, root / CACHE_DIR) if isinstance(s, ImageFiles) else s
+                           for s in (data.train, data.test))
     if official_test is None:
         test_at, val_at, train_at = stratified_split(pool.labels, [test_fraction, val_fraction], split_seed)
         test = pool.take(test_at)

@@ -59,6 +59,76 @@ class ImageSet:
         assert self.source_index is not None
         return ImageSet(self.images[index], self.labels[index], self.source_index[index])
 
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    @property
+    def nbytes(self) -> int:
+        """What the set's images take as uint8, wherever they are."""
+        c, h, w = self.sample_shape
+        return len(self) * c * h * w
+
+    def gather(self, index: torch.Tensor) -> torch.Tensor:
+        """The images at `index` (positions in this set) as one uint8 tensor, in that order."""
+        rows, order = self.gather_sorted(index)
+        if order is None:
+            return rows
+        out = torch.empty_like(rows)
+        out[order] = rows
+        return out
+
+    def gather_sorted(self, index: torch.Tensor,
+                      out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images at `index` in the order they are best read in, into `out` if given, and `order`:
+        `batch[order] = rows` puts them back in the order asked for (None: they already are)."""
+        return torch.index_select(self.images, 0, index, out=out), None
+
+
+class ImageRows(ImageSet):
+    """An `ImageSet` whose samples are rows of a larger array, typically memory-mapped (bench.data.cache): `take`
+    narrows the rows and copies no image, so a split of a dataset larger than memory costs its index only.
+
+    `images` materialises the rows (a copy in memory); the data path reads batches with `gather` instead.
+    """
+
+    def __init__(self, store: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor,
+                 source_index: torch.Tensor | None = None):
+        if store.dtype != torch.uint8 or store.ndim != 4:
+            raise TypeError(f"images must be uint8 (N, C, H, W), got {store.dtype} {tuple(store.shape)}")
+        if len(rows) != len(labels):
+            raise ValueError(f"{len(rows)} rows but {len(labels)} labels")
+        self.store, self.rows = store, rows.to(torch.int64)
+        self.labels = labels
+        self.source_index = torch.arange(len(labels)) if source_index is None else source_index
+        if self.labels.dtype != torch.int64 or self.labels.ndim != 1:
+            raise TypeError(f"labels must be int64 (N,), got {self.labels.dtype} {tuple(self.labels.shape)}")
+
+    @classmethod
+    def whole(cls, store: torch.Tensor, labels: torch.Tensor, source_index: torch.Tensor | None = None) -> ImageRows:
+        return cls(store, torch.arange(len(store)), labels, source_index)
+
+    @property
+    def images(self) -> torch.Tensor:  # type: ignore[override]
+        return self.gather(torch.arange(len(self)))
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        return tuple(self.store.shape[1:])
+
+    def take(self, index: torch.Tensor) -> ImageRows:
+        assert self.source_index is not None
+        return ImageRows(self.store, self.rows[index], self.labels[index], self.source_index[index])
+
+    def gather_sorted(self, index: torch.Tensor,
+                      out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Rows read in file order: a mapped file is read forwards, not hopping back and forth."""
+        rows, order = self.rows[index].sort()
+        return torch.index_select(self.store, 0, rows, out=out), order
+
+    def __repr__(self) -> str:
+        return f"ImageRows({len(self)} of {len(self.store)} rows, {self.sample_shape})"
+
 
 @dataclass
 class TaskData:
@@ -90,6 +160,13 @@ class ImageFiles:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def take(self, index: torch.Tensor) -> ImageFiles:
+        """The files at `index` (a class subset): its own cache, the digest being of its own file list."""
+        assert self.source_index is not None
+        picked = torch.arange(len(self))[index].tolist()
+        return ImageFiles(self.root, [self.files[i] for i in picked], self.labels[index], self.cache_key,
+                          self.source_index[index])
 
 
 @dataclass(frozen=True)

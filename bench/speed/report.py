@@ -26,11 +26,13 @@ Measurements = Mapping[str, Callable[[Settings], Measurement]]
 def measurements(more: Optional[Measurements] = None) -> dict[str, Callable[[Settings], Measurement]]:
     """Name -> measurement, in the order they run (cheapest first, so a quick look comes back fast); `more`: those
     of the layers above bench (`launch.speed`), run before the GPU-only one."""
-    from bench.speed import data_path, gpu_step, steps, trainer_runs
+    from bench.speed import data_path, gpu_step, steps, streaming, trainer_runs
 
     return {
         "frozen": steps.frozen_ar_step,
         "data": data_path.data_path,
+        "decode": streaming.decode_first_epoch,
+        "stream": streaming.streamed_vs_device,
         "linear_probe": trainer_runs.linear_probe_cache,
         "pack": trainer_runs.packed_cells,
         "ddp": trainer_runs.ddp_scaling,

@@ -3,6 +3,7 @@ source model's prediction counts a fitted label mapping needs. Each rank takes e
 counts are summed over ranks."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -14,19 +15,39 @@ from bench.train.distributed import Distributed
 
 @dataclass
 class Split:
-    """A split as the loop sees it: uint8 images, or cached float features, and labels, on the device."""
+    """A split as the loop sees it: uint8 images, or cached float features, and labels, on the device.
+
+    `bench.train.stream.StreamedSplit` has the same interface with the images off the device; the loops index
+    both through it: indices on `index_device`, labels by `labels_of`, batches by `batch` or, step after step,
+    `batches` (which a streamed split reads one step ahead)."""
 
     inputs: torch.Tensor
     labels: torch.Tensor
     features: bool = False
 
+    @property
+    def index_device(self) -> torch.device:
+        return self.labels.device
+
+    def labels_of(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.labels[idx]
+
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.inputs[idx]
         return x if self.features else x.float().div_(255)
 
+    def batches(self, steps: Iterable[Sequence[torch.Tensor]]) -> Iterator[list[torch.Tensor]]:
+        for idxs in steps:
+            yield [self.batch(idx) for idx in idxs]
+
     def my_share(self, dist: Distributed) -> torch.Tensor:
         """The indices this rank reads."""
-        return torch.arange(dist.rank, len(self.labels), dist.world, device=self.labels.device)
+        return torch.arange(dist.rank, len(self.labels), dist.world, device=self.index_device)
+
+
+def chunks(index: torch.Tensor, size: int) -> list[list[torch.Tensor]]:
+    """`index` cut into steps of one batch of at most `size`."""
+    return [[index[start:start + size]] for start in range(0, len(index), size)]
 
 
 @dataclass
@@ -47,9 +68,9 @@ def evaluate(pack, models: list[MethodModel], data: Split, dist: Distributed) ->
     totals = torch.zeros(k, parts, 3, device=dist.device, dtype=torch.float64)
     batch = max(1, dist.eval_batch // k)  # one backbone pass sees k copies of the batch
     with torch.no_grad():
-        for start in range(0, len(index), batch):
-            idx = index[start:start + batch]
-            x, y = data.batch(idx), data.labels[idx]
+        steps = chunks(index, batch)
+        for [idx], [x] in zip(steps, data.batches(steps), strict=True):
+            y = data.labels_of(idx)
             with dist.autocast():
                 outputs = pack([x] * k)
             for j, (model, logits) in enumerate(zip(models, outputs, strict=True)):
@@ -72,11 +93,11 @@ def source_counts(member: MethodModel, data: Split, num_source: int, num_target:
     was_training = member.training
     member.eval()
     with torch.no_grad():
-        for start in range(0, len(index), dist.eval_batch):
-            idx = index[start:start + dist.eval_batch]
+        steps = chunks(index, dist.eval_batch)
+        for [idx], [x] in zip(steps, data.batches(steps), strict=True):
             with dist.autocast():
-                predicted = member.frozen(member.encode(data.batch(idx))).float().argmax(1)
-            counts += torch.bincount(predicted * num_target + data.labels[idx],
+                predicted = member.frozen(member.encode(x)).float().argmax(1)
+            counts += torch.bincount(predicted * num_target + data.labels_of(idx),
                                      minlength=num_source * num_target).double()
     member.train(was_training)
     if dist.world > 1:

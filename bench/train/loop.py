@@ -38,7 +38,7 @@ def run_pack(cells: list[Cell], directories: list[Path], context: TrainContext =
     events = Observers(observers, run.dist.main)
     announce(run, events)
     try:
-        load_splits(run, context.options.compile, events)
+        load_splits(run, context.options.compile, events, context.options.data_path)
         for epoch in range(run.start_epoch, run.epochs):
             signum = run.dist.stop_agreed()  # every member's checkpoint of the last epoch is on disk
             if signum:

@@ -13,6 +13,9 @@ class TrainOptions:
     # False for a sweep's trials: they are selected on validation, and only the chosen config, re-run as a cell,
     # may read the test split
     evaluate_test: bool = True
+    # where the images live while training (bench.train.placement): "device" whole, "stream" a batch at a time
+    # from host memory or the mapped cache, "auto" by the dataset's size against the free memory
+    data_path: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def done_record(run: PackRun, m: Member, test: Evaluated, started_at: str) -> Ce
         parameters=m.parameters,
         memory=peak_memory(dist),
         split=run.task.split,
-        environment=environment(dist),
+        environment={**environment(dist), "data_path": run.data_path},  # where the images were read from
         resumed_from_epoch=m.resumed_from,
         checkpoint_problems=m.checkpoint_problems,  # corrupt checkpoints skipped on resume
         started_at=started_at,

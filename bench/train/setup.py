@@ -1,5 +1,6 @@
-"""Setting a pack up: the process group, the task's data on the device, one model, optimizer and resumed state per
-cell, the energy meter, and (before the first epoch) cached features or a compiled backbone."""
+"""Setting a pack up: the process group, the task's data on the device (or streamed to it), one model, optimizer
+and resumed state per cell, the energy meter, and (before the first epoch) cached features or a compiled
+backbone."""
 from __future__ import annotations
 
 import sys
@@ -8,11 +9,12 @@ from pathlib import Path
 
 import torch
 
-from bench.data import load_task, part_infos
+from bench.data import dataset_info, load_task, part_infos
 from bench.data.joint import TaskParts
 from bench.data.types import TaskData
 from bench.energy import EnergyMeter, combine_sources, open_meter
 from bench.grid import Cell
+from bench.methods import METHODS
 from bench.pack import Pack, compute_features, pack_key
 from bench.train.distributed import Distributed
 from bench.train.epoch import compile_warmup
@@ -21,7 +23,9 @@ from bench.train.events import Compiled, Observers, Started
 from bench.train.members import Member, PackTimer
 from bench.train.models import build_models, count_parameters, make_optimizer
 from bench.train.options import TrainContext
+from bench.train.placement import choose_data_path, free_memory, images_bytes, to_device
 from bench.train.resume import resume
+from bench.train.stream import StreamedSplit
 
 
 @dataclass
@@ -35,7 +39,8 @@ class PackRun:
     meter: EnergyMeter
     timer: PackTimer
     from_features: bool
-    splits: dict[str, Split] | None = None
+    splits: dict[str, Split | StreamedSplit] | None = None
+    data_path: str | None = None  # "device" or "stream", once the splits are loaded
 
     @property
     def start_epoch(self) -> int:
@@ -61,8 +66,8 @@ def set_up(cells: list[Cell], directories: list[Path], context: TrainContext) ->
     split, hp = cells[0].spec["split"], cells[0].spec["hparams"]
     task = load_task(cells[0].task, data_root=context.data_root, split_seed=split["seed"],
                      val_fraction=split["val_fraction"], test_fraction=split["test_fraction"],
-                     max_train=split["max_train"])
-    models = build_models(cells, task.info, context.dependency_dirs)
+                     max_train=split["max_train"], image_size=needed_image_size(cells[0]))
+    models = build_models(cells, task.info, context.dependency_dirs)  # class names as read from the task's files
     members = [Member(c, Path(d), m, count_parameters(m)) for c, d, m in zip(cells, directories, models, strict=True)]
     meter = open_meter(dist.device.type, dist.device.index or 0, torch.get_num_threads(), dist.local_rank)
     timer = PackTimer(members, meter, dist.summed_over_ranks())
@@ -88,26 +93,45 @@ def set_up(cells: list[Cell], directories: list[Path], context: TrainContext) ->
     return PackRun(dist, task, members, prepared, meter, timer, from_features)
 
 
+def needed_image_size(cell: Cell) -> int:
+    """The side the cell's model resizes its input to (`bench.methods.inputs.fit`): an `ar` program's input size
+    (its layout on the canvas), else the network's input size. Encoded datasets are decoded at it, so the device
+    resizes nothing. Read from the spec: the models are built after the task is loaded (they need its class names).
+    """
+    size = cell.spec["backbone"]["input_size"]
+    params = METHODS.get(cell.method).Params(**{k: v for k, v in cell.spec["method"].items() if k != "name"})
+    if hasattr(params, "program"):
+        from bench.methods.ar import layout
+
+        return layout(params, size, dataset_info(cell.task)).input_size
+    return size
+
+
 def announce(run: PackRun, events: Observers) -> None:
     for m in run.members:
         events.on_start(Started(m.cell, m.directory, len(run.members), run.dist.device.type, run.dist.world,
                                 m.resumed_from))
 
 
-def load_splits(run: PackRun, compile: bool, events: Observers) -> None:
-    """The splits on the device (charged to set-up), as cached features when nothing upstream of the head learns;
-    the task's parts given to each model; the backbone compiled if asked."""
+def load_splits(run: PackRun, compile: bool, events: Observers, data_path: str = "auto") -> None:
+    """The splits on the device or streamed to it (`data_path`, bench.train.placement; charged to set-up), as
+    cached features when nothing upstream of the head learns; the task's parts given to each model; the backbone
+    compiled if asked."""
     dist = run.dist
-    images = {name: (s.images.to(dist.device), s.labels.to(dist.device))
-              for name, s in (("train", run.task.train), ("val", run.task.val), ("test", run.task.test))}
+    sets = {"train": run.task.train, "val": run.task.val, "test": run.task.test}
+    run.data_path = choose_data_path(data_path, images_bytes(run.task, dist.device), free_memory(dist.device))
+    if run.data_path == "stream":
+        images = {name: StreamedSplit(s, dist.device) for name, s in sets.items()}
+    else:
+        images = {name: Split(to_device(s, dist.device), s.labels.to(dist.device)) for name, s in sets.items()}
     run.timer.charge("setup_s")
     if run.from_features:
-        run.splits = {name: Split(compute_features(dist.unwrap(run.pack), x, dist.eval_batch, dist.autocast,
-                                                   dist.rank, dist.world, dist.gather), y, True)
-                      for name, (x, y) in images.items()}
+        run.splits = {name: Split(compute_features(dist.unwrap(run.pack), split, dist.eval_batch, dist.autocast,
+                                                   dist.rank, dist.world, dist.gather), split.labels, True)
+                      for name, split in images.items()}
         run.timer.charge("features_s")
     else:
-        run.splits = {name: Split(x, y) for name, (x, y) in images.items()}
+        run.splits = images
     parts = TaskParts.of(run.task.info, part_infos(run.task.info.name)).to(dist.device)
     for model in run.models:
         model.use_task_parts(parts)

@@ -47,7 +47,7 @@ def run_settings(args, pack: int):
     from launch.local import RunSettings
 
     return RunSettings(results_root(args), args.data_root, tracking_uri(args, off=args.no_tracking), pack=pack,
-                       cache_features=not args.no_feature_cache, compile=args.compile)
+                       cache_features=not args.no_feature_cache, compile=args.compile, data_path=args.data_path)
 
 
 def check_pending_inputs(args, grid, cells, settings) -> None:

@@ -85,3 +85,8 @@ def add_trainer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-feature-cache", action="store_true",
                    help="head-only methods (linear_probe) run the backbone every epoch instead of training "
                         "on features computed once (the naive path, for comparison)")
+    p.add_argument("--data-path", choices=("auto", "device", "stream"), default="auto",
+                   help="where the images live while a cell trains: on the device whole, or streamed a batch at a "
+                        "time from host memory / the decoded cache (next batch copied during the current step); "
+                        "auto (default) streams when they would take over half the free device (GPU) or host "
+                        "(CPU run) memory")
