@@ -246,9 +246,10 @@ def test_every_shipped_grid_loads_and_expands(name, cells):
 def test_no_shipped_grid_is_left_untested():
     from bench.grid import GRIDS_DIR
 
-    # methods: tests/test_methods_later.py (its ImageNet cells are skipped where the weights are absent)
+    # methods: tests/test_methods_later.py (its ImageNet cells are skipped where the weights are absent);
+    # vp_resnet18, vp_clip: tests/test_vp_grids.py
     tested = {"demo", "thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "thesis_table_5_1_pytorch",
-              "methods"}
+              "methods", "vp_resnet18", "vp_clip"}
     assert {p.stem for p in GRIDS_DIR.glob("*.yaml")} == tested
 
 
