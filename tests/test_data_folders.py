@@ -246,3 +246,23 @@ def test_a_grid_names_a_user_folder_by_prefix(tmp_path, monkeypatch):
     write_image_folder(root / "pets", {"cat": 3, "dog": 3})
     grid = load_grid(grid_file, data_root=root)
     assert [c.task for c in grid.cells if c.method == "linear_probe"] == ["folder:pets"]
+
+
+def test_the_command_reads_a_user_folder_under_its_own_data_root(tmp_path):
+    """`--data-root` is where a `folder:NAME` task's classes are read at grid expansion too, whatever
+    $REPROGBENCH_DATA says."""
+    from cli_helper import cli
+
+    write_image_folder(tmp_path / "data" / "pets", {"dog": 3, "cat": 3})
+    grid = tmp_path / "pets.yaml"
+    grid.write_text(yaml.safe_dump({"name": "pets", "originals": [{"backbone": "smallcnn_rgb", "input_size": 32,
+                                                                    "methods": ["scratch"]}],
+                                    "tasks": ["folder:pets"], "methods": [{"name": "scratch"}]}))
+    env = {"REPROGBENCH_DATA": str(tmp_path / "elsewhere")}
+    listed = cli("ls", grid, "--data-root", tmp_path / "data", "--results", tmp_path / "r", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "folder:pets" in listed.stdout and "1 cells: 0 done, 1 pending" in listed.stdout
+    # without it the folder is looked for under $REPROGBENCH_DATA: one line naming where, exit 2
+    missing = cli("ls", grid, "--results", tmp_path / "r", env=env)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    assert str(tmp_path / "elsewhere" / "pets") in missing.stderr

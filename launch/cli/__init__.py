@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import sys
+from pathlib import Path
 
 from launch.cli import bench, cell, common, ls, prepare, report, run, status, sweep, sync, ui
 
@@ -35,6 +36,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     """The errors that mean bad input (exit 2, one line): imported only once a command runs."""
     from analysis.errors import ReportError, StoreUnreadable
     from bench.data import DatasetMissing
+    from bench.data.listing import BadListing
     from bench.grid import GridError
     from bench.models import WeightsMissing
     from bench.registry import UnknownName
@@ -44,7 +46,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from launch.sweep_records import SweepError
 
     return (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
-            StoreUnreadable, UiError, SweepError)
+            StoreUnreadable, UiError, SweepError, BadListing)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     weights_dir = args.weights_dir or os.environ.get(WEIGHTS_ENV)
     if weights_dir:
         use_weights_dir(weights_dir)  # exported: worker processes and Slurm jobs inherit it
+    if vars(args).get("data_root") is not None:
+        # exported too: what reads a dataset's metadata without a root (a `folder:NAME` task's class folders at
+        # grid expansion) then looks where the command was told
+        from bench.data.roots import DATA_ENV
+
+        os.environ[DATA_ENV] = str(Path(args.data_root).expanduser().resolve())
     try:
         return args.func(args)
     except errors as exc:
