@@ -40,8 +40,9 @@ def main(args) -> int:
     missing = [o.name for o in outcomes if o.status == "missing"]
     if missing:
         print(f"reprogbench: error: {len(missing)} of {len(outcomes)} input(s) could not be fetched "
-              f"({', '.join(missing)}); run `reprogbench prepare` where there is internet (a login node), "
-              "into the same --data-root / --weights-dir the compute nodes read", file=sys.stderr)
+              f"({', '.join(missing)}); each row above says why: run `reprogbench prepare` where there is internet "
+              "(a login node), into the same --data-root / --weights-dir the compute nodes read, and put what it "
+              "cannot fetch (a hand download) where its row says", file=sys.stderr)
         return common.EXIT_BAD_INPUT
     print(f"all {len(outcomes)} input(s) present under {root}"
           + (f" and {os.environ['REPROGBENCH_WEIGHTS']}" if os.environ.get("REPROGBENCH_WEIGHTS") else ""))
