@@ -175,7 +175,9 @@ def test_the_family_is_registered_and_its_weights_file_meets_the_protocol(tmp_pa
     assert not known_backbone("keras:ResNet50") and not known_backbone("keras:resnet50v2")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     weights = family.weights("ResNet152V2")
-    assert isinstance(weights, WeightsFile) and weights.local_path() is None and weights.cache_hint() == "KERAS_HOME"
+    assert isinstance(weights, WeightsFile) and weights.local_path() is None
+    assert weights.cache_hint() == (f"KERAS_HOME (looked for "
+                                    f"{tmp_path / 'models' / 'resnet152v2_weights_tf_dim_ordering_tf_kernels.h5'})")
     assert weights.source() == ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
                                 "resnet152v2_weights_tf_dim_ordering_tf_kernels.h5")
 

@@ -31,6 +31,7 @@ from PIL import Image
 from torchvision import datasets as tvd
 from tqdm import tqdm
 
+from .decode import decode_workers
 from .registry import register_dataset
 from .types import DatasetInfo, DatasetMissing, ImageSet, SourceData
 
@@ -149,11 +150,6 @@ class CaltechSource:
         return self._dir(root)
 
 
-def _workers() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cores))
-
-
 def _decode_one(ds: Any, i: int) -> np.ndarray:
     image, _ = ds[i]  # torchvision's __getitem__: a PIL image, not yet decoded
     with image:
@@ -164,7 +160,7 @@ def _decode_one(ds: Any, i: int) -> np.ndarray:
 def _decode(ds: Any, positions: list[int], desc: str) -> torch.Tensor:
     out = torch.empty((len(positions), 3, SIZE, SIZE), dtype=torch.uint8)
     # PIL releases the GIL while decoding and resizing, so threads use every core without pickling images.
-    with ThreadPoolExecutor(_workers()) as pool:
+    with ThreadPoolExecutor(decode_workers()) as pool:
         decoded = pool.map(lambda i: _decode_one(ds, i), positions)
         progress = tqdm(decoded, total=len(positions), desc=desc, unit="img", file=sys.stderr, mininterval=1)
         for k, hwc in enumerate(progress):

@@ -28,6 +28,7 @@ from bench.models.backbone import Backbone, BackboneInfo
 from bench.models.clip_heads import HEADS_DIR, TEMPLATES, TextTower, imagenet_class_names
 from bench.models.clip_weights import ClipWeightsFile, pretrained_cfg
 from bench.models.registry import BackboneFamily, Factory, register_backbone_family
+from bench.models.weights import verified_weights_path
 from bench.registry import UnknownName
 
 LIST_TAGS = "`python -c 'import open_clip; print(open_clip.list_pretrained())'` lists (arch, tag) pairs"
@@ -98,7 +99,8 @@ def clip_info(spec: str) -> BackboneInfo:
 def build_clip(info: BackboneInfo, weights: Optional[str], arch: str, tag: str) -> ClipBackbone:
     import open_clip
 
-    path = ClipWeightsFile(info.name, arch, tag).require() if weights == "imagenet" else None
+    # the local file, checked against its sha256, or one line naming `prepare` before anything is built
+    path = verified_weights_path(info.name) if weights == "imagenet" else None
     forced_size = info.input_size if info.input_size != image_size(arch) else None
     quick_gelu = pretrained_cfg(arch, tag).get("quick_gelu", False)
     # pretrained_hf=False: never a Hugging Face text-tower download (open_clip 3 reads it as pretrained_text)

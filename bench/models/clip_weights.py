@@ -16,7 +16,7 @@ from typing import Optional
 
 from bench.models import checksums
 from bench.models.backbone import WeightsMissing
-from bench.models.weights_caches import hf_endpoint_host, hf_hub_cache
+from bench.models.weights_caches import HubFile, hf_hub_cache
 
 
 def pretrained_cfg(arch: str, tag: str) -> dict:
@@ -51,34 +51,21 @@ class ClipWeightsFile:
                                  "files are supported (see docs/backbones-clip.md)")
         return hub_files(hf_hub)
 
-    def source(self) -> str:
+    def _file(self) -> HubFile:
+        """The hub file open_clip would fetch: the same cache lookup as every other hub file."""
         repo, files = self._hub()
-        return f"Hugging Face hub {repo} ({' or '.join(files)})"
+        return HubFile(self.name, repo, tuple(files))
+
+    def source(self) -> str:
+        hub = self._file()
+        return f"{hub.source()} ({' or '.join(hub.filenames)})"
 
     def host(self) -> str:
         """For `prepare`'s reachability probe: the hub's host (the source line is not a URL)."""
-        return hf_endpoint_host()
+        return self._file().host()
 
     def local_path(self) -> Optional[Path]:
-        from huggingface_hub import try_to_load_from_cache  # a file-system lookup: never touches the network
-
-        repo, files = self._hub()
-        for filename in files:
-            found = try_to_load_from_cache(repo, filename, cache_dir=hf_hub_cache())
-            if isinstance(found, str):  # not None, not the cached "does not exist" marker
-                return Path(found)
-        return None
-
-    def require(self) -> Path:
-        """The local file, checked against its sha256; WeightsMissing (one line, naming the fix) when absent."""
-        path = self.local_path()
-        if path is None:
-            raise WeightsMissing(
-                f"CLIP weights for {self.name} ({self.source()}) not found in the Hugging Face cache "
-                f"{hf_hub_cache()}; run `reprogbench prepare --weights {self.name}` on a machine with internet "
-                f"(or set {self.cache_hint()} to where they are)")
-        checksums.check(path, self.name)  # a truncated or corrupt download is refused with the command that fixes it
-        return path
+        return self._file().local_path()
 
     def download(self) -> Path:
         """Login-node step: fetch into the hub cache unless already there, as open_clip does (safetensors first),
@@ -87,8 +74,9 @@ class ClipWeightsFile:
 
         path = self.local_path()
         if path is None:
-            repo, files = self._hub()
-            path = Path(download_pretrained_from_hf(repo, filename=files[-1], cache_dir=str(hf_hub_cache())))
+            hub = self._file()
+            path = Path(download_pretrained_from_hf(hub.repo, filename=hub.filenames[-1],
+                                                    cache_dir=str(hf_hub_cache())))
         checksums.check(path, self.name)
         from bench.models.clip_family import cache_imagenet_head  # imported here: clip_family imports this module
 
@@ -96,4 +84,4 @@ class ClipWeightsFile:
         return path
 
     def cache_hint(self) -> str:
-        return "HF_HOME / HF_HUB_CACHE"
+        return self._file().cache_hint()

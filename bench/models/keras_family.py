@@ -20,6 +20,7 @@ from bench.models.backbone import Backbone, BackboneInfo
 from bench.models.keras_apps import KERAS_APPLICATIONS, KerasApplication, KerasWeightsFile
 from bench.models.keras_backend import THESIS, import_keras, pixel_map, preprocess
 from bench.models.registry import BackboneFamily, Factory, register_backbone_family
+from bench.models.weights import verified_weights_path
 from bench.registry import UnknownName
 
 PREFIX = "keras"
@@ -99,10 +100,7 @@ def split_head(model) -> tuple[nn.Module, nn.Linear]:
 
 def load_imagenet(model, name: str, app: KerasApplication) -> None:
     """Keras's ImageNet `.h5` from local disk into `model` (WeightsMissing, one line, when it is not there)."""
-    from bench.models import checksums
-
-    path = KerasWeightsFile(name, app).require()
-    checksums.check(path, name)
+    path = verified_weights_path(name)
     try:
         model.load_weights(str(path))
     except ValueError as e:
