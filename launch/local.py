@@ -139,12 +139,14 @@ def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
     return Outcome(cell, "failed", message=message)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, launcher_pid: int) -> None:
     import torch
 
     from bench.track import Tracker
     from launch.interrupts import install_in_worker
+    from launch.worker_lifetime import die_with_parent
 
+    die_with_parent(launcher_pid)  # a kill -9 of the launcher must not leave this worker training on
     install_in_worker()
     torch.set_num_threads(threads)
     Tracker.announce = False  # the launching process says once for all workers that tracking is offline
@@ -283,7 +285,8 @@ class WaveRunner:
             return (o for pack in packs if not stop_before_next_pack()
                     for o in execute_pack(pack, self.settings, log_epochs=log_epochs))
         self.pool = self.pool or ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                                     initializer=_init_worker, initargs=(self.settings.threads,))
+                                                     initializer=_init_worker,
+                                                     initargs=(self.settings.threads, os.getpid()))
         return _pool_outcomes(self.pool, packs, self.settings)
 
     def kill_workers(self) -> None:
