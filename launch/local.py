@@ -34,6 +34,7 @@ from launch.interrupts import StopOnSignals
 class Outcome:
     cell: Cell
     status: str  # done | failed | blocked | interrupted (stopped on a signal: resumable) | lost (its worker died)
+    #            | skipped (another launch trains it, or finished it: `launch.cell_claims`)
     message: str = ""
     record: Optional[CellRecord] = None
     tracking_offline: Optional[str] = None  # why MLflow failed in the process that ran it (None: it did not)
@@ -76,8 +77,24 @@ def distributed_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = False) -> list[Outcome]:
-    """Run cells packed into one backbone pass (or one cell) and record each outcome; never raises for them."""
+def execute_claimed(cells: list[Cell], settings: RunSettings, log_epochs: bool = False) -> list[Outcome]:
+    """`execute_pack` for the cells of `cells` whose lock this process takes; the others are `skipped`, each with
+    the line saying who trains it. The locks (and the live markers `ls` reads) are held while they train."""
+    from launch.cell_claims import claim, release
+
+    locks, skipped = claim(cells, [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells])
+    try:
+        mine = [c for c in cells if c.cell_id in locks]
+        return [Outcome(c, "skipped", message=why) for c, why in skipped] + (
+            execute_pack(mine, settings, log_epochs, locks) if mine else [])
+    finally:
+        release(locks)
+
+
+def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = False,
+                 locks: Optional[dict] = None) -> list[Outcome]:
+    """Run cells packed into one backbone pass (or one cell) and record each outcome; never raises for them.
+    `locks` (cell_id -> `bench.cell_lock.CellLock`): the cells' locks this process holds, whose markers it keeps."""
     import torch
 
     from bench.stop import Interrupted
@@ -91,6 +108,10 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     tags = {**dict(settings.run_tags), **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})}
     observers = [MLflowObserver(Tracker(settings.tracking_uri, cells[0].grid), tags)] if settings.tracking_uri else []
     observers += [ConsoleLog(lambda line: tqdm.write(line))] if log_epochs else []
+    if locks:
+        from bench.train.live import LiveMarker
+
+        observers.append(LiveMarker(locks))
     try:
         records = run_pack(cells, directories, TrainContext(settings.data_root, deps,
                                                             TrainOptions(settings.cache_features, settings.compile,
@@ -105,7 +126,7 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
         # only the diverged cell fails; its pack-mates go on from the checkpoints of their last epoch
         bad = next(c for c in cells if c.cell_id == exc.cell_id)
         rest = [c for c in cells if c is not bad]
-        return [_failed(bad, exc, settings), *execute_pack(rest, settings, log_epochs)]
+        return [_failed(bad, exc, settings), *execute_pack(rest, settings, log_epochs, locks)]
     except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the grid
         return [_failed(c, exc, settings) for c in cells]
 
@@ -115,7 +136,7 @@ def execute_pack_in_worker(cells: list[Cell], settings: RunSettings) -> list[Out
     process can say it once for all workers."""
     from bench.track import Tracker
 
-    outcomes = execute_pack(cells, settings)
+    outcomes = execute_claimed(cells, settings)
     for outcome in outcomes:
         outcome.tracking_offline = Tracker.offline_reason(settings.tracking_uri)
     return outcomes
@@ -232,7 +253,8 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
         bar.close()
         launch.close()
         summary.interrupted = stop.requested()
-        summary.pending = len(pending) - sum(o.status in ("done", "failed", "blocked") for o in summary.outcomes)
+        summary.pending = len(pending) - sum(o.status in ("done", "failed", "blocked", "skipped")
+                                             for o in summary.outcomes)
         if tracker is not None:
             done = sum(o.status == "done" for o in summary.outcomes)
             tracker.log_metrics(summary.parent_run_id, {"cells_done": done, "cells_failed": len(summary.failed)})
@@ -249,6 +271,7 @@ class WaveRunner:
         self.settings, self.workers, self.summary, self.bar = settings, workers, summary, bar
         self.pool: Optional[ProcessPoolExecutor] = None
         self.failed: set[str] = set()
+        self.skipped: set[str] = set()  # trained by another launch: their dependents wait for it, skipped too
 
     def worker_pids(self) -> list[int]:
         return list((getattr(self.pool, "_processes", None) or {}).keys())
@@ -263,14 +286,21 @@ class WaveRunner:
         runnable = []
         for cell in wave:
             blocked_by = [d for d in cell.depends_on if d in self.failed]
+            waits_for = [d for d in cell.depends_on if d in self.skipped]
             if blocked_by:
                 self.failed.add(cell.cell_id)
                 _report(self.bar, Outcome(cell, "blocked", message=f"its dependency {blocked_by[0]} failed"),
                         self.summary)
+            elif waits_for:
+                self.skipped.add(cell.cell_id)
+                _report(self.bar, Outcome(cell, "skipped", message=f"cell {cell.cell_id} needs {waits_for[0]}, "
+                                          "which another launch trains; skipped"), self.summary)
             else:
                 runnable.append(cell)
         for outcome in self.outcomes(plan_packs(runnable, self.settings)):
-            if outcome.status != "done":
+            if outcome.status == "skipped":
+                self.skipped.add(outcome.cell.cell_id)
+            elif outcome.status != "done":
                 self.failed.add(outcome.cell.cell_id)
             _report(self.bar, outcome, self.summary, self.settings.tracking_uri)
         if self.pool is not None and getattr(self.pool, "_broken", False):
@@ -283,7 +313,7 @@ class WaveRunner:
         if self.workers <= 1:
             log_epochs = not self.bar.disable
             return (o for pack in packs if not stop_before_next_pack()
-                    for o in execute_pack(pack, self.settings, log_epochs=log_epochs))
+                    for o in execute_claimed(pack, self.settings, log_epochs=log_epochs))
         self.pool = self.pool or ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
                                                      initializer=_init_worker,
                                                      initargs=(self.settings.threads, os.getpid()))
@@ -333,6 +363,8 @@ def _report(bar: tqdm, outcome: Outcome, summary: RunSummary, tracking_uri: Opti
         rec = outcome.record
         line = (f"done    {cell.cell_id}  {cell.name}: test {rec.metrics.test_acc:.2f}%  "
                 f"({rec.timing.total_s:.1f}s)")
+    elif outcome.status == "skipped":
+        line = outcome.message
     else:
         line = f"{outcome.status:<7} {cell.cell_id}  {cell.name}: {outcome.message}"
     if not bar.disable:

@@ -14,7 +14,9 @@ import pytest
 from cli_helper import cli, cli_popen
 
 from bench import checkpoint
+from bench.cell_lock import LIVE
 from bench.files import cell_dir
+from bench.record import read_record
 from bench.grid import load_grid
 
 pytestmark = pytest.mark.slow
@@ -83,3 +85,40 @@ def test_kill_9_of_the_launcher_kills_its_workers(tmp_path):
         proc.kill()
         for pid in alive(descendants):  # on a failure: the survivors this test started, by pid
             os.kill(pid, signal.SIGKILL)
+
+
+def mlflow_cell_runs(results: Path, grid: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(grid)
+    return client, client.search_runs([experiment.experiment_id], "tags.cell_id != ''")
+
+
+def test_three_launches_at_once_train_and_log_each_cell_once(tmp_path):
+    epochs = 6
+    path = grid_file(tmp_path, "thrice", epochs=epochs, seeds=[0, 1, 2])
+    cells = load_grid(path).cells
+    results = tmp_path / "results"
+    launches = [cli_popen("run", path, "--results", results, env=ENV) for _ in range(3)]
+    outputs = [proc.communicate(timeout=600) for proc in launches]
+    for proc, (out, err) in zip(launches, outputs):
+        assert proc.returncode == 0, err[-3000:]
+        assert "Traceback" not in err
+    everything = "\n".join(out for out, _ in outputs)
+    for cell in cells:
+        lines = [line for line in everything.splitlines() if f"  {cell.name}  epoch " in line]
+        assert len(lines) == epochs, f"{cell.cell_id} trained {len(lines)} epochs across the launches: {lines}"
+        record = read_record(cell_dir(results, "thrice", cell.cell_id))
+        assert record.done and record.resumed_from_epoch is None
+        assert [row.epoch for row in record.history] == list(range(1, epochs + 1))
+        assert not (cell_dir(results, "thrice", cell.cell_id) / LIVE).exists()  # released
+    skips = everything.count("; skipped")
+    assert skips >= 1, "no launch met another's cell in training: the race this test is about did not happen"
+    client, runs = mlflow_cell_runs(results, "thrice")
+    assert sorted(r.data.tags["cell_id"] for r in runs) == sorted(c.cell_id for c in cells)  # one run per cell
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "val_acc")
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1)), run.data.tags["cell_id"]
+    print(f"FIGURE three launches: {len(cells)} cells, {len(runs)} MLflow cell runs, {skips} skip line(s), "
+          f"epoch lines per cell {epochs}")
