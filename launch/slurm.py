@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from bench.cell_lock import live_state, read_holder
 from bench.files import cell_dir, read_json, write_json
 from bench.grid import Cell, Grid
 from bench.record import cell_status, read_record
@@ -237,10 +238,16 @@ def _whoami() -> str:
 @dataclass
 class CellState:
     cell: Cell
-    state: str  # done | failed | pending | running | requeued | not submitted | lost
+    state: str  # done | failed | pending | running | requeued | not submitted | lost | interrupted;
+    #             a cell trained by `run`: `running (epoch k/n)`
     job_id: str = ""
     log: str = ""
     message: str = ""
+
+    @property
+    def kind(self) -> str:
+        """The state without its detail: `running (epoch 3/12)` is `running`."""
+        return self.state.split(" (")[0]
 
 
 def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellState]:
@@ -252,6 +259,11 @@ def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellS
         slurm = read_json(directory / SLURM_RECORD) or {}
         job, log = slurm.get("job_id", ""), slurm.get("stdout", "")
         record = read_record(directory)
+        live = None if record and record.done else live_state(directory)  # trained by `run` (bench.cell_lock)
+        if live is not None and not (job and live == "interrupted"):  # a job submitted since: the queue says more
+            holder = read_holder(directory)
+            states.append(CellState(cell, live, job, log, holder.where if holder else ""))
+            continue
         if record is not None:
             states.append(CellState(cell, record.status, job, log, record.error or ""))
             continue
@@ -273,7 +285,7 @@ def status_table(states: list[CellState]) -> str:
     from tabulate import tabulate
 
     rows = [[s.cell.cell_id, s.state, s.cell.name, s.job_id or "-", s.log or "-", s.message] for s in states]
-    counts = Counter(s.state for s in states)
+    counts = Counter(s.kind for s in states)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return tabulate(rows, headers=["cell_id", "state", "cell", "job", "log", ""]) + f"\n{len(states)} cells: {summary}"
 
@@ -291,12 +303,12 @@ def wait(grid: Grid, cells: list[Cell], results_root: Path, poll_s: float = 5.0,
     with tqdm(total=len(cells), desc=grid.name, unit="cell", dynamic_ncols=True, file=sys.stderr,
               mininterval=poll_s if sys.stderr.isatty() else 60) as bar:
         while True:
-            finished = sum(s.state in ("done", "failed") for s in states)
+            finished = sum(s.kind in ("done", "failed") for s in states)
             bar.update(finished - bar.n)
-            running = sum(s.state in ("running", "requeued") for s in states)
+            running = sum(s.kind in ("running", "requeued") for s in states)
             if bar.postfix != f"{running} running":  # redraw on change only: logs of non-tty runs stay short
                 bar.set_postfix_str(f"{running} running")
-            if not any(s.state in ACTIVE for s in states):
+            if not any(s.kind in ACTIVE for s in states):
                 return states
             if timeout_s is not None and time.monotonic() - start > timeout_s:
                 raise TimeoutError(f"cells still queued or running after {timeout_s:.0f}s")

@@ -122,3 +122,47 @@ def test_three_launches_at_once_train_and_log_each_cell_once(tmp_path):
         assert sorted(m.step for m in history) == list(range(1, epochs + 1)), run.data.tags["cell_id"]
     print(f"FIGURE three launches: {len(cells)} cells, {len(runs)} MLflow cell runs, {skips} skip line(s), "
           f"epoch lines per cell {epochs}")
+
+
+def states_of(path: Path, results: Path, cell_id: str) -> tuple[str, str]:
+    """The status `reprogbench ls` and `status` print for one cell (both asked at once): each row's second column,
+    detail included."""
+    procs = [cli_popen(command, path, "--results", results, env=ENV) for command in ("ls", "status")]
+    return tuple(_state(proc, cell_id) for proc in procs)
+
+
+def _state(proc: subprocess.Popen, cell_id: str) -> str:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    row = next(line for line in out.splitlines() if line.startswith(cell_id))
+    state = row[len(cell_id):].strip()
+    return state.split(")")[0] + ")" if state.startswith("running (") else state.split()[0]
+
+
+def test_ls_and_status_show_running_then_interrupted_after_kill_9_and_a_rerun_finishes(tmp_path):
+    epochs = 200  # ~0.4 s each here: long enough to outlast two CLI calls on a busy machine
+    path = grid_file(tmp_path, "live", epochs=epochs, seeds=[0])
+    (cell,) = load_grid(path).cells
+    results = tmp_path / "results"
+    directory = cell_dir(results, "live", cell.cell_id)
+    proc = cli_popen("run", path, "--results", results, "--no-tracking", env=ENV, start_new_session=True)
+    try:
+        wait_for(lambda: (directory / checkpoint.LATEST).is_file(), proc, "a first checkpoint")
+        running_ls, running_status = states_of(path, results, cell.cell_id)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert running_ls.startswith("running (epoch ") and running_ls.endswith(f"/{epochs})"), running_ls
+    assert running_status.startswith("running (epoch "), running_status
+    epoch = int(running_ls.split("epoch ")[1].split("/")[0])
+    assert 1 <= epoch < epochs
+
+    assert states_of(path, results, cell.cell_id) == ("interrupted", "interrupted")
+    rerun = cli("run", path, "--results", results, "--no-tracking", env=ENV, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "skipped" not in rerun.stdout  # the dead launch's lock was taken over, not obeyed
+    record = read_record(directory)
+    assert record.done and record.resumed_from_epoch >= epoch
+    assert states_of(path, results, cell.cell_id) == ("done", "done")
+    print(f"FIGURE live state: ls said running (epoch {epoch}/{epochs}) then interrupted after kill -9; the rerun resumed "
+          f"from epoch {record.resumed_from_epoch} and finished")
