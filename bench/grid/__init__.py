@@ -23,7 +23,7 @@ _OWNERS = {
     "GridFile": "bench.grid.schema",
     "HParams": "bench.grid.schema",
     "IMAGENET": "bench.grid.schema",
-    "MAX_CELLS": "bench.grid.guard",
+    "MAX_CELLS": "bench.grid.limits",
     "OriginalSpec": "bench.grid.schema",
     "Space": "bench.grid.search_space",
     "SplitSpec": "bench.grid.schema",

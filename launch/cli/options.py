@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.grid.guard import MAX_CELLS
+from bench.grid.limits import MAX_CELLS
 
 
 def grid_command(sub, name: str, help: str, grid_optional: bool = False) -> argparse.ArgumentParser:
