@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from cli_helper import REPO
+from cli_helper import REPO, cli
 
 HEAVY = ("torch", "mlflow", "ray", "accelerate", "pydantic", "yaml")  # what a command imports once it runs
 
@@ -16,3 +16,11 @@ def test_building_the_parser_imports_nothing_heavy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    proc = cli("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"reprogbench {version('reprogbench')}\n"

@@ -19,8 +19,26 @@ from launch.cli import bench, cell, common, ls, prepare, report, run, status, sw
 COMMANDS = (run, status, ls, sweep, cell, report, ui, sync, prepare, bench)  # the order `--help` lists them
 
 
+class VersionAction(argparse.Action):
+    """`--version`: the installed distribution's version, read only when asked (importlib.metadata is not free)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the installed reprogbench's version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("reprogbench")
+        except PackageNotFoundError:  # run from a checkout that was never pip-installed
+            found = "unknown (not installed: pip install -e .)"
+        print(f"reprogbench {found}")  # on stdout, as argparse's own version action prints
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reprogbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add(sub)
