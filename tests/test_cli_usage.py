@@ -24,3 +24,45 @@ def test_version_is_the_installed_distributions():
     proc = cli("--version")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"reprogbench {version('reprogbench')}\n"
+
+
+TINY = """\
+name: tiny
+originals: [{backbone: smallcnn, trained_on: digits, hparams: {epochs: 1}}]
+tasks: [digits, squares]
+methods: [{name: ar, input_size: 16}, {name: scratch}]
+hparams: {epochs: 2}
+seeds: [0]
+"""
+
+
+def tiny_grid(tmp_path, text: str = TINY, name: str = "tiny"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def one_error_line(proc) -> str:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_a_filter_that_matches_nothing_lists_the_values_present(tmp_path):
+    grid, results = tiny_grid(tmp_path), tmp_path / "results"
+    line = one_error_line(cli("run", grid, "--filter", "method=linear_probe", "--results", results, "--no-tracking"))
+    assert "method=linear_probe" in line and line.endswith("its method values: ar, pretrain, scratch")
+    line = one_error_line(cli("ls", grid, "--filter", "task=digits", "--filter", "seed=3"))
+    assert line.endswith("no cell of tiny has that seed; its seed values: 0")
+    # each value exists, not together: the values present beside the others are listed
+    line = one_error_line(cli("status", grid, "--filter", "method=pretrain", "--filter", "task=squares"))
+    assert line.endswith("no cell of tiny with method=pretrain has that task; their task values: digits")
+    assert not results.exists()
+
+
+def test_a_filter_key_that_does_not_exist_is_one_line(tmp_path):
+    results = tmp_path / "results"
+    line = one_error_line(cli("run", tiny_grid(tmp_path), "--filter", "lr=0.1", "--results", results))
+    assert "'lr=0.1'" in line and line.endswith("KEY one of method, task, backbone, seed, original, id")
+    assert not results.exists()

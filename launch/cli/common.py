@@ -33,13 +33,17 @@ def load_grid(args):
 
 
 def load(args) -> tuple:
-    """The grid (its notes printed) and the cells `--filter` selects."""
+    """The grid (its notes printed) and the cells `--filter` selects; a filter that matches no cell is a GridError
+    (skipped cells count: `ls` shows them and `prepare` fetches what they lack)."""
     from bench.grid import parse_filters
+    from bench.grid.filters import check_selects
 
+    chosen = parse_filters(args.filter)  # a bad key is one line before the grid is even read
     grid = load_grid(args)
+    check_selects(grid.cells + grid.skipped, chosen, grid.name)
     for note in grid.notes:
         print(f"note: {note}", file=sys.stderr)
-    return grid, grid.select(parse_filters(args.filter))
+    return grid, grid.select(chosen)
 
 
 def run_settings(args, pack: int):
