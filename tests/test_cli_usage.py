@@ -66,3 +66,32 @@ def test_a_filter_key_that_does_not_exist_is_one_line(tmp_path):
     line = one_error_line(cli("run", tiny_grid(tmp_path), "--filter", "lr=0.1", "--results", results))
     assert "'lr=0.1'" in line and line.endswith("KEY one of method, task, backbone, seed, original, id")
     assert not results.exists()
+
+
+def ids(proc) -> list[str]:
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_overrides_give_the_cell_ids_of_the_same_edit_of_the_file(tmp_path):
+    edited = TINY.replace("input_size: 16", "input_size: 20").replace("hparams: {epochs: 2}", "hparams: {epochs: 1}")
+    edited = edited.replace("seeds: [0]", "seeds: [0, 1]")
+    (tmp_path / "edited").mkdir()
+    edited_path = tiny_grid(tmp_path / "edited", edited)  # same name (`name: tiny`), same folder name
+    # one override among the options: argparse alone would refuse it there
+    overridden = ids(cli("ls", tiny_grid(tmp_path), "hparams.epochs=1", "--ids", "seeds=[0, 1]",
+                         "methods.0.input_size=20"))
+    assert overridden == ids(cli("ls", edited_path, "--ids"))
+    original = ids(cli("ls", tiny_grid(tmp_path), "--ids"))
+    assert len(overridden) == 9 and len(original) == 5  # pretrain, then ar and scratch x two tasks x seeds
+    assert overridden[0] == original[0]  # the pretrain cell's own epochs were not overridden
+    assert not set(overridden[1:]) & set(original)
+
+
+def test_a_bad_override_is_one_line_and_writes_nothing(tmp_path):
+    grid, results = tiny_grid(tmp_path), tmp_path / "results"
+    line = one_error_line(cli("run", grid, "hparams.epochs=0", "--results", results))
+    assert line.endswith("hparams.epochs: Input should be greater than or equal to 1 (got 0)")
+    line = one_error_line(cli("run", grid, "--results", results, "methods.2.input_size=20"))
+    assert line.endswith("override 'methods.2.input_size=20': methods is a list of 2; index it by 0..1, not '2'")
+    assert not results.exists()

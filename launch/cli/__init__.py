@@ -67,9 +67,24 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
             StoreUnreadable, UiError, SweepError, BadListing)
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments, with `key.path=value` overrides taken from among the options too: argparse puts positionals
+    after an option (`run demo --workers 2 seeds=[0,1]`) among the unrecognised ones."""
+    from bench.grid.edits import looks_like_override
+
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if looks_like_override(item)]
+    rest = [item for item in extra if not looks_like_override(item)]
+    if rest or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(rest or overrides)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     args.argv = argv  # the command as typed, recorded beside benchmark figures
     from bench.models.weights import WEIGHTS_ENV, use_weights_dir
 

@@ -29,7 +29,15 @@ def tracking_uri(args, off: bool = False) -> str | None:
 def load_grid(args):
     from bench.grid import load_grid
 
-    return load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
+    return load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells, overrides=args.overrides)
+
+
+def grid_arg(args) -> str:
+    """The grid as the user named it, overrides included: what the commands we print (`reprogbench status ...`)
+    must repeat to find the same cells."""
+    import shlex
+
+    return shlex.join([args.grid, *args.overrides])
 
 
 def load(args) -> tuple:
