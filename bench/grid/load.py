@@ -3,6 +3,7 @@ this machine has on disk (bench.grid.availability). Every problem is one GridErr
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,6 +11,7 @@ import yaml
 
 from bench.grid.availability import expand_here
 from bench.grid.cells import Grid
+from bench.grid.edits import apply_overrides
 from bench.grid.errors import GridError
 from bench.grid.guard import MAX_CELLS, GuardError, load_yaml
 from bench.grid.validation import validate_grid
@@ -29,13 +31,15 @@ def resolve_grid_path(grid: str | Path) -> Path:
     raise GridError(f"{grid}: no such grid file, and not a shipped grid ({known})")
 
 
-def load_grid(grid: str | Path, data_root: Optional[Path] = None, max_cells: int = MAX_CELLS) -> Grid:
-    """Load, validate and expand a grid (within `bench.grid.guard`'s limits). Raises GridError with one line that
-    names the file."""
+def load_grid(grid: str | Path, data_root: Optional[Path] = None, max_cells: int = MAX_CELLS,
+              overrides: Sequence[str] = ()) -> Grid:
+    """Load, validate and expand a grid (within `bench.grid.guard`'s limits), with `key.path=value` overrides
+    (bench.grid.edits) applied to its YAML first. Raises GridError with one line that names the file."""
     path = resolve_grid_path(grid)
     raw = read_grid_yaml(path)
     default_name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)
     try:
+        raw = apply_overrides(raw, overrides)
         return expand_here(validate_grid(raw, default_name, max_cells), path, data_root)
     except (GridError, GuardError) as exc:
         raise GridError(f"{path}: {exc}") from None

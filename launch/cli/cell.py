@@ -10,8 +10,7 @@ HELP = "run one cell by id in the foreground (e.g. under torchrun)"
 
 
 def add(sub) -> None:
-    p = grid_command(sub, "cell", HELP)
-    p.add_argument("cell_id")
+    p = grid_command(sub, "cell", HELP, positionals=("cell_id",))
     add_tracking(p)
     add_trainer_options(p)
     p.set_defaults(func=main)

@@ -29,17 +29,29 @@ def tracking_uri(args, off: bool = False) -> str | None:
 def load_grid(args):
     from bench.grid import load_grid
 
-    return load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells)
+    return load_grid(args.grid, data_root=args.data_root, max_cells=args.max_cells, overrides=args.overrides)
+
+
+def grid_arg(args) -> str:
+    """The grid as the user named it, overrides included: what the commands we print (`reprogbench status ...`)
+    must repeat to find the same cells."""
+    import shlex
+
+    return shlex.join([args.grid, *args.overrides])
 
 
 def load(args) -> tuple:
-    """The grid (its notes printed) and the cells `--filter` selects."""
+    """The grid (its notes printed) and the cells `--filter` selects; a filter that matches no cell is a GridError
+    (skipped cells count: `ls` shows them and `prepare` fetches what they lack)."""
     from bench.grid import parse_filters
+    from bench.grid.filters import check_selects
 
+    chosen = parse_filters(args.filter)  # a bad key is one line before the grid is even read
     grid = load_grid(args)
+    check_selects(grid.cells + grid.skipped, chosen, grid.name)
     for note in grid.notes:
         print(f"note: {note}", file=sys.stderr)
-    return grid, grid.select(parse_filters(args.filter))
+    return grid, grid.select(chosen)
 
 
 def run_settings(args, pack: int):

@@ -40,5 +40,5 @@ def main(args) -> int:
     profile = common.slurm_profile(args) if launcher.takes_profile else None  # checked before anything happens
     settings = common.run_settings(args, pack=args.pack)
     common.check_pending_inputs(args, grid, cells, settings)
-    return launcher.launch(LaunchJob(grid, cells, settings, args.grid, workers=args.workers, wait=args.wait,
+    return launcher.launch(LaunchJob(grid, cells, settings, common.grid_arg(args), workers=args.workers, wait=args.wait,
                                      profile=profile))

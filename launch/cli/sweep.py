@@ -49,5 +49,5 @@ def main(args) -> int:
     profile = common.slurm_profile(args) if launcher.takes_profile else None
     settings = common.run_settings(args, pack=1)
     common.check_pending_inputs(args, grid, cells, settings)
-    return launcher.launch(LaunchJob(grid, cells, settings, args.grid, wait=args.wait, profile=profile,
+    return launcher.launch(LaunchJob(grid, cells, settings, common.grid_arg(args), wait=args.wait, profile=profile,
                                      sweep=options))
