@@ -71,7 +71,10 @@ class BlackBoxReprogrammed(Reprogrammed):
         return n
 
     def step_outputs(self, pack, batches: list[torch.Tensor], step: Step) -> list[torch.Tensor]:
-        """No autograd through the model: W.grad is set by the estimate (blackbox cells never pack: one batch)."""
+        """No autograd through the model: W.grad is set by the estimate (blackbox cells never pack: one batch).
+
+        The trainer's precision (bf16 autocast on CUDA) is entered and then switched off for the queries by
+        `zeroth_order_step` itself: the estimate's precision is the estimator's to decide, not the trainer's."""
         [x01] = batches
         with step.autocast():
             return [self.zeroth_order_step(x01, step.loss_of(0, self.restrict), step.generator(0))]
@@ -90,10 +93,19 @@ class BlackBoxReprogrammed(Reprogrammed):
         """Set `program.W.grad` to BAR's estimate of d loss / d W; -> the new-task logits at the current W.
 
         `loss_of(logits)` is the batch's loss (the trainer's: averaged over the global batch), a scalar.
+
+        Every query runs in fp32 whatever autocast surrounds the call: with β = 0.01 a perturbation moves a pixel by
+        ~1e-4, below bf16's spacing (2e-3 to 8e-3 for normalised pixels), so under bf16 f(W + βu) rounds to f(W)
+        and the estimate is rounding noise (issue 18.1; `test_blackbox_estimate_is_fp32_under_bf16_autocast`).
         """
+        x = fit(x01, self.backbone.info.channels, self.program.input_size).float()
+        with torch.autocast(x.device.type, enabled=False):
+            return self._estimate(x, loss_of, generator)
+
+    def _estimate(self, x: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
+                  generator: torch.Generator) -> torch.Tensor:
         W, M = self.program.W, self.program.M
         d = int(M.bool().sum())
-        x = fit(x01, self.backbone.info.channels, self.program.input_size)
         with torch.no_grad():
             hidden = self.frozen(self.program(x))
         logits = self.decode(hidden)  # with a graph from the black box's output on: a learned mapping trains
