@@ -7,9 +7,10 @@ loss with respect to W by BAR's one-sided random-direction estimator
     g = (d / q) * sum_j [(f(W + β u_j) - f(W)) / β] u_j,   u_j uniform on the unit sphere,
 
 over the d pixels the program can change (q + 1 queries of the batch per step), and the optimizer takes that as
-W's gradient. The label mapping is BAR's frequency multi-label mapping by default: m source classes per new class,
-their (log-)probabilities averaged. Every image sent through the black box counts as one query (training steps,
-fitting the mapping, validation and test); the record states the total.
+W's gradient. The label mapping is BAR's own by default (`label_map: bar`, `bench.methods.bar_mapping`): m = 6
+source labels per new class where they fit, ranked by mean top-30 probability, their probabilities averaged.
+Every image sent through the black box counts as one query (training steps, fitting the mapping, validation and
+test); the record states the total.
 
 The published code of this method used true gradients through the model; this one cannot (tested: a backbone
 that fails under autograd trains it).
@@ -29,12 +30,12 @@ from bench.methods.inputs import fit
 from bench.methods.label_maps import reads_embedding, takes_labels_per_class
 from bench.models import Backbone, BackboneInfo
 
-MAX_LABELS_PER_CLASS = 10
+MAX_LABELS_PER_CLASS = 6  # BAR's m
 
 
 class BlackBoxParams(ARParams):
-    label_map: LabelMapName = "multi_label"
-    # None: as many source classes per new class as fit without overlap, at most 10
+    label_map: LabelMapName = "bar"
+    # None: as many source classes per new class as fit without overlap, at most BAR's 6
     labels_per_class: Optional[int] = Field(default=None, ge=1)  # type: ignore[assignment]
     q: int = Field(default=5, ge=1)  # random directions per step
     beta: float = Field(default=0.01, gt=0)  # smoothing: the step along each direction
