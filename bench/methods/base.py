@@ -100,7 +100,8 @@ class MethodModel(nn.Module):
     def start_epoch(self, epoch: int, source_counts: Callable[[], torch.Tensor]) -> None:
         """Called by the trainer before each epoch (epoch 0: before the first step; on resume, the epoch it
         resumes at). `source_counts()` runs the frozen source model on the train split with the current input
-        function, under no_grad, and returns the (num_source, num_target) matrix of argmax counts; a fitted label
+        function, under no_grad, and returns the statistic the mapping fits to (the (num_source, num_target) matrix of
+        argmax counts, or the mapping's own `batch_statistic` summed: BAR's); a fitted label
         mapping (FLM, ILM) calls it. Default: nothing."""
 
     def step_outputs(self, pack: nn.Module, batches: list[torch.Tensor], step: Step) -> list[torch.Tensor]:
