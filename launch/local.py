@@ -24,6 +24,7 @@ from bench.files import ERROR, cell_dir
 from bench.grid import Cell, Grid
 from bench.record import CellRecord, cell_status, failed_record, write_record
 from bench.track import PARENT_RUN
+from launch.allocation import allocated_cpus
 from launch.interrupts import StopOnSignals
 
 
@@ -60,7 +61,7 @@ class RunSettings:
     results_root: Path
     data_root: Optional[Path]
     tracking_uri: Optional[str]  # None: no MLflow
-    threads: int = 0  # torch threads per worker; 0 leaves torch's default
+    threads: int = 0  # torch threads per worker; 0: the CPUs allocated to this process (launch.allocation)
     pack: int = 8  # most cells sharing one backbone pass; 1 runs every cell alone
     cache_features: bool = True  # head-only methods train on features computed once
     compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
@@ -98,8 +99,8 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     from bench.track import Tracker
     from bench.train import ConsoleLog, Diverged, MLflowObserver, TrainContext, TrainOptions, run_pack
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    # the CPUs this task was given (Slurm, Ray, affinity), not the node's: recorded as torch_threads
+    torch.set_num_threads(settings.threads or allocated_cpus())
     directories = [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells]
     deps = {dep: cell_dir(settings.results_root, c.grid, dep) for c in cells for dep in c.depends_on}
     tags = {**dict(settings.run_tags), **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})}
@@ -237,7 +238,7 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
         summary.parent_run_id = start_launch_run(grid, pending, settings, "local", tracker)
         settings = dataclasses.replace(settings, parent_run_id=summary.parent_run_id)
     if workers > 1:
-        settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+        settings = dataclasses.replace(settings, threads=max(1, allocated_cpus() // workers))
     bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)
     from launch.wave_runner import WaveRunner
 

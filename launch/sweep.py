@@ -31,6 +31,7 @@ from bench.files import cell_dir, read_json, write_json
 from bench.grid import Cell, Grid, max_of, override_cell
 from bench.record import HistoryRow, cell_status, failed_record, read_record, write_record
 from bench.track import PARENT_RUN, RUN_KIND
+from launch.allocation import allocated_cpus
 from launch.local import RunSettings, execute_pack, run_cells
 from launch.ray_cluster import concurrency, connect, ray_space, searcher, trial_resources
 from launch.sweep_records import (
@@ -76,8 +77,7 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
     from bench.track import Tracker
     from bench.train import Diverged, EpochEnded, MLflowObserver, Observer, TrainContext, TrainOptions, run_pack
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings.threads or allocated_cpus())  # Ray's OMP_NUM_THREADS: the trial's CPUs
     trial_id = tune.get_context().get_trial_id()
     directory = sweep_dir(settings.results_root, base.grid, base.cell_id) / TRIALS / trial_id
     record = read_record(directory)

@@ -20,10 +20,12 @@ def main(args) -> int:
     from bench.files import cell_dir
     from bench.grid import GridError
     from bench.record import cell_status
+    from launch.allocation import export_srun_group
     from launch.interrupts import StopOnSignals, exit_status
     from launch.local import distributed_rank, execute_cell
     from launch.preflight import check_inputs
 
+    export_srun_group()  # before anything reads RANK: several srun tasks train one cell together
     grid = common.load_grid(args)
     cells = grid.by_id()
     if args.cell_id not in cells:
@@ -34,7 +36,7 @@ def main(args) -> int:
         return 0
     check_inputs([cells[args.cell_id]], args.data_root, args.grid)
     with StopOnSignals():  # under torchrun: torchrun forwards its SIGINT / SIGTERM to every rank as SIGTERM
-        outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
+        outcome = execute_cell(cells[args.cell_id], settings, log_epochs=distributed_rank() == 0)
     if outcome.status == "interrupted":
         if distributed_rank() == 0:
             print(f"interrupted: {args.cell_id}: {outcome.message}; rerun the same command to continue",
