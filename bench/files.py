@@ -43,6 +43,10 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
 
 
+def write_text(path: Path, text: str) -> None:
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
 def read_json(path: Path) -> Optional[dict]:
     path = Path(path)
     if not path.is_file():

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.files import MLFLOW_RUN
+from bench.files import MLFLOW_RUN, write_text
 from bench.record import CellRecord, Tracking, write_record
+from bench.track_names import run_name
+from bench.track_runs import RUN_KIND, cell_runs
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
 PARENT_RUN = "mlflow.parentRunId"  # the MLflow UI nests a run under the run this tag names
-RUN_KIND = "reprogbench.run_kind"  # on runs that are not cells: grid_launch, report, sweep, sweep_trial
+__all__ = ["RUN_KIND", "PARENT_RUN", "EXPERIMENT_KIND", "Tracker", "TrackingUnavailable"]
 
 
 def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -186,11 +188,23 @@ class Tracker:
                         synced=bool(run_id) and not self.offline, error=self.offline)
 
     def mark_synced(self, directory: Path, record: CellRecord, run_id: Optional[str]) -> None:
-        """After a cell's last MLflow call: rewrite its record in `directory` as synced if tracking stayed up."""
-        state = self.sync_state(run_id)
+        """After a cell's last MLflow call: upload what its run still lacks (an epoch a kill lost before it was
+        logged), read the run back, and rewrite the record as synced only if MLflow holds every point it has."""
+        state = self.sync_state(run_id).model_copy(update={"synced": self.complete_metrics(run_id, record)})
         if state != record.tracking:
             record.tracking = state
             write_record(directory, record)
+
+    def complete_metrics(self, run_id: Optional[str], record: CellRecord) -> bool:
+        """Log the metric points of `record` the run lacks; -> whether MLflow now holds them all (compared)."""
+        from bench.track_runs import missing_metrics
+
+        if run_id is None or self.offline:
+            return False
+        missing = missing_metrics(self, run_id, record)
+        for start in range(0, len(missing or []), 500):  # MLflow takes 1000 per batch
+            self._safe("log metrics", self.client.log_batch, run_id, metrics=missing[start:start + 500])
+        return missing is not None and (not missing or missing_metrics(self, run_id, record) == [])
 
     def ensure_experiment(self) -> Optional[str]:
         """Create the grid's experiment once, before cells fan out (concurrent creation races)."""
@@ -227,6 +241,8 @@ class Tracker:
         return run.info.run_id
 
     def start(self, cell, directory: Path, tags: Mapping[str, str]) -> Optional[str]:
+        """The cell's run: the one its folder names (a resumed cell), else the one tagged with its cell_id (a kill
+        came between creating it and writing its id), else a new one, tagged with cell_id as it is created."""
         if self.experiment_id is None and self.ensure_experiment() is None:
             return None
         run_file = Path(directory) / MLFLOW_RUN
@@ -234,14 +250,22 @@ class Tracker:
             run_id = run_file.read_text().strip()
             self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
             return run_id
-        run = self._safe("start run", self.client.create_run, self.experiment_id, run_name=cell.name,
-                         tags=dict(tags))
-        if run is None:
+        found = cell_runs(self, self.experiment_id, cell.cell_id)
+        if found is None:
             return None
-        run_id = run.info.run_id
-        self.log_params(run_id, flatten(cell.spec))
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        run_file.write_text(run_id)
+        if found:
+            run_id = found[0].info.run_id
+            self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
+            have = found[0].data.params
+            self.log_params(run_id, {k: v for k, v in flatten(cell.spec).items() if k not in have})
+        else:
+            run = self._safe("start run", self.client.create_run, self.experiment_id, run_name=run_name(cell),
+                             tags={**tags, "cell_id": cell.cell_id})
+            if run is None:
+                return None
+            run_id = run.info.run_id
+            self.log_params(run_id, flatten(cell.spec))
+        write_text(run_file, run_id)
         return run_id
 
     def log_params(self, run_id: Optional[str], params: Mapping[str, Any]) -> None:

@@ -209,17 +209,26 @@ def start_launch_run(grid: Grid, cells: list[Cell], settings: RunSettings, launc
     """
     from bench.provenance import git_commit
     from bench.track import RUN_KIND, Tracker
+    from bench.track_runs import close_dead_launches, launch_tags
 
     tracker = tracker or Tracker(settings.tracking_uri, grid.name)
+    if tracker.experiment_id is None and tracker.ensure_experiment() is None:
+        return None
+    close_dead_launches(tracker, tracker.experiment_id)  # killed launches left theirs RUNNING
     at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return tracker.start_parent(f"{grid.name} launch {at}", {
         RUN_KIND: "grid_launch", "grid": grid.name, "launcher": launcher, "git_commit": git_commit(),
-        **({"reference": grid.reference} if grid.reference else {})},
+        **launch_tags(), **({"reference": grid.reference} if grid.reference else {})},
         params={"cells": len(cells), "pack": settings.pack, "grid_file": str(grid.path)})
 
 
 def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int = 1) -> RunSummary:
     summary = RunSummary()
+    main = distributed_rank() == 0
+    if settings.tracking_uri and main:
+        from launch.sync import complete_tracking
+
+        summary.experiment_id = complete_tracking(grid, cells, settings.results_root, settings.tracking_uri)
     pending = []
     for cell in cells:
         if cell_status(cell_dir(settings.results_root, grid.name, cell.cell_id)) == "done":
@@ -228,7 +237,6 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
             pending.append(cell)
     if not pending:
         return summary
-    main = distributed_rank() == 0
     tracker = None
     if settings.tracking_uri and main:
         from bench.track import Tracker

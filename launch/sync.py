@@ -9,14 +9,17 @@ except to mark them synced.
 """
 from __future__ import annotations
 
-import time
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
-from bench.files import MLFLOW_RUN, cell_dir
+from bench.files import MLFLOW_RUN, cell_dir, write_text
 from bench.grid import Cell, Grid
-from bench.record import CellRecord, HistoryRow, read_record, write_record
-from bench.track import RUN_KIND, Tracker, flatten
+from bench.record import CellRecord, read_record, write_record
+from bench.track import Tracker, flatten
+from bench.track_names import run_name
+from bench.track_runs import cell_runs, missing_metrics
 
 
 @dataclass
@@ -57,8 +60,10 @@ def cell_params(cell: Cell, record: CellRecord) -> dict[str, str]:
 
 
 class Syncer:
-    def __init__(self, uri: str, grid: Grid):
-        self.tracker = Tracker(uri, grid.name, strict=True)  # a failure is an error here, never a silent skip
+    """`strict`: a store failure raises (`sync`); otherwise tracking goes offline, said once (`run`)."""
+
+    def __init__(self, uri: str, grid: Grid, strict: bool = True):
+        self.tracker = Tracker(uri, grid.name, strict=strict)
         self.client = self.tracker.client
         self.grid = grid
 
@@ -68,63 +73,53 @@ class Syncer:
     def experiment(self) -> str:
         return self.tracker.ensure_experiment()
 
-    def find(self, experiment_id: str, cell_id: str, directory: Path) -> list:
-        """This cell's runs in the experiment (a sweep's trials, which also name a cell_id, left out)."""
-        runs = self.call("search runs", self.client.search_runs, [experiment_id], f"tags.cell_id = '{cell_id}'",
-                         max_results=1000)
-        runs = [r for r in runs if RUN_KIND not in r.data.tags]
-        run_file = directory / MLFLOW_RUN
-        if run_file.is_file():  # the run this cell started: first, so it is the one kept
-            mine = run_file.read_text().strip()
-            runs.sort(key=lambda r: r.info.run_id != mine)
-        return runs
-
     def sync_cell(self, experiment_id: str, cell: Cell, directory: Path, record: CellRecord,
                   summary: SyncSummary) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Param, RunTag
 
         cell_id = cell.cell_id
-        now = int(time.time() * 1000)
-        runs = self.find(experiment_id, cell_id, directory)
+        runs = cell_runs(self.tracker, experiment_id, cell_id, directory)
+        if runs is None:  # offline (not strict): said once already
+            return
         if len(runs) > 1:
             summary.duplicates[cell_id] = len(runs)
         created = not runs
         if created:
-            run = self.call("create run", self.client.create_run, experiment_id, run_name=record.name,
+            run = self.call("create run", self.client.create_run, experiment_id, run_name=run_name(cell),
                             tags=cell_tags(cell, record))
-            (directory / MLFLOW_RUN).write_text(run.info.run_id)
+            if run is None:
+                return
+            write_text(directory / MLFLOW_RUN, run.info.run_id)
         else:
             run = runs[0]
         run_id = run.info.run_id
-        changed = False
 
         have_params = run.data.params
         params = [Param(k, str(v)) for k, v in cell_params(cell, record).items() if k not in have_params]
         tags = [RunTag(k, v) for k, v in cell_tags(cell, record).items() if run.data.tags.get(k) != v]
-        metrics = []
-        if record.done:
-            epochs = record.spec["hparams"]["epochs"]
-            for key in HistoryRow.metric_names():
-                have = {m.step for m in self.call("read metrics", self.client.get_metric_history, run_id, key)}
-                metrics += [Metric(key, float(getattr(row, key)), now, row.epoch) for row in record.history
-                            if getattr(row, key) is not None and row.epoch not in have]
-            metrics += [Metric(k, float(v), now, epochs) for k, v in record.final_metrics().items()
-                        if v is not None and k not in run.data.metrics]
-        for start in range(0, max(len(params), len(tags), len(metrics)), 500):  # MLflow takes 1000 per batch
-            self.call("upload", self.client.log_batch, run_id, metrics=metrics[start:start + 500],
-                      params=params[start:start + 500], tags=tags[start:start + 500])
+        if params or tags:
+            self.call("upload", self.client.log_batch, run_id, params=params, tags=tags)
+        metrics = missing_metrics(self.tracker, run_id, record)
+        if metrics is None:
+            return
+        for start in range(0, len(metrics), 500):  # MLflow takes 1000 per batch
+            self.call("upload", self.client.log_batch, run_id, metrics=metrics[start:start + 500])
         changed = bool(params or tags or metrics)
         status = "FINISHED" if record.done else "FAILED"
         if run.info.status != status:
             self.call("end run", self.client.set_terminated, run_id, status)
             changed = True
+        if self.tracker.offline:
+            return
         if created:
             summary.created.append(cell_id)
         elif changed:
             summary.completed.append(cell_id)
         else:
             summary.complete.append(cell_id)
-        tracking = self.tracker.sync_state(run_id).model_copy(update={"synced": True})
+        # compared, not assumed: synced once MLflow holds every point the record has
+        synced = missing_metrics(self.tracker, run_id, record) == []
+        tracking = self.tracker.sync_state(run_id).model_copy(update={"synced": synced})
         if record.tracking != tracking or record.mlflow_run_id != run_id:
             record.tracking, record.mlflow_run_id = tracking, run_id
             write_record(directory, record)
@@ -143,3 +138,40 @@ def sync_grid(grid: Grid, cells: list[Cell], results_root: Path, uri: str) -> Sy
             continue
         syncer.sync_cell(experiment_id, cell, directory, record, summary)
     return summary
+
+
+def complete_unsynced(grid: Grid, cells: list[Cell], results_root: Path, uri: str) -> SyncSummary:
+    """What `run` does before it trains: the done cells whose record is not synced (a kill came between their
+    last epoch and their last MLflow call, or tracking was offline) are completed in MLflow, as `sync` would;
+    a store that fails sends tracking offline, said once, instead of stopping the launch."""
+    syncer, summary = None, SyncSummary()
+    for cell in cells:
+        directory = cell_dir(results_root, grid.name, cell.cell_id)
+        record = read_record(directory)
+        if record is None or not record.done or record.tracking is None or record.tracking.synced:
+            continue
+        syncer = syncer or Syncer(uri, grid, strict=False)
+        experiment_id = syncer.experiment()
+        if experiment_id is None:
+            break
+        syncer.sync_cell(experiment_id, cell, directory, record, summary)
+    return summary
+
+
+def complete_tracking(grid: Grid, cells: list[Cell], results_root: Path, uri: str) -> Optional[str]:
+    """Before a launch trains: done cells whose MLflow run a kill (or an outage) left incomplete are completed,
+    as `sync` would; -> the grid's experiment id (also on a rerun with nothing to train, for the printed URL)."""
+    from tqdm import tqdm  # writes above a progress bar instead of through it
+
+    from bench.track_runs import close_dead_launches
+
+    tracker = Tracker(uri, grid.name)
+    experiment_id = tracker.ensure_experiment()
+    if experiment_id is None:  # offline: said once already
+        return None
+    close_dead_launches(tracker, experiment_id)  # killed launches left theirs RUNNING
+    completed = complete_unsynced(grid, cells, results_root, uri)
+    if completed.created or completed.completed:
+        tqdm.write(f"MLflow: completed {len(completed.created) + len(completed.completed)} run(s) an earlier launch "
+                   "left incomplete", file=sys.stderr)
+    return experiment_id
