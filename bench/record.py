@@ -132,6 +132,7 @@ class Environment(_Part):
     world_size: Optional[int] = None
     mixed_precision: Optional[str] = None
     data_path: Optional[str] = None  # "device" (images on the device whole) or "stream" (bench.train.placement)
+    batch_norm: Optional[str] = None  # trainable BatchNorm: "synced" over DDP ranks, "one process"; None: none trains
     torch_threads: Optional[int] = None
     python: Optional[str] = None
     torch: Optional[str] = None
