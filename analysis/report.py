@@ -24,6 +24,8 @@ from analysis.efficiency import (
     threshold_of,
     time_to_accuracy_table,
 )
+from analysis.cells_table import STEM as CELLS_STEM
+from analysis.cells_table import write_cells
 from analysis.errors import ReportError
 from analysis.measures import CARBON_INTENSITY_ENV, DEFAULT_CARBON_INTENSITY
 from analysis.methods import joint_table, label_map_table
@@ -33,17 +35,29 @@ from analysis.thesis import TITLES, compare, thesis_tables
 from bench.grid import Cell, Grid
 from bench.reference import ORIGINAL_MODELS
 
-FORMATS = ("md", "html", "csv")
+FORMATS = ("md", "html", "csv", "parquet")  # csv: each table, and cells.csv; parquet: cells.parquet
 REPORT_RUN_FILE = "mlflow_report_run_id"  # in results/<grid>/: reports rerun log into the same MLflow run
 
 
-def parse_formats(text: str) -> list[str]:
+def default_formats() -> str:
+    """All of them; parquet only where pandas can write it (pyarrow or fastparquet installed)."""
+    from analysis.cells_table import parquet_available
+
+    return ",".join(f for f in FORMATS if f != "parquet" or parquet_available())
+
+
+def parse_formats(text: Optional[str]) -> list[str]:
+    text = default_formats() if text is None else text
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         problem = f"unknown format {unknown[0]!r}" if unknown else "no format given"
         raise ReportError(f"--format {text!r}: {problem}; give a comma-separated list of {', '.join(FORMATS)} "
                           "(e.g. --format md,html)")
+    if "parquet" in formats:
+        from analysis.cells_table import check_format
+
+        check_format("parquet")  # its library is there
     return formats
 
 
@@ -192,6 +206,7 @@ def write(report: Report, out: Path, formats: list[str]) -> list[Path]:
         written.append(_write(out / "report.html", page(report)))
     if "csv" in formats:
         written += [_write(out / f"{t.slug}.csv", to_csv(t)) for t in report.tables]
+    written += [write_cells(report.results, out / f"{CELLS_STEM}.{f}", f) for f in ("csv", "parquet") if f in formats]
     return written
 
 

@@ -14,9 +14,9 @@ import re
 import sys
 from pathlib import Path
 
-from launch.cli import bench, cell, common, ls, prepare, report, run, status, sweep, sync, ui
+from launch.cli import bench, cell, common, export, ls, prepare, report, run, status, sweep, sync, ui
 
-COMMANDS = (run, status, ls, sweep, cell, report, ui, sync, prepare, bench)  # the order `--help` lists them
+COMMANDS = (run, status, ls, sweep, cell, report, export, ui, sync, prepare, bench)  # the order `--help` lists them
 
 
 class VersionAction(argparse.Action):

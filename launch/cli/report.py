@@ -14,8 +14,9 @@ HELP = ("tables and plots from the grid's results: the thesis's tables beside ou
 def add(sub) -> None:
     p = grid_command(sub, "report", HELP)
     p.add_argument("--out", help="folder for the report (default RESULTS/GRID/report)")
-    p.add_argument("--format", default="md,html,csv", help="comma-separated: md, html, csv (default all "
-                   "three; the PNGs are always written)")
+    p.add_argument("--format", help="comma-separated: md, html, csv (each table, and cells.csv: one row per "
+                   "cell), parquet (cells.parquet) (default all four; parquet where pyarrow is installed); the "
+                   "figures are always written")
     p.add_argument("--carbon-intensity", type=float, metavar="G_PER_KWH",
                    help="g CO2e per kWh of the electricity used (default $REPROGBENCH_CARBON_INTENSITY, else "
                         "475, the world average, IEA 2019)")
