@@ -22,7 +22,10 @@ NODE_ADDRESS = REPO / "slurm" / "node-address.sh"
 def clean_env(monkeypatch):
     for name in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                  "MASTER_PORT", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SUBMITIT_EXECUTOR"):
-        monkeypatch.delenv(name, raising=False)
+        # set, then deleted: monkeypatch then restores each to absent, so what export_srun_group() sets (RANK,
+        # MASTER_ADDR, ...) never leaks into later tests, whose in-process trainer would wait for a process group
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
     return monkeypatch
 
 
