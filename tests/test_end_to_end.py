@@ -18,6 +18,7 @@ from bench.files import CHECKPOINT, MODEL, RESULT, cell_dir
 from bench.grid import load_grid
 from bench.record import CellRecord, parse_record, read_record
 from bench.track import PARENT_RUN, RUN_KIND
+from bench.track_names import run_name
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +114,7 @@ def test_mlflow_runs_mirror_the_records(tiny_run):
         rec = recs[run.data.tags["cell_id"]]
         cell = next(c for c in tiny_run["grid"].cells if c.cell_id == rec.cell_id)
         assert run.info.status == "FINISHED"
-        assert run.info.run_name == cell.name
+        assert run.info.run_name == run_name(cell)  # led by what tells cells apart
         tags = run.data.tags
         assert (tags["grid"], tags["method"], tags["backbone"], tags["new_task"]) == \
             ("tiny", cell.method, cell.backbone, cell.task)
