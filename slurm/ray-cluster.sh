@@ -40,7 +40,12 @@ node_ports=(--node-manager-port=$((port + 1)) --object-manager-port=$((port + 2)
             --dashboard-agent-grpc-port=$((port + 3)) --dashboard-agent-listen-port=$((port + 4))
             --metrics-export-port=$((port + 5)) --runtime-env-agent-port=$((port + 6))
             --min-worker-port=$((port + 100)) --max-worker-port=$((port + 999)))
-head_ports=(--ray-client-server-port=$((port + 7)))  # not Ray's 10001, which can be another band's node manager
+# Ray's client server (only where ray[client] is installed; `ray start` refuses the flag otherwise) gets a port of
+# the band, not its default 10001, which can be another band's node manager
+head_ports=()
+if "$py" -c "import sys, ray._private.utils as u; sys.exit(u.get_ray_client_dependency_error() is not None)" 2>/dev/null; then
+    head_ports=(--ray-client-server-port=$((port + 7)))
+fi
 common=(--num-cpus="$cpus" --num-gpus="$gpus" --disable-usage-stats --block "${node_ports[@]}")
 export RAY_ADDRESS="$head_ip:$port"
 # a token of this job's own for every Ray process it starts and for the driver: nobody else on a shared node can
