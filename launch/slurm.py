@@ -74,6 +74,10 @@ class PackJob:
 
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one task per GPU (or CPU rank): a torch.distributed group Accelerate picks up
+            # sbatch copies the submitting shell's environment: a torchrun shell's RANK or LOCAL_WORLD_SIZE would
+            # make submitit refuse to export this job's own ranks
+            for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+                os.environ.pop(name, None)
             # every GPU of the node stays visible: Accelerate puts rank r on cuda:LOCAL_RANK
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         main = env.global_rank == 0

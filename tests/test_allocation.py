@@ -20,13 +20,17 @@ NODE_ADDRESS = REPO / "slurm" / "node-address.sh"
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                 "MASTER_PORT", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SUBMITIT_EXECUTOR"):
-        # set, then deleted: monkeypatch then restores each to absent, so what export_srun_group() sets (RANK,
-        # MASTER_ADDR, ...) never leaks into later tests, whose in-process trainer would wait for a process group
-        monkeypatch.setenv(name, "unset")
-        monkeypatch.delenv(name)
-    return monkeypatch
+    # export_srun_group() sets variables of its own (RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, ...) that monkeypatch
+    # never saw; the whole environment is put back afterwards, so none leaks into later tests (an in-process trainer
+    # would wait for a process group, and sbatch would hand them to a job, where submitit refuses to export again)
+    saved = dict(os.environ)
+    for name in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                 "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SUBMITIT_EXECUTOR"):
+        monkeypatch.delenv(name, raising=False)
+    yield monkeypatch
+    monkeypatch.undo()
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_threads_follow_the_allocation_not_the_machine(clean_env):

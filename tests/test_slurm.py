@@ -130,9 +130,10 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     assert log.count("attempt") >= 2 and "requeueing" in log  # one log across both attempts (open-mode append)
     assert len(read_json(directory / SLURM_RECORD)["starts"]) == 2
 
-    # the same cell, uninterrupted, in this process: identical metrics and history
+    # the same cell, uninterrupted, in this process with the job's torch threads (a different thread count sums
+    # in a different order, so floats differ): identical metrics and history
     alone = tmp_path / "alone"
-    outcome = execute_cell(cell, RunSettings(alone, None, None))
+    outcome = execute_cell(cell, RunSettings(alone, None, None, threads=record.environment.torch_threads))
     assert outcome.status == "done"
     assert record.metrics == outcome.record.metrics
     assert without_clock(record.history) == without_clock(outcome.record.history)
