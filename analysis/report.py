@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from analysis import plots
+from analysis.cells_table import STEM as CELLS_STEM
+from analysis.cells_table import write_cells
 from analysis.efficiency import (
     baseline_of,
     by_task,
@@ -24,8 +26,6 @@ from analysis.efficiency import (
     threshold_of,
     time_to_accuracy_table,
 )
-from analysis.cells_table import STEM as CELLS_STEM
-from analysis.cells_table import write_cells
 from analysis.errors import ReportError
 from analysis.measures import CARBON_INTENSITY_ENV, DEFAULT_CARBON_INTENSITY
 from analysis.methods import joint_table, label_map_table

@@ -281,7 +281,8 @@ def read_record(directory: Path) -> Optional[CellRecord]:
 def _bad_record(path: Path, why: str) -> None:
     if path not in _REPORTED:
         _REPORTED.add(path)
-        why = " ".join(why.replace("Value error, ", "").split())[:200]  # a key of the file's own may hold newlines: the report stays one line
+        # a key of the file's own may hold newlines: the report stays one line
+        why = " ".join(why.replace("Value error, ", "").split())[:200]
         print(f"reprogbench: warning: {path}: not a cell record ({why}); the cell counts as not finished, so `run` "
               "trains it again from its checkpoint and replaces the file (or delete the file)",
               file=sys.stderr, flush=True)

@@ -46,7 +46,8 @@ def test_threads_follow_the_allocation_not_the_machine(clean_env):
 
 
 def test_the_affinity_mask_alone_decides_under_taskset(clean_env):
-    code = "import os; os.sched_setaffinity(0, {0}); from launch.allocation import allocated_cpus; print(allocated_cpus())"
+    code = ("import os; os.sched_setaffinity(0, {0}); from launch.allocation import allocated_cpus; "
+            "print(allocated_cpus())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
                          env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"})
     assert out.stdout.strip() == "1"

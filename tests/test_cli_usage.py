@@ -95,3 +95,48 @@ def test_a_bad_override_is_one_line_and_writes_nothing(tmp_path):
     line = one_error_line(cli("run", grid, "--results", results, "methods.2.input_size=20"))
     assert line.endswith("override 'methods.2.input_size=20': methods is a list of 2; index it by 0..1, not '2'")
     assert not results.exists()
+
+
+def plan(proc) -> tuple[list[str], str]:
+    """The cell ids a dry run lists, and its totals line."""
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    listed = [line.split()[0] for line in lines if line.startswith("    ")]
+    return listed, lines[-1]
+
+
+def test_a_dry_run_prints_waves_packs_and_epochs_and_starts_nothing(tmp_path):
+    grid, results = tiny_grid(tmp_path), tmp_path / "results"
+    listed, total = plan(cli("run", grid, "--dry-run", "--results", results))
+    every = ids(cli("ls", grid, "--ids"))
+    assert sorted(listed) == sorted(every) and listed[0] == every[0]  # the pretrain cell first, as run takes it
+    assert total.startswith("total: 5 cell(s), 5 pack(s), 9 epoch(s) to train")  # pretrain 1 + 4 cells x 2
+    assert not results.exists()
+    # overrides change the plan as they change the cells
+    assert plan(cli("run", grid, "hparams.epochs=1", "--dry-run", "--results", results))[1].startswith(
+        "total: 5 cell(s), 5 pack(s), 5 epoch(s)")
+    # after the pretrain cell has run, the dry run counts it done and plans only the rest, in one wave
+    assert cli("run", grid, "--filter", "method=pretrain", "--results", results, "--no-tracking").returncode == 0
+    proc = cli("run", grid, "--dry-run", "--results", results)
+    listed, total = plan(proc)
+    assert "1 already done, 4 to run" in proc.stdout.splitlines()[0] and "wave 2" not in proc.stdout
+    assert sorted(listed) == sorted(every[1:]) and total.startswith("total: 4 cell(s), 4 pack(s), 8 epoch(s)")
+
+
+def complete(line: str, tmp_path) -> list[str]:
+    """What the shell gets for a tab at the end of `line` (argcomplete's protocol, its answer sent to a file)."""
+    out = tmp_path / "completions"
+    env = {"_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": "\n", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+           "_ARGCOMPLETE_STDOUT_FILENAME": str(out)}
+    proc = cli(env=env)
+    assert proc.returncode == 0, proc.stderr
+    return [word.strip() for word in out.read_text().split("\n") if word.strip()]
+
+
+def test_the_shell_completes_commands_grids_and_filter_values(tmp_path):
+    assert complete("reprogbench r", tmp_path) == ["run", "report"]
+    assert "thesis_table_3_1" in complete("reprogbench run thesis", tmp_path)
+    assert complete("reprogbench ls demo --filter ta", tmp_path) == ["task="]
+    tasks = complete("reprogbench run demo --filter task=fashion", tmp_path)
+    assert "task=fashion_mnist" in tasks and all(t.startswith("task=fashion") for t in tasks)
+    assert complete("reprogbench status demo --filter method=linear", tmp_path) == ["method=linear_probe"]

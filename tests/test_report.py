@@ -317,7 +317,8 @@ def test_the_keras_table_has_each_backbone_as_published_and_with_its_own_preproc
 
 @pytest.mark.parametrize("args, needle", [
     (["report", "no_such_grid"], "no such grid file, and not a shipped grid"),
-    (["report", "demo", "--format", "md,pdf"], "unknown format 'pdf'; give a comma-separated list of md, html, csv, parquet"),
+    (["report", "demo", "--format", "md,pdf"],
+     "unknown format 'pdf'; give a comma-separated list of md, html, csv, parquet"),
     (["report", "demo", "--carbon-intensity", "-5"], "is negative"),
     (["report", "demo", "--tracking-uri", "sqlite:////nonexistent/mlflow.db"], "no such file"),
     (["ui", "demo"], "no MLflow store at"),

@@ -206,7 +206,8 @@ def test_a_cell_waits_only_for_the_pretrain_task_it_needs(slurm_cluster, tmp_pat
     try:
         assert run.returncode == 0, run.stderr
         grid = load_grid(grid_path)
-        job = {c.cell_id: read_json(cell_dir(results, grid.name, c.cell_id) / SLURM_RECORD)["job_id"] for c in grid.cells}
+        job = {c.cell_id: read_json(cell_dir(results, grid.name, c.cell_id) / SLURM_RECORD)["job_id"]
+               for c in grid.cells}
         for cell in grid.cells:
             shown = subprocess.run(["scontrol", "show", "job", job[cell.cell_id]], capture_output=True, text=True,
                                    check=True).stdout

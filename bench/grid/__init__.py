@@ -18,7 +18,7 @@ _OWNERS = {
     "Cell": "bench.grid.cells",
     "apply_overrides": "bench.grid.edits",
     "FILTER_KEYS": "bench.grid.filters",
-    "GRIDS_DIR": "bench.grid.load",
+    "GRIDS_DIR": "bench.grid.shipped",
     "Grid": "bench.grid.cells",
     "GridError": "bench.grid.errors",
     "GridFile": "bench.grid.schema",

@@ -14,9 +14,8 @@ from bench.grid.cells import Grid
 from bench.grid.edits import apply_overrides
 from bench.grid.errors import GridError
 from bench.grid.guard import MAX_CELLS, GuardError, load_yaml
+from bench.grid.shipped import GRIDS_DIR, shipped_names
 from bench.grid.validation import validate_grid
-
-GRIDS_DIR = Path(__file__).parent.parent / "grids"
 
 
 def resolve_grid_path(grid: str | Path) -> Path:
@@ -27,7 +26,7 @@ def resolve_grid_path(grid: str | Path) -> Path:
     shipped = GRIDS_DIR / f"{grid}.yaml"
     if shipped.is_file():
         return shipped
-    known = ", ".join(sorted(p.stem for p in GRIDS_DIR.glob("*.yaml")))
+    known = ", ".join(shipped_names())
     raise GridError(f"{grid}: no such grid file, and not a shipped grid ({known})")
 
 

@@ -7,7 +7,7 @@
 | `frequency` | FLM: the source class most often predicted for class j (one-to-one, greedy) | before training |
 | `iterative` | ILM (Chen et al., ILM-VP 2023): FLM recomputed with the current program | every epoch |
 | `multi_label` | the mean of m source logits, chosen by argmax frequency (greedy, as FLM) | before training |
-| `bar` | the log of the mean of m source probabilities, ranked by mean top-30 probability (BAR; `bar_mapping`) | before training |
+| `bar` | log of the mean of m source probabilities, ranked by mean top-30 probability (BAR) | before training |
 | `learned` | a trained linear layer over all source logits (AutoVP's FullyMap) | with the program |
 | `semantic` | its class name's text embedding against the image embedding (CLIP; AutoVP's CLIP output) | never |
 

@@ -84,7 +84,11 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse(build_parser(), argv)
+    parser = build_parser()
+    from launch.cli.completion import complete_if_asked
+
+    complete_if_asked(parser)  # a shell's tab press: prints the completions and exits
+    args = parse(parser, argv)
     args.argv = argv  # the command as typed, recorded beside benchmark figures
     from bench.models.weights import WEIGHTS_ENV, use_weights_dir
 
