@@ -20,6 +20,23 @@ ERROR = "error.txt"
 MLFLOW_RUN = "mlflow_run_id"
 
 
+class ResultsUnusable(ValueError):
+    """The results folder cannot hold results (a file is there, or it is read-only); one line with the fix."""
+
+
+def check_results_root(results_root: Path) -> None:
+    """Before anything is written: the folder (or the first part of its path that exists) is a writable folder."""
+    path = Path(results_root).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ResultsUnusable(f"--results {results_root}: {existing} is a file, not a folder; give a folder (it is "
+                              "created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = "read-only" if os.statvfs(existing).f_flag & os.ST_RDONLY else "not writable by this user"
+        raise ResultsUnusable(f"--results {results_root}: {existing} is {why}; give a folder this user can write "
+                              "(or set $REPROGBENCH_RESULTS)")
+
+
 def cell_dir(results_root: Path, grid: str, cell_id: str) -> Path:
     return Path(results_root) / grid / cell_id
 

@@ -104,6 +104,16 @@ def _is_busy(exc: BaseException) -> bool:
     return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
+def half_created(exc: BaseException, uri: str) -> Optional[str]:
+    """What to do with a sqlite store whose first migration was cut short (a full disk while MLflow created its
+    tables): every later open fails on alembic's leftover `_alembic_tmp_*` table, whatever space is freed."""
+    db = sqlite_path(uri)
+    if db is None or "_alembic_tmp_" not in str(exc):
+        return None
+    return (f"the store {db} was left half-created (its tables' migration was cut short, e.g. by a full disk); "
+            f"move it aside or delete it (and {db.name}.lock), then `reprogbench sync` uploads the local records")
+
+
 class Tracker:
     """Logs cells to MLflow through an explicit client (no global active run, safe across cells).
 
@@ -167,7 +177,7 @@ class Tracker:
 
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 first = first if len(first) <= 160 else first[:157] + "..."
-                reason = redact_text(f"{what}: {type(exc).__name__}: {first}")
+                reason = half_created(exc, self.uri) or redact_text(f"{what}: {type(exc).__name__}: {first}")
                 if self.strict:
                     raise TrackingUnavailable(f"MLflow at {redact_text(self.uri)} failed ({reason})") from None
                 Tracker._offline.setdefault(self.uri, reason)

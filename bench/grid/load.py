@@ -13,7 +13,7 @@ from bench.grid.availability import expand_here
 from bench.grid.cells import Grid
 from bench.grid.edits import apply_overrides
 from bench.grid.errors import GridError
-from bench.grid.guard import MAX_CELLS, GuardError, load_yaml
+from bench.grid.guard import MAX_CELLS, MAX_GRID_BYTES, GuardError, load_yaml
 from bench.grid.shipped import GRIDS_DIR, shipped_names
 from bench.grid.validation import validate_grid
 
@@ -63,8 +63,14 @@ def read_grid_yaml(path: Path) -> Any:
 
 
 def read_text(path: Path) -> str:
+    """The file's text, reading at most one byte past the size cap: a huge (or sparse, or growing) file is refused
+    without being read into memory."""
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_GRID_BYTES + 1)
+        if len(data) > MAX_GRID_BYTES:
+            raise GridError(f"{path}: the file is over {MAX_GRID_BYTES // 1024} KiB; a grid is a short YAML mapping")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise GridError(f"{path}: not a text file (UTF-8): {exc.reason} at byte {exc.start}") from None
     except OSError as exc:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from bench.grid.errors import refuse_bool_for_number
 
 IMAGENET = "imagenet"
 
@@ -13,6 +15,11 @@ Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value, info):
+        return refuse_bool_for_number(cls, value, info)
 
 
 class HParams(_Strict):
@@ -29,6 +36,13 @@ class SplitSpec(_Strict):
     val_fraction: float = Field(default=0.1, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)  # only for datasets without a test split
     max_train: Optional[StrictInt] = Field(default=None, ge=1)  # stratified subsample of train, for small runs
+
+    @model_validator(mode="after")
+    def _leaves_a_train_split(self):
+        if self.val_fraction + self.test_fraction >= 1:  # refused here, not when every cell starts
+            raise ValueError(f"val_fraction + test_fraction is {self.val_fraction + self.test_fraction:g}; they "
+                             "must leave a training split (sum below 1)")
+        return self
 
 
 class OriginalSpec(_Strict):

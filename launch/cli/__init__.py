@@ -55,6 +55,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from analysis.errors import ReportError, StoreUnreadable
     from bench.data import DatasetMissing
     from bench.data.listing import BadListing
+    from bench.files import ResultsUnusable
     from bench.grid import GridError
     from bench.models import WeightsMissing
     from bench.registry import UnknownName
@@ -64,7 +65,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from launch.sweep_records import SweepError
 
     return (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
-            StoreUnreadable, UiError, SweepError, BadListing)
+            StoreUnreadable, UiError, SweepError, BadListing, ResultsUnusable)
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:

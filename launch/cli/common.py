@@ -54,10 +54,28 @@ def load(args) -> tuple:
     return grid, grid.select(chosen)
 
 
+def check_something_runs(args, grid, cells) -> None:
+    """A grid (or filter) whose every cell is skipped is a GridError saying why, not a run of 0 cells, exit 0."""
+    if cells or grid.unprepared:  # unprepared cells get check_pending_inputs' line naming what is missing
+        return
+    from collections import Counter
+
+    from bench.grid import GridError, parse_filters
+    from bench.grid.filters import select
+
+    skipped = select(grid.skipped, parse_filters(args.filter))
+    if skipped:
+        why = "; ".join(f"{n} cell(s): {reason}" for reason, n in Counter(c.skip_reason for c in skipped).items())
+        raise GridError(f"every selected cell of {grid.name} is skipped, so nothing would run ({why}); change the "
+                        f"grid's methods or backbones (`reprogbench ls {args.grid}` lists them)")
+
+
 def run_settings(args, pack: int):
     """How the cells run, from the tracking, input-folder and trainer options."""
+    from bench.files import check_results_root
     from launch.local import RunSettings
 
+    check_results_root(results_root(args))  # a file or a read-only folder is one line, before anything is written
     return RunSettings(results_root(args), args.data_root, tracking_uri(args, off=args.no_tracking), pack=pack,
                        cache_features=not args.no_feature_cache, compile=args.compile, data_path=args.data_path)
 

@@ -39,6 +39,7 @@ def main(args) -> int:
     from launch.launchers import LaunchJob, for_command
 
     grid, cells = common.load(args)
+    common.check_something_runs(args, grid, cells)
     launcher = for_command("run", args.launcher)
     profile = common.slurm_profile(args) if launcher.takes_profile else None  # checked before anything happens
     settings = common.run_settings(args, pack=args.pack)

@@ -42,6 +42,7 @@ def main(args) -> int:
     from launch.sweep_records import SweepOptions, check_sweepable
 
     grid, cells = common.load(args)
+    common.check_something_runs(args, grid, cells)
     options = SweepOptions(args.samples, args.scheduler, args.search, args.max_concurrent, args.address,
                            args.cpus_per_trial, args.gpus_per_trial, args.reduction_factor)
     check_sweepable(grid, cells)
