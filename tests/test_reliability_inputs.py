@@ -4,6 +4,8 @@ file or read-only, a grid whose every cell is skipped, and a sqlite store a full
 The read-only folder and the full disk are real: tmpfs mounts (this suite runs as root, as CI does)."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -92,3 +94,24 @@ def test_a_store_a_full_disk_left_half_created_is_named_with_what_to_delete(tmp_
     said = run.stdout + run.stderr
     assert f"the store {small}/mlflow.db was left half-created" in said and "delete it" in said
     assert "done" in cli("ls", write(tmp_path), "--results", results).stdout
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to train with two thread counts")
+def test_a_cell_resumed_with_another_thread_count_says_so(tmp_path):
+    """Issue 19.7: torch sums in another order with another thread count, so a cell resumed under another
+    `--workers` (or allocation) would mix figures silently; the resume says so, and the record holds the count."""
+    grid, results = write(tmp_path, GRID.replace("epochs: 1, batch_size", "epochs: 2, batch_size")), tmp_path / "r"
+    first = cli("run", grid, "--results", results, "--no-tracking", env={"OMP_NUM_THREADS": "1"})
+    assert first.returncode == 0, first.stderr
+    (record_file,) = [p for p in results.glob("inputs/*/result.json") if "scratch" in p.read_text()]
+    assert json.loads(record_file.read_text())["environment"]["torch_threads"] == 1
+    record_file.unlink()  # as if the launch had died after the last checkpoint
+    again = cli("run", grid, "--results", results, "--no-tracking")  # 2 threads: the allocation's
+    said = again.stdout + again.stderr
+    assert again.returncode == 0 and "resuming" in said
+    assert "with 1 torch thread(s) and goes on with 2" in said
+    assert json.loads(record_file.read_text())["environment"]["torch_threads"] == 2
+    # resumed with the count its checkpoint was made with: nothing to say
+    record_file.unlink()
+    third = cli("run", grid, "--results", results, "--no-tracking", env={"OMP_NUM_THREADS": "1"})
+    assert "resuming" in third.stdout + third.stderr and "goes on with" not in third.stdout + third.stderr

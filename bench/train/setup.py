@@ -113,7 +113,7 @@ def needed_image_size(cell: Cell) -> int:
 def announce(run: PackRun, events: Observers) -> None:
     for m in run.members:
         events.on_start(Started(m.cell, m.directory, len(run.members), run.dist.device.type, run.dist.world,
-                                m.resumed_from))
+                                m.resumed_from, m.threads_before))
 
 
 def load_splits(run: PackRun, compile: bool, events: Observers, data_path: str = "auto") -> None:
