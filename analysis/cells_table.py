@@ -19,6 +19,7 @@ from analysis.errors import ReportError
 from analysis.measures import cost_of
 from analysis.results import CellResult
 from analysis.table import original_of
+from bench.files import atomic_write, write_text
 
 TABLE_FORMATS = ("csv", "parquet")
 STEM = "cells"
@@ -111,10 +112,9 @@ def _one_type_per_column(frame) -> None:
 
 def write_cells(results: list[CellResult], path: Path, fmt: str) -> Path:
     frame = cells_frame(results)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         _one_type_per_column(frame)
-        frame.to_parquet(path, index=False)
+        atomic_write(path, lambda f: frame.to_parquet(f, index=False))
     else:
-        frame.to_csv(path, index=False)
+        write_text(path, frame.to_csv(index=False))
     return path

@@ -32,6 +32,7 @@ from analysis.methods import joint_table, label_map_table
 from analysis.render import Table, to_csv, to_html, to_markdown
 from analysis.results import CellResult, Store, group_setups, load_results
 from analysis.thesis import TITLES, compare, thesis_tables
+from bench.files import write_text
 from bench.grid import Cell, Grid
 from bench.reference import ORIGINAL_MODELS
 
@@ -211,7 +212,7 @@ def write(report: Report, out: Path, formats: list[str]) -> list[Path]:
 
 
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)
     return path
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from bench.files import read_json, write_json
+from bench.files import check_inside, read_json, write_json
 
 LOCK = "train.lock"
 LIVE = "live.json"
@@ -108,6 +108,7 @@ class CellLock:
         """Take the cell; -> None when taken, else the holder in the way (its marker may not be written yet)."""
         from filelock import Timeout
 
+        check_inside(self.directory / LOCK)  # a linked cell folder is refused before the lock is made
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             self.lease.acquire(timeout=0)

@@ -264,6 +264,8 @@ def read_record(directory: Path) -> Optional[CellRecord]:
     one is reported in one line on stderr, and the cell counts as not finished (a run resumes it from its
     checkpoint and writes a record over the bad one)."""
     path = Path(directory) / RESULT
+    if path.is_symlink():  # the suite never writes a link: one here was planted, and is not read through
+        return _bad_record(path, "a symbolic link, not a file the suite wrote")
     try:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):

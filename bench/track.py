@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.files import MLFLOW_RUN, write_text
+from bench.files import MLFLOW_RUN, own_file, write_text
 from bench.record import CellRecord, Tracking, write_record
 from bench.track_names import run_name
 from bench.track_runs import RUN_KIND, cell_runs
@@ -237,7 +237,7 @@ class Tracker:
         """
         if self.experiment_id is None and self.ensure_experiment() is None:
             return None
-        if run_file is not None and Path(run_file).is_file():
+        if run_file is not None and own_file(Path(run_file)):
             run_id = Path(run_file).read_text().strip()
             self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
             return run_id
@@ -246,8 +246,7 @@ class Tracker:
             return None
         self.log_params(run.info.run_id, params or {})
         if run_file is not None:
-            Path(run_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(run_file).write_text(run.info.run_id)
+            write_text(Path(run_file), run.info.run_id)  # atomic: a link planted at the name is replaced
         return run.info.run_id
 
     def start(self, cell, directory: Path, tags: Mapping[str, str]) -> Optional[str]:
@@ -256,7 +255,7 @@ class Tracker:
         if self.experiment_id is None and self.ensure_experiment() is None:
             return None
         run_file = Path(directory) / MLFLOW_RUN
-        if run_file.is_file():  # a resumed cell continues its run instead of opening a duplicate
+        if own_file(run_file):  # a resumed cell continues its run instead of opening a duplicate
             run_id = run_file.read_text().strip()
             self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
             return run_id

@@ -20,7 +20,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from bench import stop
-from bench.files import ERROR, cell_dir
+from bench.files import ERROR, cell_dir, write_text, write_under
 from bench.grid import Cell, Grid
 from bench.record import CellRecord, cell_status, failed_record, write_record
 from bench.track import PARENT_RUN
@@ -80,6 +80,7 @@ def execute_claimed(cells: list[Cell], settings: RunSettings, log_epochs: bool =
     the line saying who trains it. The locks (and the live markers `ls` reads) are held while they train."""
     from launch.cell_claims import claim, release
 
+    write_under(settings.results_root)  # in a worker or a Slurm job too: links planted in it are never followed
     locks, skipped = claim(cells, [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells])
     try:
         mine = [c for c in cells if c.cell_id in locks]
@@ -98,6 +99,8 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     from bench.stop import Interrupted
     from bench.track import Tracker
     from bench.train import ConsoleLog, Diverged, MLflowObserver, TrainContext, TrainOptions, run_pack
+
+    write_under(settings.results_root)
 
     # the CPUs this task was given (Slurm, Ray, affinity), not the node's: recorded as torch_threads
     torch.set_num_threads(settings.threads or allocated_cpus())
@@ -152,8 +155,7 @@ def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
     message = (str(exc) if isinstance(exc, Diverged) else f"{type(exc).__name__}: {exc}").splitlines()[0]
     if distributed_rank() == 0:
         directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / ERROR).write_text("".join(traceback.format_exception(exc)))
+        write_text(directory / ERROR, "".join(traceback.format_exception(exc)))  # never through a planted link
         write_record(directory, failed_record(cell, message))
     return Outcome(cell, "failed", message=message)
 

@@ -55,7 +55,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from analysis.errors import ReportError, StoreUnreadable
     from bench.data import DatasetMissing
     from bench.data.listing import BadListing
-    from bench.files import ResultsUnusable
+    from bench.files import ResultsUnusable, UnsafePath
     from bench.grid import GridError
     from bench.models import WeightsMissing
     from bench.registry import UnknownName
@@ -65,7 +65,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from launch.sweep_records import SweepError
 
     return (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
-            StoreUnreadable, UiError, SweepError, BadListing, ResultsUnusable)
+            StoreUnreadable, UiError, SweepError, BadListing, ResultsUnusable, UnsafePath)
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     from bench.models.weights import WEIGHTS_ENV, use_weights_dir
 
     errors = bad_input_errors()
+    from bench.files import write_under
+
+    if hasattr(args, "results"):  # the folders this command writes: links planted inside them are never followed
+        write_under(common.results_root(args))
+    if getattr(args, "out", None):
+        write_under(Path(args.out).expanduser().absolute().parent)
     weights_dir = args.weights_dir or os.environ.get(WEIGHTS_ENV)
     if weights_dir:
         use_weights_dir(weights_dir)  # exported: worker processes and Slurm jobs inherit it

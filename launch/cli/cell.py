@@ -23,7 +23,6 @@ def main(args) -> int:
     from launch.allocation import export_srun_group
     from launch.interrupts import StopOnSignals, exit_status
     from launch.local import distributed_rank, execute_cell
-    from launch.preflight import check_inputs
 
     export_srun_group()  # before anything reads RANK: several srun tasks train one cell together
     grid = common.load_grid(args)
@@ -34,7 +33,7 @@ def main(args) -> int:
     if cell_status(cell_dir(settings.results_root, grid.name, args.cell_id)) == "done":
         print(f"{args.cell_id}: already done")  # array tasks rerun after a requeue find finished cells here
         return 0
-    check_inputs([cells[args.cell_id]], args.data_root, args.grid)
+    common.check_pending_inputs(args, grid, [cells[args.cell_id]], settings)
     with StopOnSignals():  # under torchrun: torchrun forwards its SIGINT / SIGTERM to every rank as SIGTERM
         outcome = execute_cell(cells[args.cell_id], settings, log_epochs=distributed_rank() == 0)
     if outcome.status == "interrupted":

@@ -82,10 +82,12 @@ def run_settings(args, pack: int):
 
 def check_pending_inputs(args, grid, cells, settings) -> None:
     """Every dataset and weights file the unfinished cells read is there, before anything runs or is queued."""
-    from bench.files import cell_dir
+    from bench.files import RESULT, cell_dir, check_inside
     from bench.record import cell_status
     from launch.preflight import check_inputs
 
+    for cell in cells:  # a grid's or cell's folder replaced by a link: one line now, not a failure in every cell
+        check_inside(cell_dir(settings.results_root, grid.name, cell.cell_id) / RESULT)
     check_inputs([c for c in cells if cell_status(cell_dir(settings.results_root, grid.name, c.cell_id)) != "done"],
                  args.data_root, args.grid)
     if not cells and grid.unprepared:  # nothing runnable because nothing is prepared: say so, never "0 cells run"
