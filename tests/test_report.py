@@ -195,7 +195,7 @@ def test_the_pictures_are_png_images_and_the_html_page_shows_them_with_the_table
         image = matplotlib.image.imread(out / name)
         assert image.shape[0] > 200 and image.shape[1] > 300 and image.std() > 0.01  # drawn, not blank
         assert f'<img src="{name}"' in page and f"]({name})" in markdown
-    assert page.count("<table>") == 5  # thesis 3.1, its footnotes, efficiency, time to accuracy, originals
+    assert page.count("<table>") == 6  # thesis, footnotes, efficiency + ratios, time, originals
     for title in ("Thesis Table 3.1", "Efficiency against from-scratch: new task mnist_01",
                   "Time to the from-scratch accuracy", "Original models"):
         assert title in page and title in markdown
