@@ -90,8 +90,15 @@ def drop_empty_columns(table: Table) -> Table:
 
 
 def to_html(table: Table) -> str:
-    """Each column group as its own table, without all-empty columns, in a container that scrolls sideways."""
-    return "".join(_html_table(drop_empty_columns(part)) for part in split_groups(table))
+    """Each column group as its own table, without all-empty columns, in a container that scrolls sideways; a
+    group left with its key columns only (nothing computed yet) is not shown, its notes go to the one before."""
+    shown: list[Table] = []
+    for part in map(drop_empty_columns, split_groups(table)):
+        if shown and table.rows and all(c.key for c in part.columns):
+            shown[-1].notes = [*shown[-1].notes, *part.notes]
+        else:
+            shown.append(part)
+    return "".join(_html_table(part) for part in shown)
 
 
 def _html_table(table: Table) -> str:

@@ -215,3 +215,18 @@ def test_the_terminal_gets_a_compact_summary_and_the_reports_path(reported):
     assert lines[-1].endswith(str(out))
     assert not any(line.startswith("|") for line in lines)  # not the Markdown tables of report.md
     assert all(len(line) <= 160 for line in lines), max(lines, key=len)
+
+
+def test_a_column_group_with_nothing_computed_is_not_an_html_table_of_key_columns_only():
+    from analysis.render import Column, Table, to_csv, to_html
+
+    columns = [Column("method", key=True), Column("acc", ".1f"), Column("ratio", ".2f", group="ratios")]
+    pending = Table("T", "t", columns, [["ar", None, None], ["scratch", 50.0, None]], notes=["about ratios"])
+    page = to_html(pending)
+    assert page.count("<table>") == 1 and "<th>ratio</th>" not in page and "about ratios" in page
+    assert to_csv(pending).splitlines()[0] == "method,acc,ratio"  # the CSV keeps every column
+    done = Table("T", "t", columns, [["ar", 40.0, 0.5], ["scratch", 50.0, None]], notes=["about ratios"])
+    page = to_html(done)
+    assert page.count("<table>") == 2 and page.count('<div class="scroll">') == 2
+    assert "<h3>T: ratios</h3>" in page and page.count("<th>method</th>") == 2  # its rows named in each
+    assert "about ratios" in page.split("<h3>T: ratios</h3>")[1]
