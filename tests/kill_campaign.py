@@ -51,7 +51,7 @@ def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-def training(results: Path, launcher: subprocess.Popen) -> bool:
+def training(results: Path) -> bool:
     """A cell is being trained: its lock is there (a worker's or the launcher's own)."""
     return any(results.glob("kill_campaign/*/train.lock"))
 
@@ -80,7 +80,7 @@ def main() -> int:
         # completing earlier runs), the even ones from the first cell's lock (training, epoch logging, records)
         if k % 2 == 0:  # every other kill counts its delay from the first cell lock: a kill during training
             marker = time.monotonic() + 120
-            while launcher.poll() is None and time.monotonic() < marker and not training(results, launcher):
+            while launcher.poll() is None and time.monotonic() < marker and not training(results):
                 time.sleep(0.1)
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and launcher.poll() is None:

@@ -7,7 +7,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError, ValidationInfo
+from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 
 
 class GridError(ValueError):
@@ -49,13 +49,17 @@ def _numeric(annotation: Any) -> bool:
     return bool(seen)
 
 
-def refuse_bool_for_number(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
-    """A `field_validator("*", mode="before")` body: YAML's `true` where a number is expected is a typo, which
+class NumbersNotBools(BaseModel):
+    """The base of every model a grid's values go into: YAML's `true` where a number is expected is a typo, which
     pydantic's lax mode would take as 1 (`lr: true` training at lr 1.0). Strict types throughout would refuse
     `lr: 1e-3` too, which PyYAML reads as a string."""
-    if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
-        raise ValueError("a boolean where a number is expected")
-    return value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError("a boolean where a number is expected")
+        return value
 
 
 def check_known(kind: str, name: str, known: list[str], where: str) -> None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import ConfigDict, Field, StrictInt, model_validator
 
-from bench.grid.errors import refuse_bool_for_number
+from bench.grid.errors import NumbersNotBools
 
 IMAGENET = "imagenet"
 
@@ -13,13 +13,8 @@ IMAGENET = "imagenet"
 Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 
-class _Strict(BaseModel):
+class _Strict(NumbersNotBools):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_numbers(cls, value, info):
-        return refuse_bool_for_number(cls, value, info)
 
 
 class HParams(_Strict):

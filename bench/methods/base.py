@@ -11,26 +11,21 @@ from typing import ClassVar, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, field_validator, model_serializer
+from pydantic import ConfigDict, model_serializer
 from torch import nn
 
 from bench.data import DatasetInfo
 from bench.data.joint import TaskParts
-from bench.grid.errors import refuse_bool_for_number
+from bench.grid.errors import NumbersNotBools
 from bench.models import Backbone, BackboneInfo
 from bench.registry import Registry
 
 
-class MethodParams(BaseModel):
+class MethodParams(NumbersNotBools):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # parameters added after cells were run: left out of the spec while at their default, so those cells keep
     # their cell_id (and their finished results)
     omitted_at_default: ClassVar[frozenset[str]] = frozenset()
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_numbers(cls, value, info):
-        return refuse_bool_for_number(cls, value, info)
 
     @model_serializer(mode="wrap")
     def _omit_new_defaults(self, handler):

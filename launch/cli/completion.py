@@ -1,4 +1,5 @@
-"""Shell completion (argcomplete) for commands, options, grid names and `--filter` values.
+"""Shell completion (argcomplete) for commands, options, grid names and `--filter` values (the option groups of
+`launch.cli.options` give GRID and --filter these completers).
 
 Active only when the shell asks (argcomplete sets _ARGCOMPLETE), so an ordinary command imports nothing more.
 Bash/zsh: `eval "$(register-python-argcomplete reprogbench)"` (in ~/.bashrc to keep it); fish:
@@ -53,23 +54,10 @@ def filter_values(prefix: str, **_) -> list[str]:
     return [f"{key}={name}" for name in registry_names(key) if name.startswith(value)]
 
 
-def attach(parser: argparse.ArgumentParser) -> None:
-    """Give each command's GRID and --filter their completers."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                for option in sub._actions:
-                    if option.dest == "grid":
-                        option.completer = grid_names
-                    elif option.dest == "filter":
-                        option.completer = filter_values
-
-
 def complete_if_asked(parser: argparse.ArgumentParser) -> None:
     """Answer the shell's completion request and exit, when this process is one."""
     if "_ARGCOMPLETE" not in os.environ:
         return
     import argcomplete
 
-    attach(parser)
     argcomplete.autocomplete(parser)

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from bench.grid.limits import MAX_CELLS
+from launch.cli.completion import filter_values, grid_names
 
 OVERRIDES_HELP = ("edits of the grid's YAML before it is checked, as Hydra writes them: hparams.epochs=1 "
                   "'seeds=[0,1]' methods.0.hparams.lr=0.01 (values are YAML; cell ids change as the edited file's "
@@ -20,7 +21,7 @@ def grid_command(sub, name: str, help: str, grid_optional: bool = False,
     the cell limit and the input folders."""
     p = sub.add_parser(name, help=help, description=help)
     p.add_argument("grid", nargs="?" if grid_optional else None,
-                   help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
+                   help="a grid YAML file, or the name of a shipped grid (e.g. demo)").completer = grid_names
     for positional in positionals:
         p.add_argument(positional)
     # main() also takes them from among the options (`run demo --workers 2 seeds=[0,1]`): argparse alone would not
@@ -48,7 +49,7 @@ FILTER_HELP = ("only matching cells (and their dependencies); KEY: method, task,
 
 
 def add_filter(p: argparse.ArgumentParser, help: str = "as for run") -> None:
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help=help)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help=help).completer = filter_values
 
 
 def add_launcher(p: argparse.ArgumentParser, command: str, help: str) -> None:
