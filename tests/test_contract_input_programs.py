@@ -1,7 +1,7 @@
 """The contract every registered input program meets, parametrised over `INPUT_PROGRAMS`: its layout fits the
 canvas, the program it builds gives the backbone a canvas-sized image, its mask respects the layout (the input
-sits centred at the layout's size; `centre`: the program writes nowhere on it), and a parameter it does not read
-makes the cell skip instead of being silently ignored."""
+sits centred at the layout's size; `centre`: the program writes nowhere on it; `border`: only along the edges),
+and a parameter it does not read makes the cell skip instead of being silently ignored."""
 from __future__ import annotations
 
 import pytest
@@ -28,7 +28,7 @@ def centred(canvas: int, size: int) -> torch.Tensor:
 
 
 def test_the_shipped_programs_are_registered():
-    assert {"canvas", "pad", "full"} <= set(NAMES) and ARParams().program in NAMES
+    assert {"canvas", "pad", "border", "full"} <= set(NAMES) and ARParams().program in NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -47,7 +47,7 @@ def test_layout_fits_the_canvas_and_the_mask_respects_it(name, backbone, task):
     skip, why = ar_skip(params, info, info.num_classes, new_task)
     assert isinstance(skip, bool) and isinstance(why, str) and (why != "") == skip
     lay = layout(params, info.input_size, new_task)
-    assert isinstance(lay, Layout) and lay.mask in ("centre", "ones")
+    assert isinstance(lay, Layout) and lay.mask in ("centre", "ones", "border")
     if skip:
         return
     canvas = info.input_size
@@ -57,6 +57,9 @@ def test_layout_fits_the_canvas_and_the_mask_respects_it(name, backbone, task):
     inside = centred(canvas, lay.input_size)
     if lay.mask == "centre":  # the program writes exactly around the input
         assert torch.equal(program.M[0].bool(), ~inside)
+    elif lay.mask == "border":  # the program writes exactly on a band of `border` px along the edges
+        assert 0 < lay.border and 2 * lay.border < canvas
+        assert torch.equal(program.M[0].bool(), ~centred(canvas, canvas - 2 * lay.border))
     else:
         assert bool(program.M.all())
     x = torch.rand(2, info.channels, lay.input_size, lay.input_size, generator=torch.Generator().manual_seed(0))

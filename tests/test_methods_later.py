@@ -156,6 +156,28 @@ def test_pad_learns_a_border_and_leaves_the_centre_untouched():
                                   dataset_info("digits"))[0]
 
 
+def test_border_adds_bahngs_padding_prompt_over_the_edge_of_the_whole_canvas_input():
+    # Bahng et al.'s PadPrompter: x (at the full canvas) + prompt, the prompt non-zero only on a 30/224 border
+    backbone = create_backbone("smallcnn")  # 28px canvas: a 4px border, the input at all 28px (pad shrinks it to 20)
+    ar = METHODS.get("ar")
+    model = ar.build(backbone, dataset_info("digits"), ar.Params(program="border"), 0)
+    assert model.program.input_size == 28
+    with torch.no_grad():
+        model.program.W.normal_(generator=torch.Generator().manual_seed(1))
+    x = torch.rand(3, 1, 28, 28)
+    out = model.program(x)
+    torch.testing.assert_close(out[..., 4:24, 4:24], x[..., 4:24, 4:24])  # the prompt leaves the centre alone
+    edge = torch.ones(28, 28, dtype=torch.bool)
+    edge[4:24, 4:24] = False
+    added = (x[:, 0] * 2 - 1 + torch.tanh(model.program.W[0])) / 2 + 0.5  # [-1, 1] input plus the program
+    torch.testing.assert_close(out[:, 0][:, edge], added[:, edge])  # and is added over the input's own edge
+    assert not torch.allclose(out[:, 0][:, edge], x[:, 0][:, edge])
+    wide = ar.Params(program="border", pad_width=14)
+    assert ar.skip(wide, backbone.info, 10, dataset_info("digits")) == (
+        True, "a border of 14 px each side leaves no room on the 28px canvas")
+    assert ar.skip(ar.Params(program="border", combine="multiply"), backbone.info, 10, dataset_info("digits"))[0]
+
+
 def test_full_program_covers_the_whole_image_at_the_canvas_size():
     ar = METHODS.get("ar")
     model = ar.build(create_backbone("smallcnn"), dataset_info("digits"), ar.Params(program="full"), 0)

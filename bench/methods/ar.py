@@ -1,5 +1,5 @@
 """`ar`: Elsayed et al.'s adversarial reprogramming (thesis 2.2.2, Table 3.1), with every input program of
-`bench.methods.input_programs` (`canvas`, and later work's `pad` and `full`) and every label mapping of
+`bench.methods.input_programs` (`canvas`, and later work's `pad`, `border` and `full`) and every label mapping of
 `bench.methods.label_maps`; `program` and `label_map` are validated against those registries."""
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ ProgramName = Annotated[str, registered(INPUT_PROGRAMS)]
 
 class ARParams(MethodParams):
     # canvas: Elsayed et al.'s centred input on a program canvas with `mask`; pad: the input resized to
-    # canvas - 2 * pad_width, a learned border around it; full: the program over the whole image (mask of ones)
+    # canvas - 2 * pad_width, a learned border around it (ILM-VP); border: the input at the whole canvas, a learned
+    # pad_width border added over its edge (Bahng et al.); full: the program over the whole image (mask of ones)
     program: ProgramName = "canvas"
     mask: Literal["centre", "ones"] = "centre"
     combine: Literal["add", "multiply", "subtract"] = "add"
@@ -53,7 +54,7 @@ class ARParams(MethodParams):
     # the new input's size on the canvas (its scale); None = its native size, shrunk to the canvas if larger
     # (program: full: the whole canvas)
     input_size: Optional[int] = Field(default=None, ge=1)
-    pad_width: Optional[int] = Field(default=None, ge=1)  # program: pad; None: 30/224 of the canvas (Bahng et al.)
+    pad_width: Optional[int] = Field(default=None, ge=1)  # program: pad, border; None: 30/224 of the canvas
     labels_per_class: int = Field(default=1, ge=1)  # label_map: multi_label: m source classes per new class
 
     omitted_at_default: ClassVar[frozenset[str]] = frozenset({"program", "pad_width", "labels_per_class"})
@@ -120,8 +121,8 @@ def ar_skip(params: ARParams, backbone: BackboneInfo, num_source: int, task: Dat
         return True, f"labels_per_class applies to label_map: {', '.join(filter(takes_labels_per_class, LABEL_MAPS))}"
     lay = layout(params, canvas, task)
     size, mask = lay.input_size, lay.mask
-    if params.combine == "multiply" and mask == "centre":
-        return True, "combine=multiply with mask=centre multiplies the input by 0: use mask=ones"
+    if params.combine == "multiply" and mask in ("centre", "border"):
+        return True, f"combine=multiply with mask={mask} multiplies the input by 0 where no program is: use mask=ones"
     needed = needed_sources(params.label_map, task.num_classes, params.labels_per_class)
     if needed > num_source:
         per = f" ({params.labels_per_class} per class)" if per_class else ""
@@ -151,7 +152,7 @@ def text_head_skip(label_map: str, backbone: BackboneInfo, task: DatasetInfo) ->
 def build_program(params: ARParams, info: BackboneInfo, task: DatasetInfo) -> CanvasProgram:
     lay = layout(params, info.input_size, task)
     return CanvasProgram(canvas=info.input_size, channels=info.channels, input_size=lay.input_size, mask=lay.mask,
-                         combine=params.combine)
+                         combine=params.combine, border=lay.border)
 
 
 def build_label_map(params: ARParams, backbone: Backbone, task: DatasetInfo, seed: int) -> nn.Module:

@@ -3,7 +3,8 @@
 | name | the new input | the program writes |
 |---|---|---|
 | `canvas` | centred at `input_size` (default: native size, shrunk to fit) | around it (`mask: centre`) or all over |
-| `pad` | resized to canvas - 2 x `pad_width` (visual prompting, Bahng et al. 2022) | the border around it |
+| `pad` | resized to canvas - 2 x `pad_width` (ILM-VP's expansive prompt, Chen et al. 2023) | the border around it |
+| `border` | resized to the whole canvas (Bahng et al. 2022's padding prompt) | a `pad_width` band over its edge |
 | `full` | resized to `input_size` (default: the whole canvas) | everywhere, over the input too |
 
 An entry is a class decorated with `@register_input_program`: its `layout` (input size and mask on a canvas),
@@ -19,7 +20,7 @@ from typing import Any, ClassVar
 from bench.data import DatasetInfo
 from bench.registry import Registry
 
-# Bahng et al. (2022) pad a 224px image with a 30px prompt; on other canvases the same fraction
+# Bahng et al. (2022) prompt a 224px image on a 30px border; on other canvases the same fraction
 PAD_FRACTION = 30 / 224
 NO_SKIP = (False, "")
 
@@ -27,7 +28,8 @@ NO_SKIP = (False, "")
 @dataclass(frozen=True)
 class Layout:
     input_size: int  # the new input's side on the canvas, centred
-    mask: str  # bench.methods.program.CanvasProgram's mask: "centre" (around the input) or "ones" (everywhere)
+    mask: str  # bench.methods.program.CanvasProgram's mask: "centre" (around the input), "ones" or "border"
+    border: int = 0  # mask "border": the program's width along the canvas's edges
 
 
 class InputProgram:
@@ -79,27 +81,44 @@ class Canvas(InputProgram):
         return Layout(params.input_size if params.input_size is not None else min(task.size, canvas), params.mask)
 
 
-@register_input_program
-class Pad(InputProgram):
-    """Visual prompting (Bahng et al. 2022): the input shrunk inside a learned border of `pad_width` pixels."""
+class BorderWidth(InputProgram):
+    """The part of `pad` and `border` alike: a learned border of `pad_width` px (default: Bahng et al.'s 30/224)."""
 
-    name = "pad"
     takes = frozenset({"pad_width"})
 
     def width(self, params: Any, canvas: int) -> int:
         return params.pad_width or max(1, round(canvas * PAD_FRACTION))
 
-    def layout(self, params: Any, canvas: int, task: DatasetInfo) -> Layout:
-        return Layout(canvas - 2 * self.width(params, canvas), "centre")
-
     def skip(self, params: Any, canvas: int, task: DatasetInfo) -> tuple[bool, str]:
         if params.input_size is not None:
-            return True, "program: pad sets the input's size (canvas - 2 x pad_width): give pad_width, not input_size"
+            return True, (f"program: {self.name} sets the input's size itself: give pad_width, not input_size")
         if own_mask(params)[0]:
             return own_mask(params)
         if canvas - 2 * self.width(params, canvas) < 1:
-            return True, f"a pad of {params.pad_width} px each side leaves no room on the {canvas}px canvas"
+            return True, f"a border of {params.pad_width} px each side leaves no room on the {canvas}px canvas"
         return NO_SKIP
+
+
+@register_input_program
+class Pad(BorderWidth):
+    """ILM-VP's expansive visual prompt (Chen et al. 2023): the input shrunk inside a learned border of `pad_width`
+    pixels, which never writes on it."""
+
+    name = "pad"
+
+    def layout(self, params: Any, canvas: int, task: DatasetInfo) -> Layout:
+        return Layout(canvas - 2 * self.width(params, canvas), "centre")
+
+
+@register_input_program
+class Border(BorderWidth):
+    """Bahng et al. (2022)'s padding prompt: the input resized to the whole canvas and a learned `pad_width` border
+    added over its edge (their PadPrompter: 30 px at 224)."""
+
+    name = "border"
+
+    def layout(self, params: Any, canvas: int, task: DatasetInfo) -> Layout:
+        return Layout(canvas, "border", self.width(params, canvas))
 
 
 @register_input_program

@@ -12,7 +12,7 @@ COMBINE: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "multiply": torch.mul,  # thesis Experiment 2
     "subtract": torch.sub,  # thesis Experiment 2
 }
-MASKS = ("centre", "ones")
+MASKS = ("centre", "ones", "border")
 
 
 class CanvasProgram(nn.Module):
@@ -23,7 +23,8 @@ class CanvasProgram(nn.Module):
     No clamping: Elsayed et al. do not clamp, and clamping would cut the program's gradient.
     """
 
-    def __init__(self, canvas: int, channels: int, input_size: int, mask: str = "centre", combine: str = "add"):
+    def __init__(self, canvas: int, channels: int, input_size: int, mask: str = "centre", combine: str = "add",
+                 border: int = 0):
         super().__init__()
         if input_size > canvas:
             raise ValueError(f"input of {input_size}px does not fit on a {canvas}px canvas")
@@ -35,6 +36,10 @@ class CanvasProgram(nn.Module):
         if mask == "centre":  # M = 0 where the new input sits
             lo, hi = self.offset, self.offset + input_size
             M[:, lo:hi, lo:hi] = 0
+        elif mask == "border":  # M = 1 only within `border` px of the canvas's edges (Bahng et al.'s padding)
+            if not 0 < 2 * border < canvas:
+                raise ValueError(f"a border of {border}px does not fit a {canvas}px canvas")
+            M[:, border:canvas - border, border:canvas - border] = 0
         elif mask != "ones":
             raise ValueError(f"unknown mask {mask!r}; known: {', '.join(MASKS)}")
         self.register_buffer("M", M)
