@@ -59,3 +59,14 @@ def test_workers_show_progress_lines_too(tmp_path):
     ends = [m for m in steps if m.group(1) == "end"]
     assert len(ends) == len([c for c in grid.cells if c.skip_reason is None])
     assert int(ends[-1].group(3)) == int(ends[-1].group(4))
+
+
+def test_a_line_inside_the_epoch_when_the_interval_is_tiny(tmp_path):
+    grid_path = tmp_path / "tiny_progress.yaml"
+    grid_path.write_text(TINY)
+    proc = cli("run", grid_path, "--results", tmp_path / "results", "--no-tracking", "--filter", "method=scratch",
+               env={"REPROGBENCH_PROGRESS_EVERY_S": "0"})
+    assert proc.returncode == 0, proc.stderr
+    batches = -(-MAX_TRAIN // 32)
+    for epoch in (1, 2, 3):
+        assert f"epoch {epoch}  batch 1/{batches}" in proc.stdout, proc.stdout
