@@ -249,7 +249,9 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
         settings = dataclasses.replace(settings, parent_run_id=summary.parent_run_id)
     if workers > 1:
         settings = dataclasses.replace(settings, threads=max(1, allocated_cpus() // workers))
-    bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)
+    from launch.progress import WorkProgress
+
+    bar = WorkProgress(pending, grid.name, disable=not main)  # images x epochs, not cells: an ETA from the start
     from launch.wave_runner import WaveRunner
 
     launch = WaveRunner(settings, workers, summary, bar)

@@ -9,8 +9,6 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Optional
 
-from tqdm import tqdm
-
 from bench import stop
 from bench.grid import Cell
 from launch.local import (
@@ -23,13 +21,14 @@ from launch.local import (
     plan_packs,
     waves,
 )
+from launch.progress import WorkProgress
 
 
 class WaveRunner:
     """One launch's waves, one after another: each wave's packs in this process or on a pool of `workers`
     processes (started on first use, replaced after a worker dies); a failed cell blocks the cells that need it."""
 
-    def __init__(self, settings: RunSettings, workers: int, summary: RunSummary, bar: tqdm):
+    def __init__(self, settings: RunSettings, workers: int, summary: RunSummary, bar: WorkProgress):
         self.settings, self.workers, self.summary, self.bar = settings, workers, summary, bar
         self.pool: Optional[ProcessPoolExecutor] = None
         self.failed: set[str] = set()
@@ -73,13 +72,18 @@ class WaveRunner:
 
     def outcomes(self, packs: list[list[Cell]]):
         if self.workers <= 1:
-            log_epochs = not self.bar.disable
-            return (o for pack in packs if not stop_before_next_pack()
-                    for o in execute_claimed(pack, self.settings, log_epochs=log_epochs))
+            return self._sequential_outcomes(packs)
         self.pool = self.pool or ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
                                                      initializer=_init_worker,
                                                      initargs=(self.settings.threads, os.getpid()))
-        return _pool_outcomes(self.pool, packs, self.settings)
+        return _pool_outcomes(self.pool, packs, self.settings, self.bar)
+
+    def _sequential_outcomes(self, packs: list[list[Cell]]):
+        for pack in packs:
+            if stop_before_next_pack():
+                return
+            self.bar.start(pack)
+            yield from execute_claimed(pack, self.settings, log_epochs=not self.bar.disable)
 
     def kill_workers(self) -> None:
         for process in (getattr(self.pool, "_processes", None) or {}).values():
@@ -96,11 +100,13 @@ def stop_before_next_pack() -> bool:
     return stop.requested() is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1
 
 
-def _pool_outcomes(pool: ProcessPoolExecutor, packs: list[list[Cell]], settings: RunSettings):
+def _pool_outcomes(pool: ProcessPoolExecutor, packs: list[list[Cell]], settings: RunSettings, bar: WorkProgress):
     """Each pack's outcomes as its worker returns them. A worker that dies (kill -9, out of memory) breaks the
     pool: the cells it and the other workers were running are `lost` (not recorded; a rerun resumes them from
     their last checkpoint), and packs not started are not run."""
     futures = {pool.submit(execute_pack_in_worker, pack, settings): pack for pack in packs}
+    for pack in packs:
+        bar.start(pack)  # submitted: a worker takes it up as soon as one is free
     for future in as_completed(futures):
         if stop.requested():
             for other in futures:
@@ -114,7 +120,7 @@ def _pool_outcomes(pool: ProcessPoolExecutor, packs: list[list[Cell]], settings:
                                 "to resume it from its last checkpoint") for c in futures[future])
 
 
-def _report(bar: tqdm, outcome: Outcome, summary: RunSummary, tracking_uri: Optional[str] = None) -> None:
+def _report(bar: WorkProgress, outcome: Outcome, summary: RunSummary, tracking_uri: Optional[str] = None) -> None:
     summary.outcomes.append(outcome)
     cell = outcome.cell
     if outcome.tracking_offline and tracking_uri:
@@ -129,6 +135,5 @@ def _report(bar: tqdm, outcome: Outcome, summary: RunSummary, tracking_uri: Opti
         line = outcome.message
     else:
         line = f"{outcome.status:<7} {cell.cell_id}  {cell.name}: {outcome.message}"
-    if not bar.disable:
-        tqdm.write(line)
-    bar.update(1)
+    bar.write(line)
+    bar.finish(cell)

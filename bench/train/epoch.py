@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.methods.base import Step, batch_counts
+from bench.train.batch_progress import BatchProgress
 from bench.train.distributed import Distributed
 from bench.train.evaluation import Split
 from bench.train.members import Member
@@ -37,6 +38,7 @@ def train_epoch(pack, members: list[Member], data: Split | StreamedSplit, epoch:
     # a rank with no samples would break BatchNorm: a last sliver smaller than the world is dropped
     starts = [(index, start) for index, start in enumerate(range(0, n, batch)) if min(batch, n - start) >= world]
     steps = [[order[start:start + batch][dist.rank::world] for order in orders] for _, start in starts]
+    progress = BatchProgress(members[0].cell.name, epoch, len(starts), dist.rank)
     with closing(data.batches(steps)) as batches:  # closed at once on Diverged: a streamed reader stops
         for (index, start), local, xs in zip(starts, steps, batches, strict=True):
             size = min(batch, n - start)
@@ -54,6 +56,7 @@ def train_epoch(pack, members: list[Member], data: Split | StreamedSplit, epoch:
                 m.optimizer.zero_grad(set_to_none=True)
             for j, (ce, logits, y) in enumerate(zip(ce_sums, outputs, ys, strict=True)):
                 totals[j] += batch_counts(ce.detach(), logits, y)
+            progress.step(index + 1)
     rows = dist.sum(totals).tolist()
     return [(loss / count, 100.0 * correct / count, int(count)) for loss, correct, count in rows]
 
