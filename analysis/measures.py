@@ -4,7 +4,8 @@ Compute is device-hours. On CUDA: the cell's wall-clock (its 1/K share if packed
 per rank), basis "device-held time". On a CPU: the process's CPU time (user + system, all ranks and reaped
 workers) in core-hours, basis "CPU time", which a busy machine does not inflate; a record older than
 `bench.cpu_usage` has none and is charged wall-clock x cores (torch threads per rank), basis "wall x cores".
-A cell whose machine had more runnable work than its CPUs is flagged `overloaded` (`bench.cpu_usage`). Energy is what the record measured (NVML, RAPL)
+A cell whose machine had more runnable work than its CPUs is flagged `overloaded` (`bench.cpu_usage`).
+Energy is what the record measured (NVML, RAPL)
 or estimated, and CO2 = energy x a carbon intensity in g CO2e per kWh.
 """
 from __future__ import annotations

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 PSI_CPU = Path("/proc/pressure/cpu")
 # A cell is flagged as measured on an overloaded machine when the load average at its start or end exceeds the
@@ -52,7 +53,7 @@ class CpuUsage:
     stall_us: Optional[int]
 
     @classmethod
-    def start(cls) -> "CpuUsage":
+    def start(cls) -> CpuUsage:
         return cls(process_cpu_s(), time.monotonic(), os.getloadavg()[0], cpu_stall_us())
 
     def finish(self, summed: Optional[Callable[[float], float]] = None, share: int = 1) -> dict:
@@ -63,7 +64,9 @@ class CpuUsage:
         if summed is not None:
             cpu_s = summed(cpu_s)
         stall = cpu_stall_us()
-        pressure = (stall - self.stall_us) / 1e6 / wall if stall is not None and self.stall_us is not None and wall > 0 else None
+        pressure = None
+        if stall is not None and self.stall_us is not None and wall > 0:
+            pressure = (stall - self.stall_us) / 1e6 / wall
         return {"cpu_s": round(cpu_s / share, 4), "usable_cpus": usable_cpus(),
                 "load_start": round(self.load, 2), "load_end": round(os.getloadavg()[0], 2),
                 "cpu_pressure": round(min(pressure, 1.0), 3) if pressure is not None else None}
