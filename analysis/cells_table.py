@@ -24,7 +24,7 @@ from bench.files import atomic_write, write_text
 TABLE_FORMATS = ("csv", "parquet")
 STEM = "cells"
 # the parts of a record that are figures of the whole cell (its history and split are left to result.json)
-RECORD_PARTS = ("metrics", "timing", "throughput", "parameters", "energy", "memory", "environment")
+RECORD_PARTS = ("metrics", "timing", "compute", "throughput", "parameters", "energy", "memory", "environment")
 
 
 def parquet_available() -> bool:
@@ -82,7 +82,8 @@ def record_columns(result: CellResult) -> dict[str, Any]:
         if value is not None:
             row.update(flatten(part, value.model_dump(mode="json")))
     cost = cost_of(record)
-    row.update({"compute_h": cost.compute_h, "compute_unit": cost.unit,
+    row.update({"compute_h": cost.compute_h, "compute_unit": cost.unit, "compute_basis": cost.basis,
+                "overloaded": cost.overloaded,
                 **flatten("split.sizes", record.split.get("sizes", {})),
                 "started_at": record.started_at, "finished_at": record.finished_at,
                 "mlflow_run_id": record.mlflow_run_id})

@@ -1,7 +1,11 @@
 """What one finished cell cost and reached, read from its record: compute, energy, CO2, time to an accuracy.
 
-Compute is device-hours: the cell's wall-clock (its 1/K share if packed) times the devices it held: GPUs (one
-per rank) on CUDA, CPU cores (torch threads per rank) on a CPU. Energy is what the record measured (NVML, RAPL)
+Compute is device-hours. On CUDA: the cell's wall-clock (its 1/K share if packed) times the GPUs it held (one
+per rank), basis "device-held time". On a CPU: the process's CPU time (user + system, all ranks and reaped
+workers) in core-hours, basis "CPU time", which a busy machine does not inflate; a record older than
+`bench.cpu_usage` has none and is charged wall-clock x cores (torch threads per rank), basis "wall x cores".
+A cell whose machine had more runnable work than its CPUs is flagged `overloaded` (`bench.cpu_usage`).
+Energy is what the record measured (NVML, RAPL)
 or estimated, and CO2 = energy x a carbon intensity in g CO2e per kWh.
 """
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from bench.cpu_usage import overloaded
 from bench.record import CellRecord
 
 J_PER_KWH = 3.6e6
@@ -26,9 +31,19 @@ class Cost:
     trainable: Optional[int]
     energy_j: Optional[float]
     energy_source: str  # nvml | rapl | estimate | "" (not recorded)
+    cpu_s: Optional[float] = None  # the process's CPU time: the basis of a CPU cell's compute where recorded
+    overloaded: bool = False  # measured on a machine with more runnable work than the cell's CPUs
+
+    @property
+    def basis(self) -> str:
+        if self.unit == "GPU-h":
+            return "device-held time"
+        return "CPU time" if self.cpu_s is not None else "wall x cores"
 
     @property
     def compute_h(self) -> Optional[float]:
+        if self.unit != "GPU-h" and self.cpu_s is not None:
+            return self.cpu_s / 3600
         return self.wall_s * self.devices / 3600 if self.wall_s is not None and self.devices else None
 
     def co2_g(self, intensity: float) -> Optional[float]:
@@ -51,10 +66,17 @@ def devices_of(record: CellRecord) -> tuple[Optional[int], str]:
 def cost_of(record: CellRecord) -> Cost:
     devices, unit = devices_of(record)
     timing, throughput, parameters, energy = record.timing, record.throughput, record.parameters, record.energy
+    compute = record.compute
     return Cost(wall_s=timing.total_s if timing else None, devices=devices, unit=unit,
                 train_images=throughput.train_images if throughput else None,
                 trainable=parameters.trainable if parameters else None,
-                energy_j=energy.joules if energy else None, energy_source=energy.source if energy else "")
+                energy_j=energy.joules if energy else None, energy_source=energy.source if energy else "",
+                cpu_s=compute.cpu_s if compute else None, overloaded=is_overloaded(record))
+
+
+def is_overloaded(record: CellRecord) -> bool:
+    c = record.compute
+    return bool(c) and overloaded(c.usable_cpus, c.load_start, c.load_end, c.cpu_pressure)
 
 
 @dataclass(frozen=True)

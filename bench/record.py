@@ -94,6 +94,17 @@ class Timing(_Part):
     total_s: Optional[float] = None
 
 
+class Compute(_Part):
+    """The process's CPU time over the run (summed over ranks and reaped workers; a packed cell's 1/K share),
+    the CPUs it could use and the machine's load: `bench.cpu_usage`. Older records have none."""
+
+    cpu_s: Optional[float] = None
+    usable_cpus: Optional[int] = None
+    load_start: Optional[float] = None  # 1-minute load average
+    load_end: Optional[float] = None
+    cpu_pressure: Optional[float] = None  # share of the run some task waited for a CPU (Linux PSI)
+
+
 class PackInfo(_Part):
     size: int = 1
     cells: list[str] = []
@@ -166,6 +177,7 @@ class CellRecord(_Part):
     metrics: Optional[Metrics] = None
     history: list[HistoryRow] = []
     timing: Optional[Timing] = None
+    compute: Optional[Compute] = None
     pack: Optional[PackInfo] = None
     throughput: Optional[Throughput] = None
     energy: Optional[Energy] = None

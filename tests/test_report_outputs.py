@@ -90,9 +90,9 @@ def test_export_writes_one_row_per_cell_equal_to_its_record(finished, tmp_path):
         figures = expected_figures(record)
         assert {"metrics.test_acc", "timing.total_s", "energy.joules", "parameters.trainable"} <= set(figures)
         assert {k: row[k] for k in figures} == {k: text(v) for k, v in figures.items()}
-        env = record.environment
-        assert float(row["compute_h"]) == pytest.approx(
-            record.timing.total_s * env.world_size * env.torch_threads / 3600)
+        # a CPU cell is charged its process's CPU time (bench.cpu_usage), not wall-clock x cores
+        assert float(row["compute_h"]) == pytest.approx(record.compute.cpu_s / 3600)
+        assert row["compute_basis"] == "CPU time" and row["compute.usable_cpus"] == str(record.compute.usable_cpus)
         assert row["split.sizes.train"] == "200"
 
 

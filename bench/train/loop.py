@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import checkpoint, stop
+from bench.cpu_usage import CpuUsage
 from bench.files import MODEL
 from bench.grid import Cell
 from bench.methods import METHODS
@@ -33,7 +34,7 @@ def run_pack(cells: list[Cell], directories: list[Path], context: TrainContext =
              observers: Sequence[Observer] = ()) -> list[CellRecord]:
     """Train cells that share a backbone pass (`bench.pack.pack_key`), each resuming from its checkpoint."""
     check_packable(cells)
-    started_at = now()
+    started_at, usage = now(), CpuUsage.start()
     run = set_up(cells, directories, context)
     events = Observers(observers, run.dist.main)
     announce(run, events)
@@ -54,7 +55,9 @@ def run_pack(cells: list[Cell], directories: list[Path], context: TrainContext =
         raise
     finally:
         run.meter.close()
-    records = [write_done(run, m, test, started_at, events) for m, test in zip(run.members, tested, strict=True)]
+    compute = usage.finish(run.dist.summed_over_ranks(), share=len(run.members))
+    records = [write_done(run, m, test, started_at, compute, events)
+               for m, test in zip(run.members, tested, strict=True)]
     run.dist.wait()
     return records
 
@@ -101,10 +104,11 @@ def select_and_test(run: PackRun, options: TrainOptions) -> list[Evaluated]:
     return tested
 
 
-def write_done(run: PackRun, m: Member, test: Evaluated, started_at: str, events: Observers) -> CellRecord:
+def write_done(run: PackRun, m: Member, test: Evaluated, started_at: str, compute: dict,
+               events: Observers) -> CellRecord:
     """The member's done record; on the main process written (after the observers annotated it), and a pretrain
     cell's weights saved as the original model other cells load."""
-    record = done_record(run, m, test, started_at)
+    record = done_record(run, m, test, started_at, compute)
     if not run.dist.main:
         return record
     if METHODS.get(m.cell.method).makes_original:

@@ -23,8 +23,9 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def done_record(run: PackRun, m: Member, test: Evaluated, started_at: str) -> CellRecord:
-    """Member `m`'s record once its test split was read (`test`)."""
+def done_record(run: PackRun, m: Member, test: Evaluated, started_at: str, compute: dict) -> CellRecord:
+    """Member `m`'s record once its test split was read (`test`); `compute`: the pack's CPU figures
+    (`bench.cpu_usage.CpuUsage.finish`, already this member's share)."""
     cell, clock, dist, parts = m.cell, m.clock, run.dist, run.task.info.parts
     pack = [x.cell.cell_id for x in run.members]
     best_row = m.history[m.best["epoch"] - 1]
@@ -42,6 +43,7 @@ def done_record(run: PackRun, m: Member, test: Evaluated, started_at: str) -> Ce
         history=m.history,
         # a packed cell's times are its 1/K share of the pack's wall-clock
         timing={**{k: round(getattr(clock, k), 4) for k in PHASES}, "total_s": round(clock.total_s, 4)},
+        compute=compute,
         pack={"size": len(pack), "cells": pack},
         throughput={"train_images": clock.train_images,
                     "images_per_s": clock.train_images / clock.train_s if clock.train_s else None},
