@@ -5,7 +5,7 @@ down raylet and gcs, but the dashboard and runtime-env agents are re-parented to
 fate-sharing for them, so the driver marks its environment (every Ray process inherits it) and starts this reaper
 in its own session: once the driver's pid is gone, it SIGKILLs every process that carries the mark, and the
 agents, whose environment Ray rebuilds without it but with `RAY_RAYLET_PID` (their raylet, seen marked while the
-driver lived).
+driver lived), and whatever was the driver's descendant while it lived.
 
     python -m launch.ray_reaper DRIVER_PID DRIVER_CREATE_TIME
 """
@@ -78,13 +78,21 @@ def reap(mark: str, raylets: frozenset[str], rounds: int = 10) -> int:
 def main(argv: list[str]) -> int:
     pid, create_time = int(argv[0]), float(argv[1])
     os.environ.pop(MARK, None)
-    mark, raylets, seen = f"{pid}:{create_time}", set(), 0.0
-    while driver_alive(pid, create_time):
-        if time.monotonic() - seen > 5 * POLL_S:  # every Ray process of ours, while the driver lives
-            raylets |= {str(p.pid) for p in marked(mark) if _name(p) == "raylet"}
-            seen = time.monotonic()
+    mark, raylets, started = f"{pid}:{create_time}", set(), {}
+    while driver_alive(pid, create_time):  # every Ray process of ours, seen while the driver lives
+        try:
+            started.update({p.pid: p for p in psutil.Process(pid).children(recursive=True)})
+        except psutil.Error:
+            break
+        raylets |= {str(p.pid) for p in started.values() if _name(p) == "raylet"}
         time.sleep(POLL_S)
     reap(mark, frozenset(raylets))
+    for process in started.values():  # psutil checks the start time: a reused pid is not ours
+        if process.pid != os.getpid() and process.is_running():  # the reaper is the driver's child too
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
     return 0
 
 
