@@ -37,6 +37,9 @@ def connect(address: Optional[str]) -> None:
              "configure_logging": True}
     if address is None:
         # "local": a new instance here, never a cluster some earlier `ray start` left its address for in /tmp/ray
+        from launch.ray_reaper import mark_and_guard
+
+        mark_and_guard()  # Ray's agents would outlive a driver killed with -9: a reaper ends them
         ray.init(address="local", **quiet)
         return
     _probe(address)

@@ -35,6 +35,7 @@ from launch.allocation import allocated_cpus
 from launch.local import RunSettings, execute_pack, run_cells
 from launch.ray_cluster import concurrency, connect, ray_space, searcher, trial_resources
 from launch.sweep_records import (
+    ENDED_FILE,
     EXPERIMENT,
     HISTORY_FILE,
     METRIC,
@@ -70,6 +71,24 @@ def _with_best(history: list[HistoryRow]) -> list[dict]:
     return rows
 
 
+def _replayed(directory: Path) -> bool:
+    """A trial that ended before the driver was killed (recorded done or failed, or stopped early and its stop
+    line printed): give Ray its epochs again instead of training it again; -> whether it had ended."""
+    record = read_record(directory)
+    ended = read_json(directory / ENDED_FILE)
+    if not (record and (record.done or record.failed)) and ended is None:
+        return False
+    if record and record.history:
+        rows = [_report_row(row) for row in _with_best(record.history)]
+    else:
+        rows = [_report_row(row) for row in (read_json(directory / HISTORY_FILE) or {"epochs": []})["epochs"]]
+    if ended is not None:
+        rows = rows[:ended["epochs"]] or rows
+    for row in rows:
+        tune.report(row)
+    return True
+
+
 def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Optional[str]) -> None:
     """One trial: the base cell with `config` applied, trained by the same trainer as `run`, test left unread."""
     import torch
@@ -81,11 +100,7 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
     write_under(settings.results_root)  # a Ray worker process: links planted in the results are never followed
     trial_id = tune.get_context().get_trial_id()
     directory = sweep_dir(settings.results_root, base.grid, base.cell_id) / TRIALS / trial_id
-    record = read_record(directory)
-    if record and record.done:
-        # finished before the driver was interrupted: give Ray its epochs again instead of training again
-        for row in _with_best(record.history):
-            tune.report(_report_row(row))
+    if _replayed(directory):
         return
     cell = override_cell(base, config)
     write_json(directory / TRIAL_FILE, {"trial_id": trial_id, "config": config, "cell_id": cell.cell_id,
@@ -138,6 +153,8 @@ class TrialProgress(tune.Callback):
         record = read_record(folder)
         result = trial.last_result or {}
         epochs = result.get("epoch", 0)
+        if not failed:  # before the line (see ENDED_FILE); an errored trial is left to resume_errored to retry
+            write_json(folder / ENDED_FILE, {"epochs": epochs})
         failed = failed or bool(record and record.failed)
         how = "failed" if failed else ("done" if record and record.done else "stopped early")
         best = result.get("best_val_acc")

@@ -17,6 +17,9 @@ from bench.record import read_record
 
 SWEEPS, TRIALS, SUMMARY = "sweeps", "trials", "sweep.json"
 TRIAL_FILE, HISTORY_FILE = "trial.json", "history.json"  # per trial: its config; its epochs so far
+# written before a trial's stop line is printed: a rerun replays such a trial instead of training it on, whatever
+# Ray Tune's experiment state (saved every few seconds, maybe before the trial ended) says of it
+ENDED_FILE = "ended.json"
 PARENT_FILE = "mlflow_parent_run_id"
 EXPERIMENT = "tune"  # Ray Tune's experiment folder under the sweep's folder
 METRIC = "val_acc"  # what selection and ASHA use: validation only
