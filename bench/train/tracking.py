@@ -16,6 +16,7 @@ from bench.provenance import git_commit
 from bench.record import CellRecord
 from bench.reference import thesis_params
 from bench.track import Tracker
+from bench.track_names import epoch_metrics, final_metrics
 from bench.train.events import Ended, EpochEnded, Failed, Observer, Started
 
 
@@ -36,7 +37,7 @@ class MLflowObserver(Observer):
         self.tracker.log_params(run_id, thesis_params(cell))  # the published figure, beside the spec
 
     def on_epoch(self, event: EpochEnded) -> None:
-        metrics = {k: v for k, v in event.row.items() if k != "epoch"}
+        metrics = epoch_metrics({k: v for k, v in event.row.items() if k != "epoch"})
         self.tracker.log_metrics(self.run_ids.get(event.cell.cell_id), metrics, step=event.epoch)
 
     def annotate(self, record: CellRecord) -> None:
@@ -47,7 +48,8 @@ class MLflowObserver(Observer):
 
     def on_end(self, event: Ended) -> None:
         run_id, record = self.run_ids.get(event.cell.cell_id), event.record
-        self.tracker.log_metrics(run_id, record.final_metrics(), step=event.cell.spec["hparams"]["epochs"])
+        epochs = event.cell.spec["hparams"]["epochs"]
+        self.tracker.log_metrics(run_id, final_metrics(record.final_metrics()), step=epochs)
         self.tracker.finish(run_id, "done", tags={"energy_source": record.energy.source})
         self.tracker.mark_synced(event.directory, record, run_id)
 
