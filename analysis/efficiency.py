@@ -88,15 +88,19 @@ def _reach_compute(setup: Setup, threshold: Optional[float]) -> Optional[float]:
     return mean(summarize(r.compute_h for r in reached(setup, threshold) if r is not None))
 
 
+RATIOS = "ratios to from-scratch"
 EFFICIENCY_COLUMNS = [
-    Column("method"), Column("original"), Column("seeds"), Column("test acc %", ".2f", True),
+    Column("method", key=True), Column("original", key=True), Column("seeds", key=True),
+    Column("test acc %", ".2f", True),
     Column("Δ vs scratch (points)", "+.2f"), Column("Δ vs finetune (points)", "+.2f"),
     Column("wall-clock s", ".1f", True), Column("compute", ".3g", True),
     Column("unit"), Column("train images", ",.0f", True), Column("trainable params", ",.0f", True),
     Column("energy J", ".4g", True), Column("energy source"), Column("CO2 g", ".3g", True),
-    Column("compute ÷ scratch", ".3g"), Column("energy ÷ scratch", ".3g"), Column("points gained per device-h", ".3g"),
-    Column("g CO2 per point gained", ".3g"), Column("compute to scratch acc ÷ scratch's", ".3g"),
-    Column("compute saved to scratch acc %", ".1f"),
+    Column("compute ÷ scratch", ".3g", group=RATIOS), Column("energy ÷ scratch", ".3g", group=RATIOS),
+    Column("points gained per device-h", ".3g", group=RATIOS),
+    Column("g CO2 per point gained", ".3g", group=RATIOS),
+    Column("compute to scratch acc ÷ scratch's", ".3g", group=RATIOS),
+    Column("compute saved to scratch acc %", ".1f", group=RATIOS),
 ]
 
 TIME_COLUMNS = [

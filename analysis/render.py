@@ -1,4 +1,9 @@
-"""A report table and its three renderings: Markdown, HTML and CSV (a figure across seeds: mean, sd, n)."""
+"""A report table and its three renderings: Markdown, HTML and CSV (a figure across seeds: mean, sd, n).
+
+The HTML rendering is made to fit a page: columns with nothing in any row are left out, a table with column
+groups (the efficiency table's ratios to scratch) is shown as one table per group, each repeating the key
+columns that name its rows, and each table sits in a container that scrolls sideways rather than overflowing.
+The CSV keeps every column, empty or not, so its shape does not depend on what has run."""
 from __future__ import annotations
 
 import csv
@@ -19,6 +24,8 @@ class Column:
     name: str
     fmt: str = ""  # format spec of the number, e.g. ".2f"
     stat: bool = False  # holds Stat values: CSV gives `name`, `name sd`, `name n`
+    key: bool = False  # names the row (method, original, seeds): repeated in each group's HTML table
+    group: str = ""  # a column group shown as a table of its own in HTML, e.g. "ratios to from-scratch"
 
 
 @dataclass
@@ -58,12 +65,48 @@ def to_markdown(table: Table) -> str:
     return f"### {table.title}\n\n{body}\n" + (f"{notes}\n" if notes else "")
 
 
+def split_groups(table: Table) -> list[Table]:
+    """The table as one table per column group (its key columns in each); a table without groups as it is."""
+    groups = list(dict.fromkeys(c.group for c in table.columns if not c.key))
+    if len(groups) < 2:
+        return [table]
+    parts = []
+    for group in groups:
+        keep = [i for i, c in enumerate(table.columns) if c.key or c.group == group]
+        parts.append(Table(f"{table.title}: {group}" if group else table.title, f"{table.slug}_{group or 'main'}",
+                           [table.columns[i] for i in keep], [[row[i] for i in keep] for row in table.rows],
+                           table.notes if group == groups[-1] else []))
+    return parts
+
+
+def drop_empty_columns(table: Table) -> Table:
+    """The table without the columns that are missing in every row (a table with no rows keeps its header)."""
+    if not table.rows:
+        return table
+    texts = text_rows(table)
+    keep = [i for i in range(len(table.columns)) if any(row[i] != MISSING for row in texts)]
+    return Table(table.title, table.slug, [table.columns[i] for i in keep], [[row[i] for i in keep] for row in
+                                                                              table.rows], table.notes)
+
+
 def to_html(table: Table) -> str:
+    """Each column group as its own table, without all-empty columns, in a container that scrolls sideways; a
+    group left with its key columns only (nothing computed yet) is not shown, its notes go to the one before."""
+    shown: list[Table] = []
+    for part in map(drop_empty_columns, split_groups(table)):
+        if shown and table.rows and all(c.key for c in part.columns):
+            shown[-1].notes = [*shown[-1].notes, *part.notes]
+        else:
+            shown.append(part)
+    return "".join(_html_table(part) for part in shown)
+
+
+def _html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(c.name)}</th>" for c in table.columns)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(t)}</td>" for t in row) + "</tr>\n" for row in text_rows(table))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
-    return (f"<h3>{html.escape(table.title)}</h3>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>"
-            f"\n</table>\n" + (f"<ul class=\"notes\">{notes}</ul>\n" if notes else ""))
+    return (f"<h3>{html.escape(table.title)}</h3>\n<div class=\"scroll\"><table>\n<thead><tr>{head}</tr></thead>\n"
+            f"<tbody>\n{rows}</tbody>\n</table></div>\n" + (f"<ul class=\"notes\">{notes}</ul>\n" if notes else ""))
 
 
 def to_csv(table: Table) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Union
 
 from analysis import plots
+from analysis.cells_table import STEM as CELLS_STEM
+from analysis.cells_table import write_cells
 from analysis.efficiency import (
     baseline_of,
     by_task,
@@ -30,20 +33,43 @@ from analysis.methods import joint_table, label_map_table
 from analysis.render import Table, to_csv, to_html, to_markdown
 from analysis.results import CellResult, Store, group_setups, load_results
 from analysis.thesis import TITLES, compare, thesis_tables
+from bench.files import write_text
 from bench.grid import Cell, Grid
 from bench.reference import ORIGINAL_MODELS
 
-FORMATS = ("md", "html", "csv")
+FORMATS = ("md", "html", "csv", "parquet")  # csv: each table, and cells.csv; parquet: cells.parquet
 REPORT_RUN_FILE = "mlflow_report_run_id"  # in results/<grid>/: reports rerun log into the same MLflow run
 
 
-def parse_formats(text: str) -> list[str]:
+def default_formats() -> str:
+    """All of them; parquet only where pandas can write it (pyarrow or fastparquet installed)."""
+    from analysis.cells_table import parquet_available
+
+    return ",".join(f for f in FORMATS if f != "parquet" or parquet_available())
+
+
+def parse_fig_formats(text: str) -> list[str]:
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in plots.FIG_FORMATS]
+    if unknown or not formats:
+        problem = f"unknown figure format {unknown[0]!r}" if unknown else "no figure format given"
+        raise ReportError(f"--fig-format {text!r}: {problem}; give a comma-separated list of "
+                          f"{', '.join(plots.FIG_FORMATS)} (e.g. --fig-format png,pdf)")
+    return list(dict.fromkeys(formats))
+
+
+def parse_formats(text: Optional[str]) -> list[str]:
+    text = default_formats() if text is None else text
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         problem = f"unknown format {unknown[0]!r}" if unknown else "no format given"
         raise ReportError(f"--format {text!r}: {problem}; give a comma-separated list of {', '.join(FORMATS)} "
                           "(e.g. --format md,html)")
+    if "parquet" in formats:
+        from analysis.cells_table import check_format
+
+        check_format("parquet")  # its library is there
     return formats
 
 
@@ -68,7 +94,12 @@ def carbon_intensity(flag: Optional[float]) -> tuple[float, str]:
 @dataclass
 class Picture:
     title: str
-    path: Path
+    files: list[Path]  # one per figure format, in the order asked
+
+    @property
+    def path(self) -> Path:
+        """The file a page shows: the PNG or SVG (a PDF only where it is the one format asked)."""
+        return next((p for p in self.files if p.suffix.lstrip(".") in plots.EMBEDDABLE), self.files[0])
 
 
 @dataclass
@@ -103,8 +134,8 @@ class Report:
 
 
 def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Store], out: Path,
-          intensity: float, intensity_origin: str) -> Report:
-    """Read the results, build every table and draw every picture (PNGs are written into `out`)."""
+          intensity: float, intensity_origin: str, fig_formats: Sequence[str] = ("png",)) -> Report:
+    """Read the results, build every table and draw every picture (written into `out`, in each figure format)."""
     out.mkdir(parents=True, exist_ok=True)
     results = load_results(grid, cells, results_root, store)
     setups = group_setups(results)
@@ -116,7 +147,7 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
         section = Section(f"{title} ({grid.reference})", list(thesis_tables(grid, compared)))
         main_rows = [c for c in compared if c.row.key[0] != ORIGINAL_MODELS]
         bars = plots.reference_bars(TITLES.get(grid.reference, grid.reference).split(":")[0], main_rows,
-                                    out / f"{grid.reference}_bars.png")
+                                    out / f"{grid.reference}_bars.png", fig_formats)
         if bars:
             section.items.append(Picture("Published test accuracy (grey) and ours (blue)", bars))
         if not main_rows:
@@ -128,11 +159,11 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
         section = Section(f"New task: {task}")
         section.items += [efficiency_table(task, task_setups, intensity), time_to_accuracy_table(task, task_setups)]
         task_figs = [figures(s, intensity) for s in task_setups]
-        scatter = plots.accuracy_vs_compute(task, task_figs, out / f"accuracy_vs_compute_{task}.png")
+        scatter = plots.accuracy_vs_compute(task, task_figs, out / f"accuracy_vs_compute_{task}.png", fig_formats)
         scratch = next((s for s in task_setups if s.method.is_baseline), None)
         base = baseline_of(scratch, task_setups) if scratch else None
         curves = plots.learning_curves(task, task_setups, threshold_of(figures(base, intensity)) if base else None,
-                                       out / f"learning_curves_{task}.png")
+                                       out / f"learning_curves_{task}.png", fig_formats)
         for title, path in (("Accuracy against compute (Pareto front dashed)", scatter),
                             ("Learning curves per cell", curves)):
             if path:
@@ -184,19 +215,20 @@ def definitions(report: Report) -> list[str]:
 
 
 def write(report: Report, out: Path, formats: list[str]) -> list[Path]:
-    """The report's files in `out` (PNGs are already there); -> every file written, pictures included."""
-    written = [p.path for p in report.pictures]
+    """The report's files in `out` (the figures are already there); -> every file written, figures included."""
+    written = [f for p in report.pictures for f in p.files]
     if "md" in formats:
         written.append(_write(out / "report.md", markdown(report)))
     if "html" in formats:
         written.append(_write(out / "report.html", page(report)))
     if "csv" in formats:
         written += [_write(out / f"{t.slug}.csv", to_csv(t)) for t in report.tables]
+    written += [write_cells(report.results, out / f"{CELLS_STEM}.{f}", f) for f in ("csv", "parquet") if f in formats]
     return written
 
 
 def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)
     return path
 
 
@@ -209,14 +241,32 @@ def markdown(report: Report) -> str:
     for s in report.sections:
         parts.append(f"## {s.title}\n")
         for item in s.items:
-            parts.append(to_markdown(item) if isinstance(item, Table) else f"![{item.title}]({item.path.name})\n")
+            parts.append(to_markdown(item) if isinstance(item, Table) else _markdown_picture(item))
         parts += [f"- {n}" for n in s.notes]
         if s.notes:
             parts.append("")
     return "\n".join(parts) + "\n"
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:110em}
+def _markdown_picture(picture: Picture) -> str:
+    shown = picture.path
+    image = (f"![{picture.title}]({shown.name})" if shown.suffix.lstrip(".") in plots.EMBEDDABLE
+             else f"[{picture.title}]({shown.name})")
+    others = [f"[{p.suffix.lstrip('.').upper()}]({p.name})" for p in picture.files if p != shown]
+    return image + (f" ({', '.join(others)})" if others else "") + "\n"
+
+
+def _html_picture(picture: Picture) -> str:
+    shown, title = picture.path, html.escape(picture.title)
+    links = "".join(f' · <a href="{html.escape(p.name)}">{p.suffix.lstrip(".").upper()}</a>' for p in picture.files)
+    if shown.suffix.lstrip(".") not in plots.EMBEDDABLE:  # a PDF only: linked, not shown
+        return f"<figure><figcaption>{title}{links}</figcaption></figure>"
+    return (f'<figure><img src="{html.escape(shown.name)}" alt="{title}"><figcaption>{title}{links}</figcaption>'
+            "</figure>")
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}
 th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:right}th{background:#f3f3f3}
 td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}
@@ -229,9 +279,7 @@ def page(report: Report) -> str:
     for s in report.sections:
         body.append(f"<h2>{html.escape(s.title)}</h2>")
         for item in s.items:
-            body.append(to_html(item) if isinstance(item, Table) else
-                        f'<figure><img src="{html.escape(item.path.name)}" alt="{html.escape(item.title)}">'
-                        f"<figcaption>{html.escape(item.title)}</figcaption></figure>")
+            body.append(to_html(item) if isinstance(item, Table) else _html_picture(item))
         if s.notes:
             body.append('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in s.notes) + "</ul>")
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>reprogbench report: "

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.cell_lock import live_state
 from bench.files import cell_dir
 from bench.grid import Cell, Grid
 from bench.methods import METHODS
@@ -14,6 +15,12 @@ from bench.reference import reference_figure
 
 def _status(record: CellRecord | None) -> str:
     return record.status if record else "pending"
+
+
+def _live_status(record: CellRecord | None, directory: Path) -> str:
+    """A cell not done that a process trains is `running (epoch k/n)`; one whose process is gone `interrupted`
+    (its marker, `bench.cell_lock`, outlived it); otherwise its record's status."""
+    return (None if record and record.done else live_state(directory)) or _status(record)
 
 
 def original_of(cell: Cell) -> str:
@@ -39,14 +46,16 @@ def cells_table(grid: Grid, cells: list[Cell], results_root: Path, unprepared: l
     optional original's, whose inputs are not on this machine) are rows too, so a table is whole before `prepare`."""
     rows = []
     for cell in [*cells, *unprepared]:
-        record = read_record(cell_dir(results_root, grid.name, cell.cell_id))
-        status = NOT_PREPARED if cell.skip_reason and record is None else _status(record)
+        directory = cell_dir(results_root, grid.name, cell.cell_id)
+        record = read_record(directory)
+        status = NOT_PREPARED if cell.skip_reason and record is None else _live_status(record, directory)
         row = [cell.cell_id, status, cell.method_label, original_of(cell), cell.task, cell.seed,
                ",".join(cell.depends_on) or "-"]
         rows.append(row + ([_thesis(grid, cell)] if grid.reference else []))
-    counts = {s: sum(r[1] == s for r in rows) for s in ("done", "pending", "failed", NOT_PREPARED)}
+    counts = {s: sum(r[1].split(" (")[0] == s for r in rows)
+              for s in ("done", "running", "interrupted", "pending", "failed", NOT_PREPARED)}
     summary = f"{grid.name}: {len(rows)} cells: " + ", ".join(f"{n} {s}" for s, n in counts.items()
-                                                            if n or s != NOT_PREPARED)
+                                                            if n or s not in (NOT_PREPARED, "running", "interrupted"))
     headers = ["cell_id", "status", "method", "original", "task", "seed", "depends on"]
     if grid.reference:
         headers.append("thesis test %" if grid.reference.startswith("thesis") else "published test %")

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 
 from bench.files import CHECKPOINT as LATEST
-from bench.files import atomic_write
+from bench.files import atomic_write, check_inside
 
 PREVIOUS = "checkpoint.prev.pt"
 SUFFIX = ".sha256"
@@ -82,6 +82,7 @@ def verify(path: Path) -> Optional[dict]:
 def save(directory: Path, state: dict) -> None:
     """Write `state` (with an int `epoch`) as the latest checkpoint, keeping the previous good one."""
     directory = Path(directory)
+    check_inside(directory / LATEST)  # before mkdir: a linked folder must not even get a folder made through it
     directory.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -106,6 +107,7 @@ def save_file(path: Path, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     data = buffer.getvalue()
+    check_inside(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, data)
     _write_atomic(checksum_path(path), json.dumps({"sha256": hashlib.sha256(data).hexdigest(),

@@ -10,14 +10,17 @@ row keeps a joint task's per-part validation accuracy under `val_acc.<part>` key
 """
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer, model_validator
 
-from bench.files import RESULT, read_json, write_json
+from bench.files import RESULT, write_json
 
 Status = Literal["done", "failed"]
+DONE_PARTS = ("metrics", "timing", "throughput", "parameters", "environment")  # what every done record holds
 PHASES = ("setup_s", "features_s", "compile_s", "train_s", "eval_s")  # the timed phases of a cell, in order
 
 
@@ -129,6 +132,7 @@ class Environment(_Part):
     world_size: Optional[int] = None
     mixed_precision: Optional[str] = None
     data_path: Optional[str] = None  # "device" (images on the device whole) or "stream" (bench.train.placement)
+    batch_norm: Optional[str] = None  # trainable BatchNorm: "synced" over DDP ranks, "one process"; None: none trains
     torch_threads: Optional[int] = None
     python: Optional[str] = None
     torch: Optional[str] = None
@@ -177,6 +181,15 @@ class CellRecord(_Part):
     mlflow_parent_run_id: Optional[str] = None  # a record rebuilt from MLflow: the launch or sweep it is nested in
     tracking: Optional[Tracking] = None
 
+    @model_validator(mode="after")
+    def _done_has_its_parts(self):
+        # readers (report, sync, the tables) use a done record's parts without checking: one without them is no
+        # done record but a hand-written or truncated one, and must not count the cell as finished
+        missing = [part for part in DONE_PARTS if getattr(self, part) is None] if self.done else []
+        if missing:
+            raise ValueError(f"a done record without {', '.join(missing)}")
+        return self
+
     @property
     def done(self) -> bool:
         return self.status == "done"
@@ -221,17 +234,61 @@ def failed_record(cell, error: str) -> CellRecord:
 
 def parse_record(data: Any) -> Optional[CellRecord]:
     """A record from its JSON form; None for anything that is not one (a hand-edited or foreign file)."""
-    if not isinstance(data, dict):
+    try:
+        return validate_record(data)
+    except RecordError:
         return None
+
+
+class RecordError(ValueError):
+    """A `result.json` that is not a cell record; the message says, in a few words, what is wrong with it."""
+
+
+def validate_record(data: Any) -> CellRecord:
+    """The record in `data` (parsed JSON), or RecordError saying why it is not one."""
+    if not isinstance(data, dict):
+        raise RecordError(f"a JSON {type(data).__name__}, not a mapping")
     try:
         return CellRecord.model_validate(data)
-    except ValidationError:
-        return None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise RecordError(f"{where + ': ' if where else ''}{first['msg']}") from None
+
+
+_REPORTED: set[Path] = set()  # each bad record is reported once per process, however often it is read
 
 
 def read_record(directory: Path) -> Optional[CellRecord]:
-    """The cell's record in `directory`, or None when it has none (not run yet, or not a record)."""
-    return parse_record(read_json(Path(directory) / RESULT))
+    """The cell's record in `directory`, or None when it has none (not run yet) or its file is not a record: that
+    one is reported in one line on stderr, and the cell counts as not finished (a run resumes it from its
+    checkpoint and writes a record over the bad one)."""
+    path = Path(directory) / RESULT
+    if path.is_symlink():  # the suite never writes a link: one here was planted, and is not read through
+        return _bad_record(path, "a symbolic link, not a file the suite wrote")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        return _bad_record(path, f"cannot read it: {getattr(exc, 'strerror', None) or exc}")
+    try:
+        return validate_record(json.loads(text))
+    except json.JSONDecodeError as exc:
+        return _bad_record(path, f"not JSON ({exc.msg} at line {exc.lineno})")
+    except RecordError as exc:
+        return _bad_record(path, str(exc))
+
+
+def _bad_record(path: Path, why: str) -> None:
+    if path not in _REPORTED:
+        _REPORTED.add(path)
+        # a key of the file's own may hold newlines: the report stays one line
+        why = " ".join(why.replace("Value error, ", "").split())[:200]
+        print(f"reprogbench: warning: {path}: not a cell record ({why}); the cell counts as not finished, so `run` "
+              "trains it again from its checkpoint and replaces the file (or delete the file)",
+              file=sys.stderr, flush=True)
+    return None
 
 
 def write_record(directory: Path, record: CellRecord) -> None:

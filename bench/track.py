@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.files import MLFLOW_RUN, write_text
+from bench.files import MLFLOW_RUN, own_file, write_text
 from bench.record import CellRecord, Tracking, write_record
 from bench.track_names import run_name
 from bench.track_runs import RUN_KIND, cell_runs
@@ -104,6 +104,16 @@ def _is_busy(exc: BaseException) -> bool:
     return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
+def half_created(exc: BaseException, uri: str) -> Optional[str]:
+    """What to do with a sqlite store whose first migration was cut short (a full disk while MLflow created its
+    tables): every later open fails on alembic's leftover `_alembic_tmp_*` table, whatever space is freed."""
+    db = sqlite_path(uri)
+    if db is None or "_alembic_tmp_" not in str(exc):
+        return None
+    return (f"the store {db} was left half-created (its tables' migration was cut short, e.g. by a full disk); "
+            f"move it aside or delete it (and {db.name}.lock), then `reprogbench sync` uploads the local records")
+
+
 class Tracker:
     """Logs cells to MLflow through an explicit client (no global active run, safe across cells).
 
@@ -167,7 +177,7 @@ class Tracker:
 
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 first = first if len(first) <= 160 else first[:157] + "..."
-                reason = redact_text(f"{what}: {type(exc).__name__}: {first}")
+                reason = half_created(exc, self.uri) or redact_text(f"{what}: {type(exc).__name__}: {first}")
                 if self.strict:
                     raise TrackingUnavailable(f"MLflow at {redact_text(self.uri)} failed ({reason})") from None
                 Tracker._offline.setdefault(self.uri, reason)
@@ -227,7 +237,7 @@ class Tracker:
         """
         if self.experiment_id is None and self.ensure_experiment() is None:
             return None
-        if run_file is not None and Path(run_file).is_file():
+        if run_file is not None and own_file(Path(run_file)):
             run_id = Path(run_file).read_text().strip()
             self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
             return run_id
@@ -236,8 +246,7 @@ class Tracker:
             return None
         self.log_params(run.info.run_id, params or {})
         if run_file is not None:
-            Path(run_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(run_file).write_text(run.info.run_id)
+            write_text(Path(run_file), run.info.run_id)  # atomic: a link planted at the name is replaced
         return run.info.run_id
 
     def start(self, cell, directory: Path, tags: Mapping[str, str]) -> Optional[str]:
@@ -246,7 +255,7 @@ class Tracker:
         if self.experiment_id is None and self.ensure_experiment() is None:
             return None
         run_file = Path(directory) / MLFLOW_RUN
-        if run_file.is_file():  # a resumed cell continues its run instead of opening a duplicate
+        if own_file(run_file):  # a resumed cell continues its run instead of opening a duplicate
             run_id = run_file.read_text().strip()
             self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
             return run_id

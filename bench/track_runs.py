@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Optional
 
-from bench.files import MLFLOW_RUN
+from bench.files import MLFLOW_RUN, own_file
 from bench.record import CellRecord
 from bench.track_names import epoch_name, final_name, legacy_name
 
@@ -30,7 +30,7 @@ def cell_runs(tracker, experiment_id: str, cell_id: str, directory: Optional[Pat
         return None
     runs = [r for r in runs if RUN_KIND not in r.data.tags]
     run_file = Path(directory) / MLFLOW_RUN if directory is not None else None
-    if run_file is not None and run_file.is_file():
+    if run_file is not None and own_file(run_file):
         mine = run_file.read_text().strip()
         runs.sort(key=lambda r: r.info.run_id != mine)
     else:  # the oldest: what a rerun found first last time too

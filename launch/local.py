@@ -12,21 +12,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Optional
 
 from tqdm import tqdm
 
 from bench import stop
-from bench.files import ERROR, cell_dir
+from bench.files import ERROR, cell_dir, write_text, write_under
 from bench.grid import Cell, Grid
 from bench.record import CellRecord, cell_status, failed_record, write_record
 from bench.track import PARENT_RUN
+from launch.allocation import allocated_cpus
 from launch.interrupts import StopOnSignals
 
 
@@ -34,6 +32,7 @@ from launch.interrupts import StopOnSignals
 class Outcome:
     cell: Cell
     status: str  # done | failed | blocked | interrupted (stopped on a signal: resumable) | lost (its worker died)
+    #            | skipped (another launch trains it, or finished it: `launch.cell_claims`)
     message: str = ""
     record: Optional[CellRecord] = None
     tracking_offline: Optional[str] = None  # why MLflow failed in the process that ran it (None: it did not)
@@ -62,7 +61,7 @@ class RunSettings:
     results_root: Path
     data_root: Optional[Path]
     tracking_uri: Optional[str]  # None: no MLflow
-    threads: int = 0  # torch threads per worker; 0 leaves torch's default
+    threads: int = 0  # torch threads per worker; 0: the CPUs allocated to this process (launch.allocation)
     pack: int = 8  # most cells sharing one backbone pass; 1 runs every cell alone
     cache_features: bool = True  # head-only methods train on features computed once
     compile: bool = False  # torch.compile the backbone (compile time is recorded apart)
@@ -76,21 +75,44 @@ def distributed_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = False) -> list[Outcome]:
-    """Run cells packed into one backbone pass (or one cell) and record each outcome; never raises for them."""
+def execute_claimed(cells: list[Cell], settings: RunSettings, log_epochs: bool = False) -> list[Outcome]:
+    """`execute_pack` for the cells of `cells` whose lock this process takes; the others are `skipped`, each with
+    the line saying who trains it. The locks (and the live markers `ls` reads) are held while they train."""
+    from launch.cell_claims import claim, release
+
+    write_under(settings.results_root)  # in a worker or a Slurm job too: links planted in it are never followed
+    locks, skipped = claim(cells, [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells])
+    try:
+        mine = [c for c in cells if c.cell_id in locks]
+        return [Outcome(c, "skipped", message=why) for c, why in skipped] + (
+            execute_pack(mine, settings, log_epochs, locks) if mine else [])
+    finally:
+        release(locks)
+
+
+def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = False,
+                 locks: Optional[dict] = None) -> list[Outcome]:
+    """Run cells packed into one backbone pass (or one cell) and record each outcome; never raises for them.
+    `locks` (cell_id -> `bench.cell_lock.CellLock`): the cells' locks this process holds, whose markers it keeps."""
     import torch
 
     from bench.stop import Interrupted
     from bench.track import Tracker
     from bench.train import ConsoleLog, Diverged, MLflowObserver, TrainContext, TrainOptions, run_pack
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    write_under(settings.results_root)
+
+    # the CPUs this task was given (Slurm, Ray, affinity), not the node's: recorded as torch_threads
+    torch.set_num_threads(settings.threads or allocated_cpus())
     directories = [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells]
     deps = {dep: cell_dir(settings.results_root, c.grid, dep) for c in cells for dep in c.depends_on}
     tags = {**dict(settings.run_tags), **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})}
     observers = [MLflowObserver(Tracker(settings.tracking_uri, cells[0].grid), tags)] if settings.tracking_uri else []
     observers += [ConsoleLog(lambda line: tqdm.write(line))] if log_epochs else []
+    if locks:
+        from bench.train.live import LiveMarker
+
+        observers.append(LiveMarker(locks))
     try:
         records = run_pack(cells, directories, TrainContext(settings.data_root, deps,
                                                             TrainOptions(settings.cache_features, settings.compile,
@@ -105,7 +127,7 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
         # only the diverged cell fails; its pack-mates go on from the checkpoints of their last epoch
         bad = next(c for c in cells if c.cell_id == exc.cell_id)
         rest = [c for c in cells if c is not bad]
-        return [_failed(bad, exc, settings), *execute_pack(rest, settings, log_epochs)]
+        return [_failed(bad, exc, settings), *execute_pack(rest, settings, log_epochs, locks)]
     except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop the grid
         return [_failed(c, exc, settings) for c in cells]
 
@@ -115,7 +137,7 @@ def execute_pack_in_worker(cells: list[Cell], settings: RunSettings) -> list[Out
     process can say it once for all workers."""
     from bench.track import Tracker
 
-    outcomes = execute_pack(cells, settings)
+    outcomes = execute_claimed(cells, settings)
     for outcome in outcomes:
         outcome.tracking_offline = Tracker.offline_reason(settings.tracking_uri)
     return outcomes
@@ -133,18 +155,19 @@ def _failed(cell: Cell, exc: BaseException, settings: RunSettings) -> Outcome:
     message = (str(exc) if isinstance(exc, Diverged) else f"{type(exc).__name__}: {exc}").splitlines()[0]
     if distributed_rank() == 0:
         directory = cell_dir(settings.results_root, cell.grid, cell.cell_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / ERROR).write_text("".join(traceback.format_exception(exc)))
+        write_text(directory / ERROR, "".join(traceback.format_exception(exc)))  # never through a planted link
         write_record(directory, failed_record(cell, message))
     return Outcome(cell, "failed", message=message)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, launcher_pid: int) -> None:
     import torch
 
     from bench.track import Tracker
     from launch.interrupts import install_in_worker
+    from launch.worker_lifetime import die_with_parent
 
+    die_with_parent(launcher_pid)  # a kill -9 of the launcher must not leave this worker training on
     install_in_worker()
     torch.set_num_threads(threads)
     Tracker.announce = False  # the launching process says once for all workers that tracking is offline
@@ -225,8 +248,10 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
         summary.parent_run_id = start_launch_run(grid, pending, settings, "local", tracker)
         settings = dataclasses.replace(settings, parent_run_id=summary.parent_run_id)
     if workers > 1:
-        settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
+        settings = dataclasses.replace(settings, threads=max(1, allocated_cpus() // workers))
     bar = tqdm(total=len(pending), desc=f"{grid.name}", unit="cell", disable=not main, dynamic_ncols=True)
+    from launch.wave_runner import WaveRunner
+
     launch = WaveRunner(settings, workers, summary, bar)
     try:
         with StopOnSignals(launch.worker_pids):
@@ -238,108 +263,11 @@ def run_cells(grid: Grid, cells: list[Cell], settings: RunSettings, workers: int
         bar.close()
         launch.close()
         summary.interrupted = stop.requested()
-        summary.pending = len(pending) - sum(o.status in ("done", "failed", "blocked") for o in summary.outcomes)
+        summary.pending = len(pending) - sum(o.status in ("done", "failed", "blocked", "skipped")
+                                             for o in summary.outcomes)
         if tracker is not None:
             done = sum(o.status == "done" for o in summary.outcomes)
             tracker.log_metrics(summary.parent_run_id, {"cells_done": done, "cells_failed": len(summary.failed)})
             tracker.finish(summary.parent_run_id, "interrupted" if summary.interrupted else
                            "failed" if summary.failed or summary.lost or summary.pending else "done")
     return summary
-
-
-class WaveRunner:
-    """One launch's waves, one after another: each wave's packs in this process or on a pool of `workers`
-    processes (started on first use, replaced after a worker dies); a failed cell blocks the cells that need it."""
-
-    def __init__(self, settings: RunSettings, workers: int, summary: RunSummary, bar: tqdm):
-        self.settings, self.workers, self.summary, self.bar = settings, workers, summary, bar
-        self.pool: Optional[ProcessPoolExecutor] = None
-        self.failed: set[str] = set()
-
-    def worker_pids(self) -> list[int]:
-        return list((getattr(self.pool, "_processes", None) or {}).keys())
-
-    def run(self, pending: list[Cell]) -> None:
-        for wave in waves(pending):
-            if stop_before_next_pack():
-                break
-            self.run_wave(wave)
-
-    def run_wave(self, wave: list[Cell]) -> None:
-        runnable = []
-        for cell in wave:
-            blocked_by = [d for d in cell.depends_on if d in self.failed]
-            if blocked_by:
-                self.failed.add(cell.cell_id)
-                _report(self.bar, Outcome(cell, "blocked", message=f"its dependency {blocked_by[0]} failed"),
-                        self.summary)
-            else:
-                runnable.append(cell)
-        for outcome in self.outcomes(plan_packs(runnable, self.settings)):
-            if outcome.status != "done":
-                self.failed.add(outcome.cell.cell_id)
-            _report(self.bar, outcome, self.summary, self.settings.tracking_uri)
-        if self.pool is not None and getattr(self.pool, "_broken", False):
-            # a worker died; the next wave gets a fresh pool. Waiting joins the broken pool's threads now:
-            # left running, they can fail on closed pipes at interpreter exit (a traceback after all)
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-
-    def outcomes(self, packs: list[list[Cell]]):
-        if self.workers <= 1:
-            log_epochs = not self.bar.disable
-            return (o for pack in packs if not stop_before_next_pack()
-                    for o in execute_pack(pack, self.settings, log_epochs=log_epochs))
-        self.pool = self.pool or ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                                     initializer=_init_worker, initargs=(self.settings.threads,))
-        return _pool_outcomes(self.pool, packs, self.settings)
-
-    def kill_workers(self) -> None:
-        for process in (getattr(self.pool, "_processes", None) or {}).values():
-            process.kill()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-
-
-def stop_before_next_pack() -> bool:
-    """Whether to start no further pack. Under torchrun the ranks would not agree on it (each got the signal at
-    its own moment): every pack starts, and the trainer stops them all at the same epoch boundary."""
-    return stop.requested() is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1
-
-
-def _pool_outcomes(pool: ProcessPoolExecutor, packs: list[list[Cell]], settings: RunSettings):
-    """Each pack's outcomes as its worker returns them. A worker that dies (kill -9, out of memory) breaks the
-    pool: the cells it and the other workers were running are `lost` (not recorded; a rerun resumes them from
-    their last checkpoint), and packs not started are not run."""
-    futures = {pool.submit(execute_pack_in_worker, pack, settings): pack for pack in packs}
-    for future in as_completed(futures):
-        if stop.requested():
-            for other in futures:
-                other.cancel()  # not started yet: nothing to save
-        if future.cancelled():
-            continue
-        try:
-            yield from future.result()
-        except BrokenProcessPool:
-            yield from (Outcome(c, "lost", message="its worker process died (killed, or out of memory); rerun "
-                                "to resume it from its last checkpoint") for c in futures[future])
-
-
-def _report(bar: tqdm, outcome: Outcome, summary: RunSummary, tracking_uri: Optional[str] = None) -> None:
-    summary.outcomes.append(outcome)
-    cell = outcome.cell
-    if outcome.tracking_offline and tracking_uri:
-        from bench.track import announce_offline
-
-        announce_offline(tracking_uri, cell.grid, outcome.tracking_offline)
-    if outcome.status == "done":
-        rec = outcome.record
-        line = (f"done    {cell.cell_id}  {cell.name}: test {rec.metrics.test_acc:.2f}%  "
-                f"({rec.timing.total_s:.1f}s)")
-    else:
-        line = f"{outcome.status:<7} {cell.cell_id}  {cell.name}: {outcome.message}"
-    if not bar.disable:
-        tqdm.write(line)
-    bar.update(1)

@@ -3,8 +3,10 @@
 - One array task runs one pack of cells (`launch.local.plan_packs`: cells sharing a frozen backbone pass), so
   packing saves GPU time on a cluster too. Packs of one wave with the same resources form one job array, at
   most `array_parallelism` tasks running at once.
-- Waves: pretrain cells go first; the next wave's arrays depend on them (`afterany`), and a cell whose original
-  model is missing when it starts fails with that reason instead of waiting forever on a failed dependency.
+- Waves: pretrain cells go first; a later cell's array depends only on the array tasks of its own pretrain cells
+  (`afterany:ARRAY_TASK`, one array per set of dependencies), so an unrelated slow cell never holds it back, and a
+  cell whose original model is missing when it starts fails with that reason instead of waiting forever on a
+  failed dependency.
 - Finished cells are skipped before submission, and so are cells whose job is still queued or running, so a
   rerun submits exactly the holes.
 - A job's tasks form one torch.distributed group (submitit's distributed environment, exported for Accelerate);
@@ -31,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from bench.cell_lock import live_state, read_holder
 from bench.files import cell_dir, read_json, write_json
 from bench.grid import Cell, Grid
 from bench.record import cell_status, read_record
@@ -38,6 +41,9 @@ from launch.local import RunSettings, plan_packs, waves
 from launch.slurm_profile import SlurmProfile
 
 SLURM_RECORD = "slurm.json"  # per cell: job id, log paths, attempts
+# srun stopped inheriting the job's --cpus-per-task in Slurm 22.05 (and took it back in 23.02): where cores are bound
+# each task would be pinned to one. Setting it for the job's steps is harmless on every version.
+SRUN_GETS_THE_CPUS = 'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK; fi'
 
 
 class SlurmUnavailable(RuntimeError):
@@ -68,6 +74,10 @@ class PackJob:
 
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:  # one task per GPU (or CPU rank): a torch.distributed group Accelerate picks up
+            # sbatch copies the submitting shell's environment: a torchrun shell's RANK or LOCAL_WORLD_SIZE would
+            # make submitit refuse to export this job's own ranks
+            for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+                os.environ.pop(name, None)
             # every GPU of the node stays visible: Accelerate puts rank r on cuda:LOCAL_RANK
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         main = env.global_rank == 0
@@ -145,7 +155,7 @@ def _executor(folder: Path, resources: dict[str, Any], profile: SlurmProfile, de
     params: dict[str, Any] = {
         "timeout_min": resources["time"], "nodes": resources["nodes"],
         "tasks_per_node": resources["tasks_per_node"], "slurm_array_parallelism": profile.array_parallelism,
-        "slurm_signal_delay_s": profile.signal_delay_s, "slurm_setup": list(profile.setup),
+        "slurm_signal_delay_s": profile.signal_delay_s, "slurm_setup": [*profile.setup, SRUN_GETS_THE_CPUS],
         "slurm_additional_parameters": extra, "name": "reprogbench",
     }
     for key in ("account", "qos", "constraint"):
@@ -163,6 +173,15 @@ def _executor(folder: Path, resources: dict[str, Any], profile: SlurmProfile, de
         params["slurm_partition"] = profile.partition
     executor.update_parameters(**params)
     return executor
+
+
+def _note_submitted(job, pack: list[Cell], results_root: Path, grid_name: str) -> None:
+    """Each cell's slurm.json: which job trains it and where its log is (status reads it, without sacct)."""
+    for cell in pack:
+        directory = cell_dir(results_root, grid_name, cell.cell_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(directory / SLURM_RECORD, {"job_id": job.job_id, "stdout": str(job.paths.stdout),
+                                              "stderr": str(job.paths.stderr), "submitted_at": _now(), "starts": []})
 
 
 def submit_grid(grid: Grid, cells: list[Cell], settings: RunSettings, profile: SlurmProfile,
@@ -184,32 +203,29 @@ def submit_grid(grid: Grid, cells: list[Cell], settings: RunSettings, profile: S
             pending.append(cell)
     submitted: list[Submitted] = []
     folder = settings.results_root / grid.name / "slurm" / "%j"
-    previous: list[str] = [f"afterany:{job}" for job in sorted({j.split("_")[0] for j in in_queue.values()})]
+    job_of = dict(in_queue)  # cell_id -> the array task (ARRAY_TASK) that trains it
     for wave in waves(pending):
+        # one array per (resources, dependencies): a cell waits only for the array tasks of its own pretrain cells,
+        # so a slow unrelated baseline never holds it back. afterany, not afterok: a cell whose dependency failed
+        # still starts, and fails at once naming it (PackJob._blocked), instead of pending forever
         groups: dict[tuple, list[list[Cell]]] = {}
         for pack in plan_packs(wave, settings):
-            resources = profile.for_method(pack[0].method)
-            groups.setdefault(tuple(sorted(resources.items())), []).append(pack)
-        wave_jobs = []
-        for key, packs in groups.items():
-            executor = _executor(folder, dict(key), profile, ",".join(previous) or None)
+            resources = tuple(sorted(profile.for_method(pack[0].method).items()))
+            needs = tuple(sorted({job_of[d] for c in pack for d in c.depends_on if d in job_of}))
+            groups.setdefault((resources, needs), []).append(pack)
+        for (resources, needs), packs in groups.items():
+            dependency = ",".join(f"afterany:{job}" for job in needs) or None
+            executor = _executor(folder, dict(resources), profile, dependency)
             with executor.batch():
                 jobs = [executor.submit(PackJob(pack, settings)) for pack in packs]
             for job, pack in zip(jobs, packs, strict=True):
-                stdout = Path(str(job.paths.stdout))
-                for cell in pack:
-                    directory = cell_dir(settings.results_root, grid.name, cell.cell_id)
-                    directory.mkdir(parents=True, exist_ok=True)
-                    write_json(directory / SLURM_RECORD, {"job_id": job.job_id, "stdout": str(stdout),
-                                                          "stderr": str(job.paths.stderr),
-                                                          "submitted_at": _now(), "starts": []})
-                submitted.append(Submitted(job.job_id, pack, stdout))
-            array_id = jobs[0].job_id.split("_")[0]
-            wave_jobs.append(array_id)
+                _note_submitted(job, pack, settings.results_root, grid.name)
+                job_of.update((cell.cell_id, job.job_id) for cell in pack)
+                submitted.append(Submitted(job.job_id, pack, Path(str(job.paths.stdout))))
             methods = ", ".join(sorted({c.method for p in packs for c in p}))
-            log(f"submitted array {array_id}: {len(packs)} task(s), {sum(map(len, packs))} cell(s) ({methods}; "
-                f"{dict(key)['tasks_per_node']} task(s) x {dict(key)['nodes']} node(s) each)")
-        previous = [f"afterany:{job}" for job in wave_jobs]
+            log(f"submitted array {jobs[0].job_id.split('_')[0]}: {len(packs)} task(s), {sum(map(len, packs))} "
+                f"cell(s) ({methods}; {dict(resources)['tasks_per_node']} task(s) x {dict(resources)['nodes']} "
+                f"node(s) each)" + (f", after {len(needs)} pretrain task(s)" if needs else ""))
     return Submission(submitted, done, in_queue)
 
 
@@ -237,10 +253,16 @@ def _whoami() -> str:
 @dataclass
 class CellState:
     cell: Cell
-    state: str  # done | failed | pending | running | requeued | not submitted | lost
+    state: str  # done | failed | pending | running | requeued | not submitted | lost | interrupted;
+    #             a cell trained by `run`: `running (epoch k/n)`
     job_id: str = ""
     log: str = ""
     message: str = ""
+
+    @property
+    def kind(self) -> str:
+        """The state without its detail: `running (epoch 3/12)` is `running`."""
+        return self.state.split(" (")[0]
 
 
 def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellState]:
@@ -252,6 +274,11 @@ def cell_states(grid: Grid, cells: list[Cell], results_root: Path) -> list[CellS
         slurm = read_json(directory / SLURM_RECORD) or {}
         job, log = slurm.get("job_id", ""), slurm.get("stdout", "")
         record = read_record(directory)
+        live = None if record and record.done else live_state(directory)  # trained by `run` (bench.cell_lock)
+        if live is not None and not (job and live == "interrupted"):  # a job submitted since: the queue says more
+            holder = read_holder(directory)
+            states.append(CellState(cell, live, job, log, holder.where if holder else ""))
+            continue
         if record is not None:
             states.append(CellState(cell, record.status, job, log, record.error or ""))
             continue
@@ -273,7 +300,7 @@ def status_table(states: list[CellState]) -> str:
     from tabulate import tabulate
 
     rows = [[s.cell.cell_id, s.state, s.cell.name, s.job_id or "-", s.log or "-", s.message] for s in states]
-    counts = Counter(s.state for s in states)
+    counts = Counter(s.kind for s in states)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return tabulate(rows, headers=["cell_id", "state", "cell", "job", "log", ""]) + f"\n{len(states)} cells: {summary}"
 
@@ -291,12 +318,12 @@ def wait(grid: Grid, cells: list[Cell], results_root: Path, poll_s: float = 5.0,
     with tqdm(total=len(cells), desc=grid.name, unit="cell", dynamic_ncols=True, file=sys.stderr,
               mininterval=poll_s if sys.stderr.isatty() else 60) as bar:
         while True:
-            finished = sum(s.state in ("done", "failed") for s in states)
+            finished = sum(s.kind in ("done", "failed") for s in states)
             bar.update(finished - bar.n)
-            running = sum(s.state in ("running", "requeued") for s in states)
+            running = sum(s.kind in ("running", "requeued") for s in states)
             if bar.postfix != f"{running} running":  # redraw on change only: logs of non-tty runs stay short
                 bar.set_postfix_str(f"{running} running")
-            if not any(s.state in ACTIVE for s in states):
+            if not any(s.kind in ACTIVE for s in states):
                 return states
             if timeout_s is not None and time.monotonic() - start > timeout_s:
                 raise TimeoutError(f"cells still queued or running after {timeout_s:.0f}s")

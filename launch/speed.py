@@ -1,5 +1,6 @@
-"""`reprogbench bench`'s measurements of the launchers (bench measures the trainer and never uses launch): the
-demo grid with --workers 1 vs --workers 2, each a whole `reprogbench run`."""
+"""`reprogbench bench`'s measurements of the launchers and the CLI (bench measures the trainer and never uses launch):
+the demo grid with --workers 1 vs --workers 2, each a whole `reprogbench run`; `--help`'s start-up against an
+`import torch`, what the parser avoids."""
 from __future__ import annotations
 
 import subprocess
@@ -17,7 +18,7 @@ from bench.speed import Measurement, Settings, report
 
 def measurements() -> dict[str, Callable[[Settings], Measurement]]:
     """bench's measurements with the launchers' among them, in the order they run."""
-    return report.measurements({"grid": grid_workers})
+    return report.measurements({"grid": grid_workers, "help": help_startup})
 
 
 def grid_workers(settings: Settings) -> Measurement:
@@ -52,3 +53,26 @@ def grid_workers(settings: Settings) -> Measurement:
 
 def _cell_dirs(results: Path) -> list[Path]:
     return [p.parent for p in sorted(results.rglob(RESULT))]
+
+
+HELP_COMMANDS = {"reprogbench --help": ["--help"], "reprogbench run --help": ["run", "--help"]}
+
+
+def help_startup(settings: Settings) -> Measurement:
+    """Wall-clock of `reprogbench --help` and `run --help` (best of 5 each: a shared machine's noise is one-sided),
+    beside `python -c "import torch"`, the start-up a parser that imported torch would pay."""
+    def best_of(cmd: list[str]) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    rows = [{"command": name, "wall s": best_of([sys.executable, "-m", "launch.cli", *argv])}
+            for name, argv in HELP_COMMANDS.items()]
+    rows.append({"command": "python -c 'import torch'", "wall s": best_of([sys.executable, "-c", "import torch"])})
+    return Measurement(
+        name="help: CLI start-up against an import of torch", rows=rows,
+        ratio=rows[-1]["wall s"] / rows[1]["wall s"], ratio_label="wall-clock import torch / run --help",
+        target="--help well under 1 s", notes=["whole processes, interpreter start-up included; best of 5 each"])

@@ -27,10 +27,11 @@ from typing import Any, Optional
 
 from ray import tune
 
-from bench.files import cell_dir, read_json, write_json
+from bench.files import cell_dir, read_json, write_json, write_under
 from bench.grid import Cell, Grid, max_of, override_cell
 from bench.record import HistoryRow, cell_status, failed_record, read_record, write_record
 from bench.track import PARENT_RUN, RUN_KIND
+from launch.allocation import allocated_cpus
 from launch.local import RunSettings, execute_pack, run_cells
 from launch.ray_cluster import concurrency, connect, ray_space, searcher, trial_resources
 from launch.sweep_records import (
@@ -76,8 +77,8 @@ def run_trial(config: dict, base: Cell, settings: RunSettings, parent_run_id: Op
     from bench.track import Tracker
     from bench.train import Diverged, EpochEnded, MLflowObserver, Observer, TrainContext, TrainOptions, run_pack
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    torch.set_num_threads(settings.threads or allocated_cpus())  # Ray's OMP_NUM_THREADS: the trial's CPUs
+    write_under(settings.results_root)  # a Ray worker process: links planted in the results are never followed
     trial_id = tune.get_context().get_trial_id()
     directory = sweep_dir(settings.results_root, base.grid, base.cell_id) / TRIALS / trial_id
     record = read_record(directory)

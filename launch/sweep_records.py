@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from bench.files import MLFLOW_RUN, cell_dir, read_json
+from bench.files import MLFLOW_RUN, cell_dir, own_file, read_json
 from bench.grid import Cell, Grid, GridError, short_value
 from bench.record import read_record
 
@@ -117,7 +117,7 @@ def read_trials(directory: Path, epochs: int) -> list[dict]:
 
 def run_id_of(folder: Path) -> Optional[str]:
     path = folder / MLFLOW_RUN
-    return path.read_text().strip() if path.is_file() else None
+    return path.read_text().strip() if own_file(path) else None
 
 
 def best_trial(trials: list[dict]) -> Optional[dict]:

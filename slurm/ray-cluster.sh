@@ -6,9 +6,12 @@
 # worker. Each node is given exactly the CPUs and GPUs Slurm allocated (--num-cpus / --num-gpus): Ray would
 # otherwise count the whole machine, and trials would oversubscribe a node shared with other jobs.
 #
-# Ports: the head listens on RAY_PORT (default: 10000 + 1000 x (job id mod 50)) and every other port Ray opens on a
-# node is in the band of 1000 above it, so two allocations sharing a node do not collide. Set RAY_PORT to choose.
-# (Ray's client server, port 10001, starts only where the ray[client] extra is installed; it is not needed here.)
+# Ports: the head listens on RAY_PORT (default: 10000 + 1000 x (job id mod 22)) and every other port Ray opens on a
+# node, its client server's included, is in the band of 1000 above it: two allocations sharing a node do not collide,
+# and the band stays under Linux's ephemeral range (32768-60999 by default, where outgoing connections take their
+# ports). A band whose head port already answers is skipped for the next one. Set RAY_PORT to choose.
+# Address: the head's address on the cluster network (slurm/node-address.sh; REPROGBENCH_NODE_ADDRESS overrides).
+# Every srun step is given the allocation's CPUs (SRUN_CPUS_PER_TASK: srun stopped inheriting them in Slurm 22.05).
 # The head keeps its files in a folder of this job's (not /tmp/ray), so it never becomes the cluster that another
 # user's plain `ray.init()` on the same node would join.
 #
@@ -18,14 +21,31 @@ ray=("$py" -m ray.scripts.scripts)
 
 mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 head=${nodes[0]}
-head_ip=$(srun --overlap --nodes=1 --ntasks=1 -w "$head" hostname -I | awk '{print $1}')
-port=${RAY_PORT:-$((10000 + 1000 * (SLURM_JOB_ID % 50)))}
+[[ -n ${SLURM_CPUS_PER_TASK:-} ]] && export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
+here=$(dirname "${BASH_SOURCE[0]}")
+head_ip=$(srun --overlap --nodes=1 --ntasks=1 -w "$head" bash "$here/node-address.sh") || exit 2
+port_free() { ! timeout 2 bash -c ": </dev/tcp/$head_ip/$1" 2>/dev/null; }
+if [[ -n ${RAY_PORT:-} ]]; then
+    port=$RAY_PORT
+    port_free "$port" || { echo "reprogbench: RAY_PORT $port is already in use on $head; choose another" >&2; exit 2; }
+else
+    for ((band = 0; band < 22; band++)); do
+        port=$((10000 + 1000 * ((SLURM_JOB_ID + band) % 22)))
+        port_free "$port" && break
+    done
+fi
 cpus=${SLURM_CPUS_PER_TASK:-${SLURM_CPUS_ON_NODE:-$(nproc)}}
 gpus=${SLURM_GPUS_ON_NODE:-0}
 node_ports=(--node-manager-port=$((port + 1)) --object-manager-port=$((port + 2))
             --dashboard-agent-grpc-port=$((port + 3)) --dashboard-agent-listen-port=$((port + 4))
             --metrics-export-port=$((port + 5)) --runtime-env-agent-port=$((port + 6))
             --min-worker-port=$((port + 100)) --max-worker-port=$((port + 999)))
+# Ray's client server (only where ray[client] is installed; `ray start` refuses the flag otherwise) gets a port of
+# the band, not its default 10001, which can be another band's node manager
+head_ports=()
+if "$py" -c "import sys, ray._private.utils as u; sys.exit(u.get_ray_client_dependency_error() is not None)" 2>/dev/null; then
+    head_ports=(--ray-client-server-port=$((port + 7)))
+fi
 common=(--num-cpus="$cpus" --num-gpus="$gpus" --disable-usage-stats --block "${node_ports[@]}")
 export RAY_ADDRESS="$head_ip:$port"
 # a token of this job's own for every Ray process it starts and for the driver: nobody else on a shared node can
@@ -37,7 +57,7 @@ export REPROGBENCH_RAY_NODES=${#nodes[@]}  # the driver waits for every node bef
 
 echo "reprogbench: Ray head on $head ($RAY_ADDRESS), ${#nodes[@]} node(s), $cpus CPU(s) and $gpus GPU(s) each"
 srun --overlap --nodes=1 --ntasks=1 -w "$head" "${ray[@]}" start --head --node-ip-address="$head_ip" --port="$port" \
-    --include-dashboard=false --temp-dir="${RAY_TMPDIR:-/tmp}/ray-$SLURM_JOB_ID" "${common[@]}" &
+    --include-dashboard=false "${head_ports[@]}" --temp-dir="${RAY_TMPDIR:-/tmp}/ray-$SLURM_JOB_ID" "${common[@]}" &
 head_pid=$!
 # the head is up once its port answers (`ray status` would retry for minutes against a head that died)
 until timeout 2 bash -c ": </dev/tcp/$head_ip/$port" 2>/dev/null; do

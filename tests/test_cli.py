@@ -20,7 +20,8 @@ def test_prepare_synthetic_dataset_needs_nothing(tmp_path, capsys):
 def test_every_subcommand_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"run", "ls", "cell", "status", "prepare", "bench", "report", "ui", "sweep", "sync"}
+    assert set(sub.choices) == {"run", "ls", "cell", "status", "prepare", "bench", "report", "ui", "sweep", "sync",
+                                "export"}
     for name, sp in sub.choices.items():
         assert sp.format_help().strip(), name
 

@@ -28,8 +28,14 @@ def build(name: str, seed: int = 0, num_source: int = NUM_SOURCE, num_target: in
     return LABEL_MAPS.get(name)(num_source, num_target, seed, per_class(name))
 
 
-def counts(seed: int = 0, num_source: int = NUM_SOURCE, num_target: int = NUM_TARGET) -> torch.Tensor:
-    return torch.randint(0, 100, (num_source, num_target), generator=torch.Generator().manual_seed(seed))
+def counts(seed: int = 0, num_source: int = NUM_SOURCE, num_target: int = NUM_TARGET, label_map=None) -> torch.Tensor:
+    """What the trainer fits `label_map` to: argmax counts, or the sum of the mapping's own `batch_statistic`
+    over random source outputs (BAR's top-30 probabilities)."""
+    g = torch.Generator().manual_seed(seed)
+    if hasattr(label_map, "batch_statistic"):
+        outputs, labels = torch.randn(50, num_source, generator=g), torch.randint(0, num_target, (50,), generator=g)
+        return label_map.batch_statistic(outputs, labels, num_target)
+    return torch.randint(0, 100, (num_source, num_target), generator=g)
 
 
 def text_head(num_source: int = NUM_SOURCE, num_target: int = NUM_TARGET) -> torch.nn.Linear:
@@ -43,7 +49,8 @@ def prepared(name: str, seed: int = 0, **sizes):
     a text head gets one (as ar's build does; its "source logits" are then the image embedding)."""
     label_map = build(name, seed, **sizes)
     if isinstance(label_map, FittedLabelMap):
-        label_map.fit(counts(seed, sizes.get("num_source", NUM_SOURCE), sizes.get("num_target", NUM_TARGET)))
+        label_map.fit(counts(seed, sizes.get("num_source", NUM_SOURCE), sizes.get("num_target", NUM_TARGET),
+                             label_map))
     if isinstance(label_map, TextLabelMap):
         label_map.use_text_head(text_head(sizes.get("num_source", NUM_SOURCE), sizes.get("num_target", NUM_TARGET)))
     return label_map
@@ -97,9 +104,9 @@ def test_is_a_fitted_map_exactly_when_it_declares_a_schedule_and_refits_on_it(na
         return
     assert [label_map.refits(e) for e in range(3)] == [fitted.due(e) for e in range(3)]
     assert list(label_map.parameters()) == []  # fitted, not trained: nothing for the optimiser
-    label_map.fit(counts(1))
+    label_map.fit(counts(1, label_map=label_map))
     again = build(name, seed=7)
-    again.fit(counts(1))
+    again.fit(counts(1, label_map=again))
     logits = torch.randn(3, NUM_SOURCE)
     torch.testing.assert_close(label_map(logits), again(logits))  # the fit depends on the counts alone
 

@@ -72,6 +72,19 @@ HOSTILE = {
     "non_string_key": (yaml.safe_dump({**VALID, "hparams": {1: [2, 3]}}), "is not a name"),
     "typo_expansion": (yaml.safe_dump({**VALID, "seeds": list(range(3000)), "hparams": {"lr": [1e-3] * 10}}),
                        "over the limit of 10,000"),
+    # issue 19.6: each of these loaded, then failed later, wrote into the suite's own files, or ran something else
+    "store_name": (yaml.safe_dump({**VALID, "name": "mlflow.db"}), "uses for its own files"),
+    "store_lock_name": (yaml.safe_dump({**VALID, "name": "mlflow.db.lock"}), "uses for its own files"),
+    "artifacts_name": (yaml.safe_dump({**VALID, "name": "mlartifacts"}), "uses for its own files"),
+    "long_name": (yaml.safe_dump({**VALID, "name": "a" * 300}), "300 characters, over 100"),
+    "no_train_split": (yaml.safe_dump({**VALID, "split": {"val_fraction": 0.6, "test_fraction": 0.4}}),
+                       "must leave a training split"),
+    "duplicate_key": (yaml.safe_dump(VALID).replace("epochs: 2", "epochs: 2\n  epochs: 5000"),
+                      "key 'epochs' appears twice"),
+    "bool_lr": (yaml.safe_dump({**VALID, "hparams": {"lr": True}}), "hparams.lr: a boolean where a number"),
+    "bool_epochs": (yaml.safe_dump({**VALID, "hparams": {"epochs": True}}), "hparams.epochs:"),
+    "bool_lam": (yaml.safe_dump({**VALID, "methods": [{"name": "ar", "lam": True}]}), "lam: a boolean where"),
+    "joint_repeat": (yaml.safe_dump({**VALID, "tasks": ["digits_01+squares+digits_01"]}), "repeats digits_01"),
 }
 
 
@@ -83,6 +96,13 @@ def test_a_hostile_grid_is_one_clean_error_line(tmp_path, capsys, case):
     assert expected in line and str(path) in line
     assert not (tmp_path / "results").exists()  # nothing written
     assert "\x1b" not in line and len(line) < 2000
+
+
+def test_a_huge_sparse_file_is_refused_without_being_read(tmp_path, capsys):
+    path = tmp_path / "sparse.yaml"
+    with open(path, "wb") as f:
+        f.truncate(256 << 20)  # 256 MiB of holes: read whole, it would cost the memory the cap is there to save
+    assert "the file is over 1024 KiB" in cli_error(capsys, "ls", path)
 
 
 def test_the_cell_limit_is_stated_and_max_cells_lifts_it(tmp_path, capsys):

@@ -195,7 +195,7 @@ def test_the_pictures_are_png_images_and_the_html_page_shows_them_with_the_table
         image = matplotlib.image.imread(out / name)
         assert image.shape[0] > 200 and image.shape[1] > 300 and image.std() > 0.01  # drawn, not blank
         assert f'<img src="{name}"' in page and f"]({name})" in markdown
-    assert page.count("<table>") == 5  # thesis 3.1, its footnotes, efficiency, time to accuracy, originals
+    assert page.count("<table>") == 6  # thesis, footnotes, efficiency + ratios, time, originals
     for title in ("Thesis Table 3.1", "Efficiency against from-scratch: new task mnist_01",
                   "Time to the from-scratch accuracy", "Original models"):
         assert title in page and title in markdown
@@ -248,7 +248,7 @@ def test_a_real_mlflow_server_shows_the_runs_their_launch_parents_and_the_report
         for run_id, t in cells.items():
             figure = {"pretrain": "89.4", "ar": "43.83"}.get(t["method"])
             assert params[run_id].get("thesis.test_acc") == figure  # the thesis figure where it reports one
-            assert by_id[run_id]["info"]["run_name"].startswith(t["method"])
+            assert t["method"] in by_id[run_id]["info"]["run_name"]  # led by the task (bench.track_names)
         common = set.intersection(*metrics.values())  # the same names across methods: comparable in the UI
         assert {"test_acc", "best_val_acc", "val_acc", "train_acc", "total_s", "energy_j", "train_images",
                 "trainable_params"} <= common
@@ -302,7 +302,8 @@ def test_an_empty_results_folder_gives_the_thesis_table_with_every_cell_missing(
     assert not list(out.glob("accuracy_vs_compute_*.png"))  # nothing finished: nothing to place
     assert [p.name for p in results.iterdir()] == ["thesis_table_5_1_pytorch"]  # no MLflow store created
     printed = capsys.readouterr().out
-    assert "14 cells: 0 done, 0 failed, 14 pending (missing)" in printed and "NASNetMobile" in printed
+    assert "14 cells: 0 done, 0 failed, 14 pending (missing)" in printed  # the terminal: a compact summary
+    assert f"report: {out / 'report.html'}" in printed and "NASNetMobile" in (out / "report.md").read_text()
 
 
 def test_the_keras_table_has_each_backbone_as_published_and_with_its_own_preprocessing(tmp_path):
@@ -317,7 +318,8 @@ def test_the_keras_table_has_each_backbone_as_published_and_with_its_own_preproc
 
 @pytest.mark.parametrize("args, needle", [
     (["report", "no_such_grid"], "no such grid file, and not a shipped grid"),
-    (["report", "demo", "--format", "md,pdf"], "unknown format 'pdf'; give a comma-separated list of md, html, csv"),
+    (["report", "demo", "--format", "md,pdf"],
+     "unknown format 'pdf'; give a comma-separated list of md, html, csv, parquet"),
     (["report", "demo", "--carbon-intensity", "-5"], "is negative"),
     (["report", "demo", "--tracking-uri", "sqlite:////nonexistent/mlflow.db"], "no such file"),
     (["ui", "demo"], "no MLflow store at"),

@@ -47,6 +47,10 @@ hparams: {epochs: 2, batch_size: 64}
 """
 
 
+def without_clock(history):  # time, and energy (measured over that time), differ between runs
+    return [{k: v for k, v in row.model_dump().items() if k not in ("elapsed_s", "energy_j")} for row in history]
+
+
 def test_a_grid_runs_as_job_arrays_and_a_rerun_submits_nothing(slurm_cluster, tmp_path):
     grid_path = write(tmp_path, "slurm_small", SMALL)
     results = tmp_path / "results"
@@ -126,14 +130,12 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     assert log.count("attempt") >= 2 and "requeueing" in log  # one log across both attempts (open-mode append)
     assert len(read_json(directory / SLURM_RECORD)["starts"]) == 2
 
-    # the same cell, uninterrupted, in this process: identical metrics and history
+    # the same cell, uninterrupted, in this process with the job's torch threads (a different thread count sums
+    # in a different order, so floats differ): identical metrics and history
     alone = tmp_path / "alone"
-    outcome = execute_cell(cell, RunSettings(alone, None, None))
+    outcome = execute_cell(cell, RunSettings(alone, None, None, threads=record.environment.torch_threads))
     assert outcome.status == "done"
     assert record.metrics == outcome.record.metrics
-    def without_clock(history):  # time, and energy (measured over that time), differ between runs
-        return [{k: v for k, v in row.model_dump().items() if k not in ("elapsed_s", "energy_j")} for row in history]
-
     assert without_clock(record.history) == without_clock(outcome.record.history)
 
     # the MLflow run went on: one run for the cell, the id kept across the requeue
@@ -166,6 +168,55 @@ def test_a_two_task_cell_runs_ddp_across_two_slurm_tasks(slurm_cluster, tmp_path
     assert record.status == "done" and record.environment.world_size == 2
     log = Path(read_json(cell_dir(results, "slurm_ddp", cell.cell_id) / SLURM_RECORD)["stdout"])
     assert "2 task(s)" in log.read_text()
+
+    # the plain sbatch template with 2 tasks trains the same cell as one group of 2 ranks, not 2 copies of it
+    template = tmp_path / "template"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    submit = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "--array=0-0", "--ntasks-per-node=2", "--gpus-per-node=0",
+         "--cpus-per-task=1", "--mem=2G", "--time=10", f"--output={tmp_path}/template-%A_%a.out",
+         str(REPO / "slurm/templates/cells.sbatch"), str(grid_path), "1", "--results", str(template), "--no-tracking"],
+        capture_output=True, text=True, env=env, timeout=600)
+    (log,) = tmp_path.glob("template-*.out")
+    assert submit.returncode == 0, submit.stderr + log.read_text()
+    alone = read_record(cell_dir(template, "slurm_ddp", cell.cell_id))
+    assert alone.status == "done" and alone.environment.world_size == 2
+    assert log.read_text().count("epoch 1/") == 1  # one rank prints: not two copies of the cell
+    assert (alone.environment.torch_threads, record.environment.torch_threads) == (1, 1)  # --cpus-per-task=1
+    assert alone.metrics == record.metrics and without_clock(alone.history) == without_clock(record.history)
+
+
+TWO_ORIGINALS = """
+name: slurm_deps
+originals:
+  - {backbone: test_tinycnn, trained_on: digits, hparams: {epochs: 1}}
+  - {backbone: test_tinycnn, trained_on: squares, hparams: {epochs: 1}}
+tasks: [digits]
+methods: [{name: ar, mask: ones}, {name: scratch}]
+hparams: {epochs: 1, batch_size: 64}
+"""
+
+
+def test_a_cell_waits_only_for_the_pretrain_task_it_needs(slurm_cluster, tmp_path):
+    grid_path = write(tmp_path, "slurm_deps", TWO_ORIGINALS)
+    profile = tmp_path / "held.yaml"  # held: nothing runs, the queue is read and the jobs cancelled
+    profile.write_text("partition: local\ntime: 10\ncpus_per_task: 1\nmem_gb: 1\nsbatch: {hold: true}\n")
+    results = tmp_path / "results"
+    run = cli("run", grid_path, "--launcher", "slurm", "--profile", profile, "--results", results, "--no-tracking")
+    try:
+        assert run.returncode == 0, run.stderr
+        grid = load_grid(grid_path)
+        job = {c.cell_id: read_json(cell_dir(results, grid.name, c.cell_id) / SLURM_RECORD)["job_id"]
+               for c in grid.cells}
+        for cell in grid.cells:
+            shown = subprocess.run(["scontrol", "show", "job", job[cell.cell_id]], capture_output=True, text=True,
+                                   check=True).stdout
+            dependency = shown.split("Dependency=", 1)[1].split()[0]
+            expected = ",".join(f"afterany:{job[d]}" for d in cell.depends_on) or "(null)"
+            assert dependency.replace("(unfulfilled)", "") == expected, (cell.name, shown)
+        assert sum(bool(c.depends_on) for c in grid.cells) == 2  # the two ar cells, one per original
+    finally:
+        subprocess.run(["scancel", *{j.split("_")[0] for j in job.values()}] if "job" in locals() else ["true"])
 
 
 @pytest.mark.parametrize("profile, needle", [
@@ -204,3 +255,5 @@ def test_the_plain_sbatch_template_runs_one_cell_per_array_task(slurm_cluster, t
     assert statuses == ["done", "done", "failed"], submit.stderr  # the sgd lr=1e12 cell diverges
     logs = sorted(tmp_path.glob("slurm-*.out"))
     assert len(logs) == len(wave1) and all("reprogbench: task" in p.read_text() for p in logs)
+    # the job asked for 1 CPU per task: torch ran 1 thread, whatever the node has
+    assert {r.environment.torch_threads for r in records.values() if r and r.environment} == {1}

@@ -6,9 +6,9 @@ value expands as a cartesian product; keys joined by commas zip their values, as
 
 One job per module: `schema` (what a grid file may say), `cells` (Cell, Grid, cell_id, names), `combinations`
 (lists -> combinations), `validation`, `originals` and `expansion` (the file -> cells, the same on every machine),
-`overrides` and `search_space` (a cell with parameters replaced, what a sweep samples), `filters` (`--filter`),
-`availability` (what this machine has on disk: fallbacks, optional originals), `guard` and `load` (reading a file
-safely, one-line errors). Callers import from here.
+`edits` (command-line `key.path=value` overrides of the file), `overrides` and `search_space` (a cell with
+parameters replaced, what a sweep samples), `filters` (`--filter`), `availability` (what this machine has on disk:
+fallbacks, optional originals), `guard` and `load` (reading a file safely, one-line errors). Callers import from here.
 """
 import importlib
 
@@ -16,14 +16,15 @@ import importlib
 # torch, which expansion pulls in through the method registry
 _OWNERS = {
     "Cell": "bench.grid.cells",
+    "apply_overrides": "bench.grid.edits",
     "FILTER_KEYS": "bench.grid.filters",
-    "GRIDS_DIR": "bench.grid.load",
+    "GRIDS_DIR": "bench.grid.shipped",
     "Grid": "bench.grid.cells",
     "GridError": "bench.grid.errors",
     "GridFile": "bench.grid.schema",
     "HParams": "bench.grid.schema",
     "IMAGENET": "bench.grid.schema",
-    "MAX_CELLS": "bench.grid.guard",
+    "MAX_CELLS": "bench.grid.limits",
     "OriginalSpec": "bench.grid.schema",
     "Space": "bench.grid.search_space",
     "SplitSpec": "bench.grid.schema",

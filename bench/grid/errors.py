@@ -2,10 +2,12 @@
 keys that are names."""
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 
 
 class GridError(ValueError):
@@ -30,7 +32,34 @@ def one_line(exc: ValidationError, model: type[BaseModel], where: str, also_allo
         return f"{key}: unknown key; allowed: {allowed}"
     if err["type"] == "missing":
         return f"{key}: required key is missing"
-    return f"{key}: {err['msg']} (got {err.get('input')!r})"
+    return f"{key}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
+
+
+def _numeric(annotation: Any) -> bool:
+    """int or float (optionally inside Optional/Annotated/Union), and not a field that may be a boolean."""
+    seen, stack = set(), [annotation]
+    while stack:
+        item = stack.pop()
+        if item is bool:
+            return False
+        if item in (int, float):
+            seen.add(item)
+        stack.extend(typing.get_args(item) if typing.get_origin(item) in (typing.Union, types.UnionType,
+                                                                            typing.Annotated) else ())
+    return bool(seen)
+
+
+class NumbersNotBools(BaseModel):
+    """The base of every model a grid's values go into: YAML's `true` where a number is expected is a typo, which
+    pydantic's lax mode would take as 1 (`lr: true` training at lr 1.0). Strict types throughout would refuse
+    `lr: 1e-3` too, which PyYAML reads as a string."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError("a boolean where a number is expected")
+        return value
 
 
 def check_known(kind: str, name: str, known: list[str], where: str) -> None:

@@ -18,12 +18,16 @@ from typing import Any
 import yaml
 
 from bench.grid.combinations import expansion_size
+from bench.grid.limits import MAX_CELLS  # noqa: F401 - where the checks below (and their callers) read it
 
 MAX_GRID_BYTES = 1 << 20  # a grid is a few hundred bytes; a megabyte is no grid
 MAX_NODES = 100_000  # values in the document once its aliases are expanded
 MAX_DEPTH = 64  # nesting of mappings and lists
-MAX_CELLS = 10_000  # `--max-cells N` raises it
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_NAME = 100  # a folder, an MLflow experiment and a Slurm job name; with the suffixes the suite adds, below 255
+# what the suite keeps beside the grids' folders in a results root (the sqlite store, its lock and journals,
+# MLflow's artifacts): a grid named so would write into them
+RESERVED = re.compile(r"^(mlflow\.db.*|mlartifacts|mlruns)$", re.IGNORECASE)
 
 
 class GuardError(ValueError):
@@ -74,10 +78,25 @@ def count_nodes(root: yaml.Node) -> int:
             raise GuardError("a YAML alias refers to a node that contains it (a recursive document)")
         if depth > MAX_DEPTH:
             raise GuardError(f"nested deeper than {MAX_DEPTH} levels")
+        check_unique_keys(node)
         active.add(key)
         stack.append((node, True, depth))
         stack.extend((child, False, depth + 1) for child in _children(node) if id(child) not in sizes)
     return sizes[id(root)]
+
+
+def check_unique_keys(node: yaml.Node) -> None:
+    """A key given twice in one mapping is a GuardError: PyYAML keeps the last silently (`epochs: 2` then
+    `epochs: 5000` would run 5,000)."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+            if key.value in seen:
+                raise GuardError(f"line {key.start_mark.line + 1}: key {key.value!r} appears twice in one mapping; "
+                                 "YAML would keep only the last, so give it once")
+            seen.add(key.value)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -93,6 +112,12 @@ def check_name(name: str, where: str = "name") -> None:
     if not isinstance(name, str) or not NAME.match(name) or set(name) == {"."}:
         raise GuardError(f"{where}: {name!r} cannot name a results folder; use letters, digits, _ . - "
                          "(not '.' or '..', no / \\ or control characters)")
+    if len(name) > MAX_NAME:
+        raise GuardError(f"{where}: {len(name)} characters, over {MAX_NAME}; the name becomes a folder, an MLflow "
+                         "experiment and a Slurm job name, so give a shorter one")
+    if RESERVED.match(name):
+        raise GuardError(f"{where}: {name!r} is a name the suite uses for its own files in the results folder "
+                         "(mlflow.db*, mlartifacts, mlruns); give the grid another name")
 
 
 def cell_bound(originals: int, tasks: int, methods: list[Mapping[str, Any]], hparams: Mapping[str, Any],

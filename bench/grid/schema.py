@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import ConfigDict, Field, StrictInt, model_validator
+
+from bench.grid.errors import NumbersNotBools
 
 IMAGENET = "imagenet"
 
@@ -11,7 +13,7 @@ IMAGENET = "imagenet"
 Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 
-class _Strict(BaseModel):
+class _Strict(NumbersNotBools):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -29,6 +31,13 @@ class SplitSpec(_Strict):
     val_fraction: float = Field(default=0.1, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)  # only for datasets without a test split
     max_train: Optional[StrictInt] = Field(default=None, ge=1)  # stratified subsample of train, for small runs
+
+    @model_validator(mode="after")
+    def _leaves_a_train_split(self):
+        if self.val_fraction + self.test_fraction >= 1:  # refused here, not when every cell starts
+            raise ValueError(f"val_fraction + test_fraction is {self.val_fraction + self.test_fraction:g}; they "
+                             "must leave a training split (sum below 1)")
+        return self
 
 
 class OriginalSpec(_Strict):

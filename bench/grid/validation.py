@@ -34,6 +34,10 @@ def _check_references(grid: GridFile) -> None:
         if not known_task(task):  # a dataset, or a joint task `a+b` of datasets (bench.data.joint)
             for part in task.split("+"):
                 check_known("dataset", part, list_datasets(), f"tasks[{i}]")
+        parts = task.split("+")
+        repeated = sorted({p for p in parts if parts.count(p) > 1})
+        if repeated:  # its classes would be two copies of one set, and its per-part figures one
+            raise GridError(f"tasks[{i}]: joint task {task!r} repeats {', '.join(repeated)}; each part once")
     for i, orig in enumerate(grid.originals):
         for task in orig.tasks or []:
             if task not in grid.tasks:

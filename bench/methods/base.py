@@ -11,16 +11,17 @@ from typing import ClassVar, Optional
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import ConfigDict, model_serializer
 from torch import nn
 
 from bench.data import DatasetInfo
 from bench.data.joint import TaskParts
+from bench.grid.errors import NumbersNotBools
 from bench.models import Backbone, BackboneInfo
 from bench.registry import Registry
 
 
-class MethodParams(BaseModel):
+class MethodParams(NumbersNotBools):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # parameters added after cells were run: left out of the spec while at their default, so those cells keep
     # their cell_id (and their finished results)
@@ -100,7 +101,8 @@ class MethodModel(nn.Module):
     def start_epoch(self, epoch: int, source_counts: Callable[[], torch.Tensor]) -> None:
         """Called by the trainer before each epoch (epoch 0: before the first step; on resume, the epoch it
         resumes at). `source_counts()` runs the frozen source model on the train split with the current input
-        function, under no_grad, and returns the (num_source, num_target) matrix of argmax counts; a fitted label
+        function, under no_grad, and returns the statistic the mapping fits to (the (num_source, num_target) matrix of
+        argmax counts, or the mapping's own `batch_statistic` summed: BAR's); a fitted label
         mapping (FLM, ILM) calls it. Default: nothing."""
 
     def step_outputs(self, pack: nn.Module, batches: list[torch.Tensor], step: Step) -> list[torch.Tensor]:

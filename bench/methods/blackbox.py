@@ -7,9 +7,10 @@ loss with respect to W by BAR's one-sided random-direction estimator
     g = (d / q) * sum_j [(f(W + β u_j) - f(W)) / β] u_j,   u_j uniform on the unit sphere,
 
 over the d pixels the program can change (q + 1 queries of the batch per step), and the optimizer takes that as
-W's gradient. The label mapping is BAR's frequency multi-label mapping by default: m source classes per new class,
-their (log-)probabilities averaged. Every image sent through the black box counts as one query (training steps,
-fitting the mapping, validation and test); the record states the total.
+W's gradient. The label mapping is BAR's own by default (`label_map: bar`, `bench.methods.bar_mapping`): m = 6
+source labels per new class where they fit, ranked by mean top-30 probability, their probabilities averaged.
+Every image sent through the black box counts as one query (training steps, fitting the mapping, validation and
+test); the record states the total.
 
 The published code of this method used true gradients through the model; this one cannot (tested: a backbone
 that fails under autograd trains it).
@@ -29,12 +30,12 @@ from bench.methods.inputs import fit
 from bench.methods.label_maps import reads_embedding, takes_labels_per_class
 from bench.models import Backbone, BackboneInfo
 
-MAX_LABELS_PER_CLASS = 10
+MAX_LABELS_PER_CLASS = 6  # BAR's m
 
 
 class BlackBoxParams(ARParams):
-    label_map: LabelMapName = "multi_label"
-    # None: as many source classes per new class as fit without overlap, at most 10
+    label_map: LabelMapName = "bar"
+    # None: as many source classes per new class as fit without overlap, at most BAR's 6
     labels_per_class: Optional[int] = Field(default=None, ge=1)  # type: ignore[assignment]
     q: int = Field(default=5, ge=1)  # random directions per step
     beta: float = Field(default=0.01, gt=0)  # smoothing: the step along each direction
@@ -71,7 +72,10 @@ class BlackBoxReprogrammed(Reprogrammed):
         return n
 
     def step_outputs(self, pack, batches: list[torch.Tensor], step: Step) -> list[torch.Tensor]:
-        """No autograd through the model: W.grad is set by the estimate (blackbox cells never pack: one batch)."""
+        """No autograd through the model: W.grad is set by the estimate (blackbox cells never pack: one batch).
+
+        The trainer's precision (bf16 autocast on CUDA) is entered and then switched off for the queries by
+        `zeroth_order_step` itself: the estimate's precision is the estimator's to decide, not the trainer's."""
         [x01] = batches
         with step.autocast():
             return [self.zeroth_order_step(x01, step.loss_of(0, self.restrict), step.generator(0))]
@@ -90,10 +94,19 @@ class BlackBoxReprogrammed(Reprogrammed):
         """Set `program.W.grad` to BAR's estimate of d loss / d W; -> the new-task logits at the current W.
 
         `loss_of(logits)` is the batch's loss (the trainer's: averaged over the global batch), a scalar.
+
+        Every query runs in fp32 whatever autocast surrounds the call: with β = 0.01 a perturbation moves a pixel by
+        ~1e-4, below bf16's spacing (2e-3 to 8e-3 for normalised pixels), so under bf16 f(W + βu) rounds to f(W)
+        and the estimate is rounding noise (issue 18.1; `test_blackbox_estimate_is_fp32_under_bf16_autocast`).
         """
+        x = fit(x01, self.backbone.info.channels, self.program.input_size).float()
+        with torch.autocast(x.device.type, enabled=False):
+            return self._estimate(x, loss_of, generator)
+
+    def _estimate(self, x: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
+                  generator: torch.Generator) -> torch.Tensor:
         W, M = self.program.W, self.program.M
         d = int(M.bool().sum())
-        x = fit(x01, self.backbone.info.channels, self.program.input_size)
         with torch.no_grad():
             hidden = self.frozen(self.program(x))
         logits = self.decode(hidden)  # with a graph from the black box's output on: a learned mapping trains

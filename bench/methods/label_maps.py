@@ -6,7 +6,8 @@
 | `random` | a seeded random injective choice of source logit | never |
 | `frequency` | FLM: the source class most often predicted for class j (one-to-one, greedy) | before training |
 | `iterative` | ILM (Chen et al., ILM-VP 2023): FLM recomputed with the current program | every epoch |
-| `multi_label` | the mean of m source logits, chosen by frequency (Tsai et al. 2020, BAR) | before training |
+| `multi_label` | the mean of m source logits, chosen by argmax frequency (greedy, as FLM) | before training |
+| `bar` | log of the mean of m source probabilities, ranked by mean top-30 probability (BAR) | before training |
 | `learned` | a trained linear layer over all source logits (AutoVP's FullyMap) | with the program |
 | `semantic` | its class name's text embedding against the image embedding (CLIP; AutoVP's CLIP output) | never |
 
@@ -52,7 +53,8 @@ class FittedLabelMap(Protocol):
         """Whether it is fitted again at the start of `epoch`."""
 
     def fit(self, counts: torch.Tensor) -> None:
-        """(num_source, num_target) argmax counts of the source model on the new task's train split."""
+        """(num_source, num_target) argmax counts of the source model on the new task's train split, or the sum of
+        the mapping's own `batch_statistic(source_outputs, labels, num_target)` where it has one (`bar`)."""
 
 
 @runtime_checkable

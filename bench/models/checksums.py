@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
+from bench.files import write_text
 from bench.models.backbone import WeightsMissing
 
 PIN_SUFFIX = ".sha256"
@@ -70,4 +71,4 @@ def pin(path: Path) -> None:
     pinned = pin_path(path)
     if Path(path).resolve().parent.name == "blobs" or pinned.is_file():
         return  # a Hugging Face blob is named by its full sha256 already
-    pinned.write_text(f"{sha256_of(path)}  {Path(path).name}\n")
+    write_text(pinned, f"{sha256_of(path)}  {Path(path).name}\n")  # the one writer: a planted link is replaced

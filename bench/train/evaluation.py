@@ -84,22 +84,35 @@ def _figures(rows: list[list[float]], parts: int) -> Evaluated:
     return Evaluated(loss / count, 100.0 * correct / count, part_acc)
 
 
+def argmax_counts(source_outputs: torch.Tensor, labels: torch.Tensor, num_target: int) -> torch.Tensor:
+    """(num_source, num_target) float64 counts of (the source model's argmax, the true class): what FLM / ILM /
+    multi-label fit to."""
+    num_source = source_outputs.shape[1]
+    cell = source_outputs.float().argmax(1) * num_target + labels
+    return torch.bincount(cell, minlength=num_source * num_target).double().view(num_source, num_target)
+
+
 def source_counts(member: MethodModel, data: Split, num_source: int, num_target: int,
                   dist: Distributed) -> torch.Tensor:
-    """(num_source, num_target) counts of (the source model's argmax, the true class) over the train split, with
-    the member's current input function, no gradient: what FLM / ILM fit a mapping to. Summed over ranks."""
+    """The statistic a fitted label mapping fits to, summed over the train split and the ranks, with the member's
+    current input function, no gradient: argmax counts (`argmax_counts`) unless the mapping has a
+    `batch_statistic(source_outputs, labels, num_target)` of its own (BAR's top-30 probabilities)."""
+    tally = getattr(getattr(member, "label_map", None), "batch_statistic", argmax_counts)
     index = data.my_share(dist)
-    counts = torch.zeros(num_source * num_target, device=dist.device, dtype=torch.float64)
+    total = None
     was_training = member.training
     member.eval()
     with torch.no_grad():
         steps = chunks(index, dist.eval_batch)
         for [idx], [x] in zip(steps, data.batches(steps), strict=True):
             with dist.autocast():
-                predicted = member.frozen(member.encode(x)).float().argmax(1)
-            counts += torch.bincount(predicted * num_target + data.labels_of(idx),
-                                     minlength=num_source * num_target).double()
+                outputs = member.frozen(member.encode(x)).float()
+            part = tally(outputs, data.labels_of(idx), num_target)
+            total = part if total is None else total + part
     member.train(was_training)
+    if total is None:  # this rank holds no train images: its zeros still join the sum
+        total = tally(torch.zeros(0, num_source, device=dist.device),
+                      torch.zeros(0, dtype=torch.long, device=dist.device), num_target)
     if dist.world > 1:
-        counts = dist.sum(counts)
-    return counts.view(num_source, num_target)
+        total = dist.sum(total)
+    return total

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import torch
+
 from bench.grid import Cell
 from bench.record import CellRecord
 
@@ -24,6 +26,7 @@ class Started:
     device_type: str
     world_size: int
     resumed_from: int | None  # the epoch it resumes from; None: a fresh start
+    threads_before: int | None = None  # torch threads of the epochs it resumes (None: unknown or a fresh start)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,11 @@ class ConsoleLog(Observer):
     def on_start(self, event: Started) -> None:
         if event.resumed_from:
             self.write(f"  resuming {event.cell.name} from epoch {event.resumed_from}")
+            now = torch.get_num_threads()
+            if event.threads_before is not None and event.threads_before != now:
+                self.write(f"  note: {event.cell.name} trained its first {event.resumed_from} epoch(s) with "
+                           f"{event.threads_before} torch thread(s) and goes on with {now}: its figures will differ "
+                           "in their last digits from an uninterrupted run (the same --workers keeps them equal)")
 
     def on_compiled(self, event: Compiled) -> None:
         self.write(f"  compiled {event.backbone} in {event.seconds:.1f}s")

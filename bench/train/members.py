@@ -56,6 +56,9 @@ class Member:
     best: dict = field(default_factory=lambda: {"epoch": 0, "val_acc": -1.0, "learned": None})
     start_epoch: int = 0
     resumed_from: Optional[int] = None
+    # torch's intra-op threads when its checkpoint was saved (None: a fresh start, or a checkpoint older than the
+    # field): another count sums in another order, so a resumed cell's figures differ in their last digits
+    threads_before: Optional[int] = None
     rng: Optional[torch.Tensor] = None  # the global RNG state its checkpoint saved
     checkpoint_problems: list = field(default_factory=list)  # corrupt checkpoints skipped on resume (one line each)
     counts_queries: bool = False  # its model counts the images it sends through the backbone (black box)

@@ -6,11 +6,13 @@ import resource
 import socket
 import sys
 from datetime import datetime, timezone
+from typing import Optional
 
 import torch
 
 from bench.provenance import git_commit
 from bench.record import PHASES, CellRecord
+from bench.train.batch_norm import trains_batch_norm
 from bench.train.distributed import Distributed
 from bench.train.evaluation import Evaluated
 from bench.train.members import Member
@@ -49,7 +51,8 @@ def done_record(run: PackRun, m: Member, test: Evaluated, started_at: str) -> Ce
         parameters=m.parameters,
         memory=peak_memory(dist),
         split=run.task.split,
-        environment={**environment(dist), "data_path": run.data_path},  # where the images were read from
+        # where the images were read from; how trainable BatchNorm layers computed their statistics
+        environment={**environment(dist), "data_path": run.data_path, "batch_norm": batch_norm_mode(m.model, dist)},
         resumed_from_epoch=m.resumed_from,
         checkpoint_problems=m.checkpoint_problems,  # corrupt checkpoints skipped on resume
         started_at=started_at,
@@ -64,6 +67,13 @@ def peak_memory(dist: Distributed) -> dict:
     if dist.device.type == "cuda":
         memory["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return memory
+
+
+def batch_norm_mode(model, dist: Distributed) -> Optional[str]:
+    """'synced' (statistics over every rank), 'one process', or None when no BatchNorm layer trains."""
+    if not trains_batch_norm(model):
+        return None
+    return "synced" if dist.world > 1 else "one process"
 
 
 def environment(dist: Distributed) -> dict:

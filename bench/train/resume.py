@@ -31,6 +31,7 @@ def resume(member: Member) -> None:
     member.clock = Clock(**ckpt["clock"])
     member.resumed_from = member.start_epoch
     member.rng = ckpt["rng"]
+    member.threads_before = ckpt.get("torch_threads")
 
 
 def save_epoch(member: Member, epoch: int) -> None:
@@ -39,7 +40,7 @@ def save_epoch(member: Member, epoch: int) -> None:
     checkpoint.save(m.directory, {
         "cell_id": m.cell.cell_id, "epoch": epoch + 1, "learned": m.learned.state_dict(),
         "optimizer": m.optimizer.state_dict(), "rng": torch.get_rng_state(), "history": m.history,
-        "best": m.best, "clock": m.clock.state(),
+        "best": m.best, "clock": m.clock.state(), "torch_threads": torch.get_num_threads(),
     })
 
 

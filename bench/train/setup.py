@@ -16,6 +16,7 @@ from bench.energy import EnergyMeter, combine_sources, open_meter
 from bench.grid import Cell
 from bench.methods import METHODS
 from bench.pack import Pack, compute_features, pack_key
+from bench.train.batch_norm import synchronise_batch_norm, trains_batch_norm
 from bench.train.distributed import Distributed
 from bench.train.epoch import compile_warmup
 from bench.train.evaluation import Split
@@ -68,6 +69,8 @@ def set_up(cells: list[Cell], directories: list[Path], context: TrainContext) ->
                      val_fraction=split["val_fraction"], test_fraction=split["test_fraction"],
                      max_train=split["max_train"], image_size=needed_image_size(cells[0]))
     models = build_models(cells, task.info, context.dependency_dirs)  # class names as read from the task's files
+    if dist.world > 1:  # BatchNorm that trains takes its statistics over the whole batch, as with one process
+        models = [synchronise_batch_norm(m, dist.cuda) if trains_batch_norm(m) else m for m in models]
     members = [Member(c, Path(d), m, count_parameters(m)) for c, d, m in zip(cells, directories, models, strict=True)]
     meter = open_meter(dist.device.type, dist.device.index or 0, torch.get_num_threads(), dist.local_rank)
     timer = PackTimer(members, meter, dist.summed_over_ranks())
@@ -110,7 +113,7 @@ def needed_image_size(cell: Cell) -> int:
 def announce(run: PackRun, events: Observers) -> None:
     for m in run.members:
         events.on_start(Started(m.cell, m.directory, len(run.members), run.dist.device.type, run.dist.world,
-                                m.resumed_from))
+                                m.resumed_from, m.threads_before))
 
 
 def load_splits(run: PackRun, compile: bool, events: Observers, data_path: str = "auto") -> None:

@@ -12,7 +12,7 @@ def add(sub) -> None:
     p.add_argument("--quick", action="store_true", help="smaller sets and fewer epochs (a few minutes on 2 CPU "
                    "cores); the ratios keep their meaning")
     p.add_argument("--only", action="append", metavar="NAME", help="run only this measurement; repeatable: "
-                   "frozen, data, linear_probe, pack, ddp, grid, gpu")
+                   "frozen, data, linear_probe, pack, ddp, grid, help, gpu")
     p.add_argument("--output", default="BENCHMARKS.md", help="markdown file the results are appended to "
                    "(default ./BENCHMARKS.md)")
     p.add_argument("--no-append", action="store_true", help="print only")

@@ -10,8 +10,7 @@ HELP = "run one cell by id in the foreground (e.g. under torchrun)"
 
 
 def add(sub) -> None:
-    p = grid_command(sub, "cell", HELP)
-    p.add_argument("cell_id")
+    p = grid_command(sub, "cell", HELP, positionals=("cell_id",))
     add_tracking(p)
     add_trainer_options(p)
     p.set_defaults(func=main)
@@ -21,10 +20,11 @@ def main(args) -> int:
     from bench.files import cell_dir
     from bench.grid import GridError
     from bench.record import cell_status
+    from launch.allocation import export_srun_group
     from launch.interrupts import StopOnSignals, exit_status
     from launch.local import distributed_rank, execute_cell
-    from launch.preflight import check_inputs
 
+    export_srun_group()  # before anything reads RANK: several srun tasks train one cell together
     grid = common.load_grid(args)
     cells = grid.by_id()
     if args.cell_id not in cells:
@@ -33,9 +33,9 @@ def main(args) -> int:
     if cell_status(cell_dir(settings.results_root, grid.name, args.cell_id)) == "done":
         print(f"{args.cell_id}: already done")  # array tasks rerun after a requeue find finished cells here
         return 0
-    check_inputs([cells[args.cell_id]], args.data_root, args.grid)
+    common.check_pending_inputs(args, grid, [cells[args.cell_id]], settings)
     with StopOnSignals():  # under torchrun: torchrun forwards its SIGINT / SIGTERM to every rank as SIGTERM
-        outcome = execute_cell(cells[args.cell_id], settings, log_epochs=True)
+        outcome = execute_cell(cells[args.cell_id], settings, log_epochs=distributed_rank() == 0)
     if outcome.status == "interrupted":
         if distributed_rank() == 0:
             print(f"interrupted: {args.cell_id}: {outcome.message}; rerun the same command to continue",

@@ -7,14 +7,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.grid.guard import MAX_CELLS
+from bench.grid.limits import MAX_CELLS
+from launch.cli.completion import filter_values, grid_names
+
+OVERRIDES_HELP = ("edits of the grid's YAML before it is checked, as Hydra writes them: hparams.epochs=1 "
+                  "'seeds=[0,1]' methods.0.hparams.lr=0.01 (values are YAML; cell ids change as the edited file's "
+                  "would; give them to every command on the same cells)")
 
 
-def grid_command(sub, name: str, help: str, grid_optional: bool = False) -> argparse.ArgumentParser:
-    """A command on one grid: the grid, its results folder, the cell limit and the input folders."""
+def grid_command(sub, name: str, help: str, grid_optional: bool = False,
+                 positionals: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """A command on one grid: the grid (then `positionals`, then the overrides of its YAML), its results folder,
+    the cell limit and the input folders."""
     p = sub.add_parser(name, help=help, description=help)
     p.add_argument("grid", nargs="?" if grid_optional else None,
-                   help="a grid YAML file, or the name of a shipped grid (e.g. demo)")
+                   help="a grid YAML file, or the name of a shipped grid (e.g. demo)").completer = grid_names
+    for positional in positionals:
+        p.add_argument(positional)
+    # main() also takes them from among the options (`run demo --workers 2 seeds=[0,1]`): argparse alone would not
+    p.add_argument("overrides", nargs="*", metavar="KEY.PATH=VALUE", help=OVERRIDES_HELP)
     p.add_argument("--results", help="results folder (default $REPROGBENCH_RESULTS or ./results)")
     add_max_cells(p, ": a larger grid is more often a typo than a plan)")
     add_input_dirs(p)
@@ -38,7 +49,7 @@ FILTER_HELP = ("only matching cells (and their dependencies); KEY: method, task,
 
 
 def add_filter(p: argparse.ArgumentParser, help: str = "as for run") -> None:
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help=help)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help=help).completer = filter_values
 
 
 def add_launcher(p: argparse.ArgumentParser, command: str, help: str) -> None:

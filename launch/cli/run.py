@@ -27,6 +27,9 @@ def add(sub) -> None:
               "in slurm/profiles/", time="time limit per job: minutes or Slurm's D-HH:MM:SS (default 60)",
               nodes="nodes per cell (default 1)", wait="block until every cell is done or failed, with a progress "
               "bar, then print the status table", per_cell=True)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the cells run would start, in waves and packs, and the epochs left to train; start "
+                        "and write nothing (missing inputs are still reported, exit 2)")
     add_tracking(p)
     add_trainer_options(p)
     p.set_defaults(func=main)
@@ -36,9 +39,16 @@ def main(args) -> int:
     from launch.launchers import LaunchJob, for_command
 
     grid, cells = common.load(args)
+    common.check_something_runs(args, grid, cells)
     launcher = for_command("run", args.launcher)
     profile = common.slurm_profile(args) if launcher.takes_profile else None  # checked before anything happens
     settings = common.run_settings(args, pack=args.pack)
+    if args.dry_run:
+        from launch.plan import plan_lines
+
+        print("\n".join(plan_lines(grid, cells, settings, args.launcher, args.workers)))
+        common.check_pending_inputs(args, grid, cells, settings)  # what run would refuse, after the plan
+        return 0
     common.check_pending_inputs(args, grid, cells, settings)
-    return launcher.launch(LaunchJob(grid, cells, settings, args.grid, workers=args.workers, wait=args.wait,
+    return launcher.launch(LaunchJob(grid, cells, settings, common.grid_arg(args), workers=args.workers, wait=args.wait,
                                      profile=profile))

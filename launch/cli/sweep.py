@@ -42,6 +42,7 @@ def main(args) -> int:
     from launch.sweep_records import SweepOptions, check_sweepable
 
     grid, cells = common.load(args)
+    common.check_something_runs(args, grid, cells)
     options = SweepOptions(args.samples, args.scheduler, args.search, args.max_concurrent, args.address,
                            args.cpus_per_trial, args.gpus_per_trial, args.reduction_factor)
     check_sweepable(grid, cells)
@@ -49,5 +50,5 @@ def main(args) -> int:
     profile = common.slurm_profile(args) if launcher.takes_profile else None
     settings = common.run_settings(args, pack=1)
     common.check_pending_inputs(args, grid, cells, settings)
-    return launcher.launch(LaunchJob(grid, cells, settings, args.grid, wait=args.wait, profile=profile,
+    return launcher.launch(LaunchJob(grid, cells, settings, common.grid_arg(args), wait=args.wait, profile=profile,
                                      sweep=options))

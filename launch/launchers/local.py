@@ -42,8 +42,10 @@ def report(job: LaunchJob, summary, seconds: float) -> None:
 
     grid, settings = job.grid, job.settings
     ran = sum(o.status in ("done", "failed", "blocked") for o in summary.outcomes)
-    print(f"{grid.name}: {ran} cell(s) run, {summary.already_done} already done, {len(summary.failed)} failed "
-          f"({seconds:.1f}s)")
+    skipped = sum(o.status == "skipped" for o in summary.outcomes)
+    elsewhere = f", {skipped} skipped (another launch trains them)" if skipped else ""
+    print(f"{grid.name}: {ran} cell(s) run, {summary.already_done} already done, {len(summary.failed)} failed"
+          f"{elsewhere} ({seconds:.1f}s)")
     print(results_table(grid, job.cells, settings.results_root))
     offline = Tracker.offline_reason(settings.tracking_uri) or any(o.tracking_offline for o in summary.outcomes)
     if settings.tracking_uri and not offline:  # offline: said once already, with the `sync` to run
