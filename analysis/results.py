@@ -115,7 +115,7 @@ class Store:
 
     def record_of(self, run, cell: Cell) -> CellRecord:
         """A record rebuilt from a run: the figures the trainer logs as metrics, params and tags."""
-        metrics, tags = run.data.metrics, run.data.tags
+        metrics, tags = final_figures(run.data.metrics), run.data.tags
         history = self.history_of(run.info.run_id, epochs=cell.spec["hparams"]["epochs"])
         vals = [row.val_acc if row.val_acc is not None else -1.0 for row in history]
         best = vals.index(max(vals)) + 1 if vals else 0
@@ -138,12 +138,26 @@ class Store:
         })
 
     def history_of(self, run_id: str, epochs: int) -> list[HistoryRow]:
-        """The run's per-epoch metric histories as history rows, epochs 1..`epochs`."""
+        """The run's per-epoch metric histories as history rows, epochs 1..`epochs` (prefixed names, or the bare
+        ones of a store written before the prefixes)."""
+        from bench.track_names import epoch_name
+
         steps: dict[int, dict] = {}
         for key in HistoryRow.metric_names():
-            for m in self.client.get_metric_history(run_id, key):
+            points = self.client.get_metric_history(run_id, epoch_name(key)) or \
+                self.client.get_metric_history(run_id, key)
+            for m in points:
                 steps.setdefault(m.step, {"epoch": m.step})[key] = m.value
         return [HistoryRow.model_validate(steps[s]) for s in sorted(steps) if 1 <= s <= epochs]
+
+
+def final_figures(metrics: dict) -> dict:
+    """A run's final metrics by their bare names (`test_acc`, `total_s`), whether the store holds them prefixed
+    (`final/test_acc`, `time/total_s`) or, written before the prefixes, bare."""
+    from bench.track_names import metric_of
+
+    names = {k.split("/", 1)[-1] for k in metrics} | {"energy_j"}
+    return {n: metric_of(metrics, n) for n in names if metric_of(metrics, n) is not None}
 
 
 def _int(value) -> Optional[int]:

@@ -259,7 +259,8 @@ class Tracker:
             run_id = run_file.read_text().strip()
             self._safe("resume run", self.client.update_run, run_id, status="RUNNING")
             return run_id
-        found = cell_runs(self, self.experiment_id, cell.cell_id)
+        # a sweep's trial is not the grid's cell of the same cell_id: it always gets a run of its own
+        found = [] if RUN_KIND in tags else cell_runs(self, self.experiment_id, cell.cell_id)
         if found is None:
             return None
         if found:

@@ -15,6 +15,7 @@ from typing import Optional
 
 from bench.files import MLFLOW_RUN, own_file
 from bench.record import CellRecord
+from bench.track_names import epoch_name, final_name, legacy_name
 
 RUN_KIND = "reprogbench.run_kind"  # on runs that are not cells: grid_launch, report, sweep, sweep_trial
 LAUNCH_HOST, LAUNCH_PID = "launch_host", "launch_pid"  # on a launch's parent run: who can tell it died
@@ -38,17 +39,17 @@ def cell_runs(tracker, experiment_id: str, cell_id: str, directory: Optional[Pat
 
 
 def expected_points(record: CellRecord) -> dict[str, list[tuple[int, float]]]:
-    """Every metric point a cell's run must hold: key -> [(step, value)] (epoch rows at step = epoch, a done
-    cell's final figures at step = epochs; a key can have both, e.g. energy_j)."""
+    """Every metric point a cell's run must hold: key (as logged today) -> [(step, value)]: epoch rows at
+    step = epoch, a done cell's final figures at step = epochs."""
     points: dict[str, list[tuple[int, float]]] = {}
     for row in record.history:
         for key, value in row.metrics().items():
-            points.setdefault(key, []).append((row.epoch, float(value)))
+            points.setdefault(epoch_name(key), []).append((row.epoch, float(value)))
     if record.done:
         epochs = record.spec["hparams"]["epochs"]
         for key, value in record.final_metrics().items():
             if value is not None:
-                points.setdefault(key, []).append((epochs, float(value)))
+                points.setdefault(final_name(key), []).append((epochs, float(value)))
     return points
 
 
@@ -57,17 +58,23 @@ def _holds(history, step: int, value: float) -> bool:
 
 
 def missing_metrics(tracker, run_id: str, record: CellRecord) -> Optional[list]:
-    """The points of `expected_points` the run does not hold (as MLflow Metrics, ready to log); None: the store
-    failed, so nothing can be said."""
+    """The points of `expected_points` the run does not hold (as MLflow Metrics, ready to log), a point logged
+    under its legacy bare name counting as held; None: the store failed, so nothing can be said."""
     import time
 
     from mlflow.entities import Metric
 
-    now, missing = int(time.time() * 1000), []
+    run = tracker.call("read run", tracker.client.get_run, run_id)
+    if run is None:
+        return None
+    present, now, missing = set(run.data.metrics), int(time.time() * 1000), []
     for key, steps in expected_points(record).items():
-        history = tracker.call("read metrics", tracker.client.get_metric_history, run_id, key)
-        if history is None:
-            return None
+        history = []
+        for name in {key, legacy_name(key)} & present:  # a key the run has no point of needs no read
+            read = tracker.call("read metrics", tracker.client.get_metric_history, run_id, name)
+            if read is None:
+                return None
+            history += read
         missing += [Metric(key, value, now, step) for step, value in steps if not _holds(history, step, value)]
     return missing
 

@@ -20,7 +20,18 @@ class UiError(RuntimeError):
 
 
 def runs_url(base: str, experiment_id: Optional[str]) -> str:
-    return f"{base.rstrip('/')}/" + (f"#/experiments/{experiment_id}/runs" if experiment_id else "#/experiments")
+    """The experiment's runs as a results table: model-training mode (MLflow 3 otherwise opens on its GenAI
+    pages), only runs with a test accuracy (the cells; a launch's or a report's run has none, so the cells are
+    not folded under their launch), best first."""
+    if not experiment_id:
+        return f"{base.rstrip('/')}/#/experiments"
+    from urllib.parse import quote
+
+    from bench.track_names import RESULTS_FILTER, RESULTS_ORDER_KEY
+
+    query = (f"workflowType=machine_learning&searchFilter={quote(RESULTS_FILTER, safe='')}"
+             f"&orderByKey={quote(RESULTS_ORDER_KEY, safe='')}&orderByAsc=false")
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def mlflow_hint(uri: str, experiment: str, experiment_id: Optional[str]) -> str:

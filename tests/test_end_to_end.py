@@ -122,10 +122,10 @@ def test_mlflow_runs_mirror_the_records(tiny_run):
         assert tags["git_commit"]
         assert run.data.params["hparams.lr"] == str(cell.spec["hparams"]["lr"])
         assert run.data.params["method.name"] == cell.method
-        assert run.data.metrics["test_acc"] == pytest.approx(rec.metrics.test_acc)
-        assert run.data.metrics["energy_j"] == pytest.approx(rec.energy.joules)
+        assert run.data.metrics["final/test_acc"] == pytest.approx(rec.metrics.test_acc)
+        assert run.data.metrics["energy/total_j"] == pytest.approx(rec.energy.joules)
         assert tags["energy_source"] == rec.energy.source and tags["device_type"] == "cpu"
-        val_history = client.get_metric_history(run.info.run_id, "val_acc")
+        val_history = client.get_metric_history(run.info.run_id, "epoch/val_acc")
         assert sorted(m.step for m in val_history) == [row.epoch for row in rec.history]
         assert [m.value for m in sorted(val_history, key=lambda m: m.step)] == \
             pytest.approx([row.val_acc for row in rec.history])

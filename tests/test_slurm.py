@@ -145,7 +145,7 @@ def test_an_interrupted_cell_resumes_from_its_checkpoint_with_the_uninterrupted_
     runs = [r for r in client.search_runs([client.get_experiment_by_name(grid.name).experiment_id])
             if RUN_KIND not in r.data.tags]
     assert [r.info.run_id for r in runs] == [(directory / MLFLOW_RUN).read_text().strip()]
-    assert len(client.get_metric_history(runs[0].info.run_id, "val_acc")) >= 8
+    assert len(client.get_metric_history(runs[0].info.run_id, "epoch/val_acc")) >= 8
 
 
 DDP = """

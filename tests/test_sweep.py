@@ -247,11 +247,11 @@ def test_mlflow_shows_the_sweep_as_a_parent_run_with_its_trials_as_children(asha
     assert [r.info.run_id for r in best] == [summary["best"]["mlflow_run_id"]]
     states = {r.data.tags["trial_id"]: r.data.tags["trial_state"] for r in children}
     assert {states[t["trial_id"]] for t in summary["trials"] if t["state"].startswith("stopped")} == {"stopped early"}
-    assert all("val_acc" in r.data.metrics for r in children)
+    assert all("epoch/val_acc" in r.data.metrics for r in children)
     assert parent.data.metrics["best_val_acc"] == pytest.approx(summary["best"]["val_acc"])
     assert parent.data.metrics["tuned_test_acc"] == pytest.approx(summary["tuned"]["test_acc"])
     tuned = [r for r in runs if r.data.tags.get("tuned_from") == asha_sweep["cell"].cell_id]
-    assert len(tuned) == 1 and tuned[0].data.metrics["test_acc"] == pytest.approx(summary["tuned"]["test_acc"])
+    assert len(tuned) == 1 and tuned[0].data.metrics["final/test_acc"] == pytest.approx(summary["tuned"]["test_acc"])
     assert tuned[0].data.tags["sweep_trial"] == summary["best"]["trial_id"]
 
 

@@ -41,9 +41,9 @@ KILLER = textwrap.dedent("""
 
     def batch(self, run_id, metrics=(), *args, **kwargs):
         keys = {(m.key, m.step) for m in metrics or ()}
-        if window == "before_epoch_2_metrics" and ("val_acc", 2) in keys:
+        if window == "before_epoch_2_metrics" and ("epoch/val_acc", 2) in keys:
             die()
-        if window == "before_final_metrics" and any(key == "test_acc" for key, _ in keys):
+        if window == "before_final_metrics" and any(key == "final/test_acc" for key, _ in keys):
             die()
         return log_batch(self, run_id, metrics, *args, **kwargs)
 
@@ -102,7 +102,8 @@ def test_a_kill_in_any_tracking_window_leaves_one_complete_run_per_cell(tmp_path
     for key, points in expected_points(record).items():  # every epoch and final figure the record has
         held = {(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)}
         assert set(points) <= held, (key, points, held)
-    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_acc")) == [1, 2, 3]  # each once
+    val_acc = client.get_metric_history(run.info.run_id, "epoch/val_acc")
+    assert sorted(m.step for m in val_acc) == [1, 2, 3]  # each epoch once
     assert record.tracking.synced
     launches = [r for r in runs if r.data.tags.get(RUN_KIND) == "grid_launch"]
     assert "RUNNING" not in {r.info.status for r in launches}, [r.info.status for r in launches]

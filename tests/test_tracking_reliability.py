@@ -56,9 +56,9 @@ def assert_each_cell_once_and_complete(base: str, runs: list[dict], grid, result
         record = read_record(cell_dir(results, grid.name, cell_id))
         assert run["info"]["status"] == "FINISHED", (cell_id, run["info"]["status"])
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-        assert metrics["test_acc"] == pytest.approx(record.metrics.test_acc)
-        assert metrics["best_val_acc"] == pytest.approx(record.metrics.val_acc)
-        history = metric_history(base, run["info"]["run_id"], "val_acc")
+        assert metrics["final/test_acc"] == pytest.approx(record.metrics.test_acc)
+        assert metrics["final/best_val_acc"] == pytest.approx(record.metrics.val_acc)
+        history = metric_history(base, run["info"]["run_id"], "epoch/val_acc")
         steps = sorted((m["step"], m["value"]) for m in history)
         assert [step for step, _ in steps] == [row.epoch for row in record.history]  # each epoch once
         assert [v for _, v in steps] == pytest.approx([row.val_acc for row in record.history])
@@ -167,7 +167,7 @@ def test_concurrent_writers_on_a_fresh_sqlite_store_lose_no_run(tmp_path):
         (experiment,) = [e for e in client.search_experiments() if e.name == name]
         runs = [r for r in client.search_runs([experiment.experiment_id]) if RUN_KIND not in r.data.tags]
         assert Counter(r.data.tags["cell_id"] for r in runs) == Counter(c.cell_id for c in expected.cells)
-        assert all(r.info.status == "FINISHED" and "test_acc" in r.data.metrics for r in runs)
+        assert all(r.info.status == "FINISHED" and "final/test_acc" in r.data.metrics for r in runs)
 
 
 def probe_grid(n: int) -> str:

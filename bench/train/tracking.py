@@ -2,7 +2,9 @@
 
 Start: the run (a resumed cell continues its own) with its tags, the spec and the published figure as params.
 Each epoch: the history row as metrics at step = epoch. End: the record says unsynced until the last call went
-through; final metrics at step = epochs, the run FINISHED, then the record marked synced. Failure: FAILED, or
+through; final metrics at step = epochs, result.json and the learning curve as artifacts, the one-line
+description and the task as a dataset input (`bench.track_artifacts`), the run FINISHED, then the record marked
+synced. Failure: FAILED, or
 KILLED when interrupted (the rerun that resumes the cell sets it RUNNING again).
 """
 from __future__ import annotations
@@ -16,6 +18,8 @@ from bench.provenance import git_commit
 from bench.record import CellRecord
 from bench.reference import thesis_params
 from bench.track import Tracker
+from bench.track_artifacts import log_cell_extras
+from bench.track_names import epoch_metrics, final_metrics
 from bench.train.events import Ended, EpochEnded, Failed, Observer, Started
 
 
@@ -36,7 +40,7 @@ class MLflowObserver(Observer):
         self.tracker.log_params(run_id, thesis_params(cell))  # the published figure, beside the spec
 
     def on_epoch(self, event: EpochEnded) -> None:
-        metrics = {k: v for k, v in event.row.items() if k != "epoch"}
+        metrics = epoch_metrics({k: v for k, v in event.row.items() if k != "epoch"})
         self.tracker.log_metrics(self.run_ids.get(event.cell.cell_id), metrics, step=event.epoch)
 
     def annotate(self, record: CellRecord) -> None:
@@ -47,7 +51,10 @@ class MLflowObserver(Observer):
 
     def on_end(self, event: Ended) -> None:
         run_id, record = self.run_ids.get(event.cell.cell_id), event.record
-        self.tracker.log_metrics(run_id, record.final_metrics(), step=event.cell.spec["hparams"]["epochs"])
+        epochs = event.cell.spec["hparams"]["epochs"]
+        self.tracker.log_metrics(run_id, final_metrics(record.final_metrics()), step=epochs)
+        # before FINISHED, so a run shown as finished already has its record, curve, description and dataset
+        log_cell_extras(self.tracker, run_id, event.directory, record)
         self.tracker.finish(run_id, "done", tags={"energy_source": record.energy.source})
         self.tracker.mark_synced(event.directory, record, run_id)
 
