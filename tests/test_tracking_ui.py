@@ -168,7 +168,8 @@ def test_a_store_written_before_the_prefixes_is_read_by_report_and_counts_as_com
                      "elapsed_s": 2.0, "energy_j": 10.0}],
         "timing": {"setup_s": 0.1, "features_s": 0.0, "compile_s": 0.0, "train_s": 1.5, "eval_s": 0.4, "total_s": 2.5},
         "throughput": {"train_images": 400, "images_per_s": 200.0}, "parameters": {"trainable": 1234},
-        "energy": {"joules": 12.0, "source": "estimate", "estimate": True}})
+        "energy": {"joules": 12.0, "source": "estimate", "estimate": True},
+        "environment": {"device": "cpu"}})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     run = client.create_run(client.create_experiment("old"), tags={"cell_id": cell.cell_id})
