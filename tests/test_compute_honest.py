@@ -14,8 +14,9 @@ from analysis.measures import cost_of
 from bench.grid import load_grid
 from bench.train import TrainContext, run_cell
 
-# CPU time of a few-second cell varies with cache and scheduler effects, more so on shared cores; measured
-# ratios loaded/idle were within 0.8-1.2 here, so 35% leaves headroom
+# CPU time of a few-second cell varies with cache and scheduler effects, more so on shared cores. With one torch
+# thread the loaded/idle ratio stayed inside 35% in 3 of 3 runs on a busy 2-core VM (the ratios themselves were not
+# recorded); with 2 threads it was 2.27 (OpenMP threads spin while a sibling is descheduled), hence the fixture
 TOLERANCE = 0.35
 GRID = """\
 name: compute
