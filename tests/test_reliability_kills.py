@@ -119,7 +119,7 @@ def test_three_launches_at_once_train_and_log_each_cell_once(tmp_path):
     client, runs = mlflow_cell_runs(results, "thrice")
     assert sorted(r.data.tags["cell_id"] for r in runs) == sorted(c.cell_id for c in cells)  # one run per cell
     for run in runs:
-        history = client.get_metric_history(run.info.run_id, "val_acc")
+        history = client.get_metric_history(run.info.run_id, "epoch/val_acc")
         assert sorted(m.step for m in history) == list(range(1, epochs + 1)), run.data.tags["cell_id"]
     print(f"FIGURE three launches: {len(cells)} cells, {len(runs)} MLflow cell runs, {skips} skip line(s), "
           f"epoch lines per cell {epochs}")
