@@ -21,7 +21,7 @@ PSI_CPU = Path("/proc/pressure/cpu")
 # A cell is flagged as measured on an overloaded machine when the load average at its start or end exceeds the
 # CPUs it could use by this factor, or when some task waited for a CPU for more than this share of its run.
 OVERLOAD_FACTOR = 1.25
-OVERLOAD_PRESSURE = 0.5
+OVERLOAD_PRESSURE = 0.3
 
 
 def process_cpu_s() -> float:
