@@ -14,6 +14,7 @@ from analysis.render import Column, Table
 from analysis.results import Setup
 from analysis.stats import Stat, difference, mean, ratio, summarize
 from analysis.table import original_of
+from bench.cpu_usage import OVERLOAD_PRESSURE
 
 
 @dataclass
@@ -31,6 +32,8 @@ class SetupFigures:
     energy_j: Optional[Stat]
     co2_g: Optional[Stat]
     energy_sources: str
+    basis: str = ""  # what compute was measured from: CPU time, device-held time, wall x cores
+    overloaded: int = 0  # seeds measured on a machine with more runnable work than their CPUs
 
 
 def figures(setup: Setup, intensity: float) -> SetupFigures:
@@ -43,7 +46,8 @@ def figures(setup: Setup, intensity: float) -> SetupFigures:
         summarize(c.wall_s for c in costs), summarize(c.compute_h for c in costs), unit,
         summarize(c.train_images for c in costs), summarize(c.trainable for c in costs),
         summarize(c.energy_j for c in costs), summarize(c.co2_g(intensity) for c in costs),
-        "+".join(sorted({c.energy_source or "not recorded" for c in costs})))
+        "+".join(sorted({c.energy_source or "not recorded" for c in costs})),
+        " + ".join(sorted({c.basis for c in costs})), sum(c.overloaded for c in costs))
 
 
 def by_task(setups: list[Setup]) -> dict[str, list[Setup]]:
@@ -94,7 +98,8 @@ EFFICIENCY_COLUMNS = [
     Column("test acc %", ".2f", True),
     Column("Δ vs scratch (points)", "+.2f"), Column("Δ vs finetune (points)", "+.2f"),
     Column("wall-clock s", ".1f", True), Column("compute", ".3g", True),
-    Column("unit"), Column("train images", ",.0f", True), Column("trainable params", ",.0f", True),
+    Column("unit"), Column("compute basis"), Column("overloaded seeds"),
+    Column("train images", ",.0f", True), Column("trainable params", ",.0f", True),
     Column("energy J", ".4g", True), Column("energy source"), Column("CO2 g", ".3g", True),
     Column("compute ÷ scratch", ".3g", group=RATIOS), Column("energy ÷ scratch", ".3g", group=RATIOS),
     Column("points gained per device-h", ".3g", group=RATIOS),
@@ -130,12 +135,26 @@ def efficiency_table(task: str, setups: list[Setup], intensity: float) -> Table:
         saved = 100.0 * (1.0 - reach_ratio) if reach_ratio is not None else None
         rows.append([method_name(s), original_of(s.cell), s.status, f.test_acc, gain, vs_finetune, f.wall_s,
                      f.compute_h,
-                     f.unit or None, f.train_images, f.trainable, f.energy_j,
+                     f.unit or None, f.basis or None, _overloaded_text(f), f.train_images, f.trainable, f.energy_j,
                      f.energy_sources if s.done else None, f.co2_g,
                      compute_ratio, ratio(mean(f.energy_j), mean(b.energy_j) if b else None), per_h, co2_per_point,
                      reach_ratio, saved])
     return Table(f"Efficiency against from-scratch: new task {task}", f"efficiency_{task}", EFFICIENCY_COLUMNS, rows,
-                 notes=_baseline_notes(setups, figs))
+                 notes=_baseline_notes(setups, figs) + _overload_notes(setups, figs))
+
+
+def _overloaded_text(f: SetupFigures) -> Optional[str]:
+    return f"⚠ {f.overloaded}/{f.test_acc.n}" if f.overloaded and f.test_acc else None
+
+
+def _overload_notes(setups: list[Setup], figs: dict) -> list[str]:
+    flagged = [s for s in setups if figs[id(s)].overloaded]
+    if not flagged:
+        return []
+    names = ", ".join(f"{method_name(s)} {original_of(s.cell)}" for s in flagged)
+    return [f"⚠ measured on an overloaded machine (more runnable work than the cell's CPUs at its start or end, or "
+            f"a CPU pressure over {OVERLOAD_PRESSURE:g}): {names}. Their wall-clock and energy are inflated; "
+            f"their compute is CPU time where the record has it (the compute basis column)"]
 
 
 def _baseline_notes(setups: list[Setup], figs: dict) -> list[str]:

@@ -90,10 +90,21 @@ class Reached:
 
 
 def time_to_accuracy(record: CellRecord, threshold: float) -> Optional[Reached]:
-    """From the per-epoch history: when val accuracy first reached `threshold` (None: it never did)."""
-    devices, _ = devices_of(record)
+    """From the per-epoch history: when val accuracy first reached `threshold` (None: it never did).
+
+    Its compute is on the cell's own basis: device-held time (or wall x cores) up to that epoch; on a CPU cell
+    with CPU time, the cell's CPU time times the share of its wall-clock elapsed by then (the history keeps
+    wall-clock per epoch, CPU time only for the whole run)."""
+    cost = cost_of(record)
     for row in record.history:
         if row.val_acc is not None and row.val_acc >= threshold:
-            wall = row.elapsed_s
-            return Reached(row.epoch, wall, wall * devices / 3600 if devices else None, row.energy_j)
+            return Reached(row.epoch, row.elapsed_s, _compute_until(cost, row.elapsed_s), row.energy_j)
     return None
+
+
+def _compute_until(cost: Cost, elapsed_s: Optional[float]) -> Optional[float]:
+    if elapsed_s is None:
+        return None
+    if cost.basis == "CPU time":
+        return cost.compute_h * min(1.0, elapsed_s / cost.wall_s) if cost.wall_s else None
+    return elapsed_s * cost.devices / 3600 if cost.devices else None

@@ -187,8 +187,11 @@ def definitions(report: Report) -> list[str]:
     notes = [
         f"CO2 = energy × {report.intensity:g} g CO2e/kWh ({report.intensity_origin}; set it with "
         f"--carbon-intensity G_PER_KWH or ${CARBON_INTENSITY_ENV})",
-        "compute = the cell's wall-clock (a packed cell: its 1/K share) × the devices it held: GPUs on CUDA "
-        "(GPU-h), CPU cores (torch threads × ranks) on a CPU (CPU core-h)",
+        "compute (its basis in the compute basis column): on CUDA, the cell's wall-clock (a packed cell: its 1/K "
+        "share) × the GPUs it held (GPU-h, device-held time); on a CPU, the process's CPU time, user + system over "
+        "all ranks and reaped workers (CPU core-h, CPU time), which a busy machine does not inflate; records "
+        "older than that are charged wall-clock × torch threads × ranks (wall x cores). Time to an accuracy charges "
+        "CPU time by the share of the cell's wall-clock elapsed by that epoch",
         "figures are means over the finished seeds, ± sample standard deviation where n > 1; ratios are ratios of "
         "the means; Δ vs scratch = test accuracy − the scratch baseline's, in points",
         "points gained per device-h = Δ vs scratch ÷ the method's compute; g CO2 per point gained = its CO2 ÷ Δ "

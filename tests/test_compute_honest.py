@@ -10,7 +10,9 @@ import pytest
 import torch
 from fixtures_stream import register, write_image_folder
 
-from analysis.measures import cost_of
+from analysis.efficiency import efficiency_table
+from analysis.measures import cost_of, time_to_accuracy
+from analysis.results import CellResult, Setup
 from bench.grid import load_grid
 from bench.train import TrainContext, run_cell
 
@@ -74,6 +76,24 @@ def test_cpu_based_compute_survives_a_busy_machine_and_the_loaded_run_is_flagged
     # must go unflagged whenever nothing else kept the CPUs busy during it
     if idle.compute.load_start < idle.compute.usable_cpus and (idle.compute.cpu_pressure or 0) < 0.2:
         assert not idle_cost.overloaded, idle.compute
+    assert_the_report_flags(cell, loaded, loaded_cost)
+
+
+def assert_the_report_flags(cell, loaded, loaded_cost):
+    """The efficiency table states the basis, marks the loaded seed and names it in a note."""
+    table = efficiency_table(cell.task, [Setup([CellResult(cell, "done", loaded)])], 475.0)
+    row = dict(zip([c.name for c in table.columns], table.rows[0], strict=True))
+    assert row["compute basis"] == "CPU time"
+    assert row["overloaded seeds"] == "⚠ 1/1"
+    assert row["compute"].mean == pytest.approx(loaded_cost.compute_h)
+    [note] = [n for n in table.notes if n.startswith("⚠ measured on an overloaded machine")]
+    assert cell.method_label in note
+    # time to an accuracy is charged on the same basis: the last epoch's share of the wall-clock of the CPU time
+    last = loaded.history[-1]
+    reached = time_to_accuracy(loaded, last.val_acc)
+    share = min(1.0, reached.wall_s / loaded_cost.wall_s)
+    assert reached.compute_h == pytest.approx(loaded_cost.compute_h * share) and reached.compute_h <= \
+        loaded_cost.compute_h
 
 
 def test_an_older_record_without_cpu_time_is_charged_wall_clock_x_cores(cell_and_data, tmp_path):
