@@ -15,7 +15,7 @@ from analysis.errors import StoreUnreadable
 from bench.files import cell_dir
 from bench.grid import Cell, Grid, canonical_json
 from bench.methods import METHODS, Method
-from bench.record import PHASES, CellRecord, HistoryRow, read_record
+from bench.record import COMPUTE_FIELDS, PHASES, CellRecord, HistoryRow, read_record
 from bench.track import PARENT_RUN, RUN_KIND, sqlite_path
 
 
@@ -132,6 +132,7 @@ class Store:
             "energy": ({"joules": metrics["energy_j"], "source": energy_source,
                         "estimate": "estimate" in tags.get("energy_source", "estimate")}
                        if "energy_j" in metrics else None),
+            "compute": ({k: metrics.get(k) for k in COMPUTE_FIELDS} if "cpu_s" in metrics else None),
             "environment": {"device_type": tags.get("device_type"), "world_size": _int(tags.get("world_size")),
                             "torch_threads": _int(tags.get("torch_threads"))},
             "mlflow_run_id": run.info.run_id, "mlflow_parent_run_id": tags.get(PARENT_RUN),

@@ -22,6 +22,7 @@ from bench.files import RESULT, write_json
 Status = Literal["done", "failed"]
 DONE_PARTS = ("metrics", "timing", "throughput", "parameters", "environment")  # what every done record holds
 PHASES = ("setup_s", "features_s", "compile_s", "train_s", "eval_s")  # the timed phases of a cell, in order
+COMPUTE_FIELDS = ("cpu_s", "usable_cpus", "load_start", "load_end", "cpu_pressure")  # the `compute` part (Compute)
 
 
 class _Part(BaseModel):
@@ -230,6 +231,8 @@ class CellRecord(_Part):
                    "images_per_s": self.throughput.images_per_s or 0.0,
                    "train_images": self.throughput.train_images,
                    "energy_j": self.energy.joules if self.energy else None}
+        if self.compute:  # the CPU time and load the report's compute basis and overload flag come from
+            metrics.update({k: v for k, v in self.compute.model_dump().items() if v is not None})
         if self.metrics.queries is not None:  # a gradient-free method's black-box queries
             metrics["queries"] = self.metrics.queries
         for part, figures in self.metrics.per_task.items():  # a joint task's accuracy per part

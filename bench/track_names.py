@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bench.record import PHASES
+from bench.record import COMPUTE_FIELDS, PHASES
 
 # MLflow groups charts and the compare view by what comes before the first `/`. Stores written before the
 # prefixes hold the bare names (`test_acc`, `val_acc`, ...): `legacy_name` maps back, and everything that reads a
 # run (`report`, `sync`, the completeness check) looks for either.
 _EPOCH = {"elapsed_s": "time/elapsed_s", "energy_j": "energy/so_far_j"}  # else epoch/<name>
-_FINAL = {**{k: f"time/{k}" for k in (*PHASES, "total_s")}, "energy_j": "energy/total_j"}  # else final/<name>
+_FINAL = {**{k: f"time/{k}" for k in (*PHASES, "total_s")}, "energy_j": "energy/total_j",
+          **{k: f"compute/{k}" for k in COMPUTE_FIELDS}}  # else final/<name>
 TEST_ACC = "final/test_acc"  # the figure the results table is sorted by
 # MLflow's search syntax: a metric whose name is not a plain identifier is quoted with backticks
 RESULTS_FILTER = f"metrics.`{TEST_ACC}` > 0"

@@ -115,6 +115,7 @@ def cell_runs_of(results: Path, grid_name: str) -> dict:
 def test_a_cell_run_groups_its_metrics_and_carries_its_record_curve_description_and_dataset(demo_store):
     from mlflow.artifacts import download_artifacts
 
+    from analysis.results import Store
     from bench.track_names import legacy_name
 
     grid_path, results, _, _ = demo_store
@@ -123,8 +124,12 @@ def test_a_cell_run_groups_its_metrics_and_carries_its_record_curve_description_
     for cell in grid.cells:
         run, record = runs[cell.cell_id], read_record(cell_dir(results, grid.name, cell.cell_id))
         keys = set(run.data.metrics)
-        assert {k.split("/", 1)[0] for k in keys} == {"final", "epoch", "time", "energy"}, keys  # every one grouped
+        assert {k.split("/", 1)[0] for k in keys} == {"final", "epoch", "time", "energy", "compute"}, keys
         assert run.data.metrics["final/test_acc"] == pytest.approx(record.metrics.test_acc)
+        assert run.data.metrics["compute/cpu_s"] == pytest.approx(record.compute.cpu_s)
+        assert run.data.metrics["compute/usable_cpus"] == record.compute.usable_cpus
+        rebuilt = Store(f"sqlite:///{results / 'mlflow.db'}").record_of(run, cell)  # what report reads without files
+        assert rebuilt.compute == record.compute
         assert run.data.metrics["time/total_s"] == pytest.approx(record.timing.total_s)
         assert run.data.metrics["energy/total_j"] == pytest.approx(record.energy.joules)
         history = client.get_metric_history(run.info.run_id, "epoch/val_acc")
