@@ -70,3 +70,51 @@ def test_a_line_inside_the_epoch_when_the_interval_is_tiny(tmp_path):
     batches = -(-MAX_TRAIN // 32)
     for epoch in (1, 2, 3):
         assert f"epoch {epoch}  batch 1/{batches}" in proc.stdout, proc.stdout
+
+
+def test_a_terminal_gets_a_bar_over_the_batches(tmp_path):
+    """stdout and stderr a real pseudo-terminal: tqdm's bar over each epoch's batches is drawn (and the grid's)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    from cli_helper import REPO, cli_argv
+
+    grid_path = tmp_path / "tiny_progress.yaml"
+    grid_path.write_text(TINY)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # a new pty is 0 columns wide
+    proc = subprocess.Popen(cli_argv("run", grid_path, "--results", tmp_path / "results", "--no-tracking",
+                                     "--filter", "method=scratch"),
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, cwd=REPO, env=os.environ)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=600) == 0
+    os.close(leader)
+    shown = b"".join(chunks).decode(errors="replace")
+    batches = -(-MAX_TRAIN // 32)
+    for epoch in (1, 2, 3):
+        assert re.search(rf"epoch {epoch}: +\d+%\|[^|]*\| *\d/{batches} \[", shown), shown[-3000:]
+    assert "batch 1/" not in shown  # the bar, not the plain lines
+
+
+def test_a_bad_progress_interval_is_one_line_and_exit_2(tmp_path):
+    grid_path = tmp_path / "tiny_progress.yaml"
+    grid_path.write_text(TINY)
+    proc = cli("run", grid_path, "--results", tmp_path / "results", "--no-tracking",
+               env={"REPROGBENCH_PROGRESS_EVERY_S": "soon"})
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert "REPROGBENCH_PROGRESS_EVERY_S='soon'" in line and "unset it" in line
+    assert not (tmp_path / "results" / "tiny_progress").exists()  # nothing ran

@@ -39,7 +39,8 @@ def train_epoch(pack, members: list[Member], data: Split | StreamedSplit, epoch:
     starts = [(index, start) for index, start in enumerate(range(0, n, batch)) if min(batch, n - start) >= world]
     steps = [[order[start:start + batch][dist.rank::world] for order in orders] for _, start in starts]
     progress = BatchProgress(members[0].cell.name, epoch, len(starts), dist.rank)
-    with closing(data.batches(steps)) as batches:  # closed at once on Diverged: a streamed reader stops
+    with closing(data.batches(steps)) as batches, closing(progress):  # closed at once on Diverged: a streamed
+        # reader stops, the batch bar goes
         for (index, start), local, xs in zip(starts, steps, batches, strict=True):
             size = min(batch, n - start)
             ys = [data.labels_of(idx) for idx in local]

@@ -59,13 +59,14 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     from bench.grid import GridError
     from bench.models import WeightsMissing
     from bench.registry import UnknownName
+    from bench.train.batch_progress import BadProgressSetting
     from launch.mlflow_ui import UiError
     from launch.preflight import InputsMissing
     from launch.slurm import SlurmUnavailable
     from launch.sweep_records import SweepError
 
     return (GridError, UnknownName, DatasetMissing, WeightsMissing, InputsMissing, SlurmUnavailable, ReportError,
-            StoreUnreadable, UiError, SweepError, BadListing, ResultsUnusable, UnsafePath)
+            StoreUnreadable, UiError, SweepError, BadListing, ResultsUnusable, UnsafePath, BadProgressSetting)
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(parser, argv)
     args.argv = argv  # the command as typed, recorded beside benchmark figures
     from bench.models.weights import WEIGHTS_ENV, use_weights_dir
+    from bench.train.batch_progress import progress_every_s
 
     errors = bad_input_errors()
     from bench.files import write_under
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[DATA_ENV] = str(Path(args.data_root).expanduser().resolve())
     try:
+        progress_every_s()  # a bad value is one line now, not an error inside every cell
         return args.func(args)
     except errors as exc:
         print(f"reprogbench: error: {one_line(str(exc))}", file=sys.stderr)
