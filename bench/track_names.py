@@ -16,6 +16,20 @@ TEST_ACC = "final/test_acc"  # the figure the results table is sorted by
 # MLflow's search syntax: a metric whose name is not a plain identifier is quoted with backticks
 RESULTS_FILTER = f"metrics.`{TEST_ACC}` > 0"
 RESULTS_ORDER_KEY = f"metrics.`{TEST_ACC}`"
+# The results page is an MLflow "shared view": an experiment tag holding the page's filter, order and columns, which
+# the UI applies when the URL names its key (`viewStateShareKey`). A URL alone can filter and sort but cannot pick
+# columns, and the metrics would sit behind "Show more columns".
+RESULTS_VIEW_KEY = "reprogbench-results"
+RESULTS_VIEW_TAG = f"mlflow.sharedViewState.{RESULTS_VIEW_KEY}"
+RESULTS_COLUMNS = (TEST_ACC, "final/best_val_acc", "time/total_s", "compute/cpu_s", "energy/total_j")
+
+
+def results_view() -> str:
+    """The shared view's JSON: cells only, best test accuracy first, these metrics as columns."""
+    import json
+
+    return json.dumps({"searchFilter": RESULTS_FILTER, "orderByKey": RESULTS_ORDER_KEY, "orderByAsc": False,
+                       "selectedColumns": [f"metrics.`{name}`" for name in RESULTS_COLUMNS]})
 
 
 def run_name(cell) -> str:

@@ -25,13 +25,12 @@ def runs_url(base: str, experiment_id: Optional[str]) -> str:
     not folded under their launch), best first."""
     if not experiment_id:
         return f"{base.rstrip('/')}/#/experiments"
-    from urllib.parse import quote
+    from bench.track_names import RESULTS_VIEW_KEY
 
-    from bench.track_names import RESULTS_FILTER, RESULTS_ORDER_KEY
-
-    query = (f"workflowType=machine_learning&searchFilter={quote(RESULTS_FILTER, safe='')}"
-             f"&orderByKey={quote(RESULTS_ORDER_KEY, safe='')}&orderByAsc=false")
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+    # the filter, order and columns are in the experiment's shared view (bench.track.publish_results_view): the UI
+    # ignores a shared view whose URL also carries a filter or an order
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=" \
+        f"{RESULTS_VIEW_KEY}"
 
 
 def mlflow_hint(uri: str, experiment: str, experiment_id: Optional[str]) -> str:

@@ -54,7 +54,7 @@ def test_the_printed_url_selects_exactly_the_cells_sorted_by_test_accuracy(demo_
     grid = load_grid(grid_path)
     _, experiment_id, query = url_parts(first_url)
     assert url_parts(rerun_url)[1:] == (experiment_id, query)  # the rerun prints the same page, with the id
-    assert query["workflowType"] == "machine_learning" and query["orderByAsc"] == "false"
+    assert query["workflowType"] == "machine_learning"
 
     port = free_port()
     ui = cli_popen("ui", grid_path, "--results", results, "--port", port, stderr=subprocess.DEVNULL,
@@ -63,10 +63,15 @@ def test_the_printed_url_selects_exactly_the_cells_sorted_by_test_accuracy(demo_
         line = ui.stdout.readline()
         base, ui_experiment, ui_query = url_parts(URL.search(line).group(1))
         assert (ui_experiment, ui_query) == (experiment_id, query)
-        # what the page asks the server for: the URL's filter, its order, every run the experiment holds
+        # the page the URL names: the experiment's shared view of that key, as the UI reads it from the server
+        experiment = get_json(f"{base}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}")
+        view = json.loads({t["key"]: t["value"] for t in experiment["experiment"]["tags"]}[
+            f"mlflow.sharedViewState.{query['viewStateShareKey']}"])
+        assert view["orderByAsc"] is False and "metrics.`final/test_acc`" in view["selectedColumns"]
+        # what the page asks the server for: the view's filter, its order, every run the experiment holds
         page = get_json(f"{base}/api/2.0/mlflow/runs/search", {
-            "experiment_ids": [experiment_id], "filter": query["searchFilter"], "max_results": 1000,
-            "order_by": [f"{query['orderByKey']} DESC"]})
+            "experiment_ids": [experiment_id], "filter": view["searchFilter"], "max_results": 1000,
+            "order_by": [f"{view['orderByKey']} DESC"]})
         everything = get_json(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id],
                                                                      "max_results": 1000})
     finally:

@@ -19,17 +19,24 @@ def add(sub) -> None:
 def main(args) -> int:
     from analysis.results import Store, open_store
     from bench.redact import redact_uri
-    from bench.track import sqlite_path
+    from bench.track import publish_results_view, sqlite_path
     from launch.mlflow_ui import UiError, runs_url, serve
 
     grid = common.load_grid(args)
     uri = common.tracking_uri(args)
     db = sqlite_path(uri)
     if db is None:  # a tracking server: it already serves the UI
-        experiment_id = open_store(uri, explicit=True).experiment_id(grid.name)
+        store = open_store(uri, explicit=True)
+        experiment_id = store.experiment_id(grid.name)
+        if experiment_id:
+            publish_results_view(store.client, experiment_id)
         print(f"MLflow UI: {runs_url(redact_uri(uri), experiment_id)} (the tracking server serves it)")
         return 0
     if not db.is_file():
         raise UiError(f"no MLflow store at {db}: run the grid first (`reprogbench run {args.grid}`), or give "
                       "--results / --tracking-uri where its runs were logged")
-    return serve(uri, args.port, Store(uri).experiment_id(grid.name), host=args.host)
+    store = Store(uri)
+    experiment_id = store.experiment_id(grid.name)
+    if experiment_id:  # a store made before the results page existed gets it
+        publish_results_view(store.client, experiment_id)
+    return serve(uri, args.port, experiment_id, host=args.host)
