@@ -12,7 +12,7 @@ from typing import Optional
 from analysis.measures import Reached, cost_of, time_to_accuracy
 from analysis.render import Column, Table
 from analysis.results import Setup
-from analysis.stats import Stat, difference, mean, ratio, summarize
+from analysis.stats import Stat, difference, mean, paired_difference, ratio, summarize
 from analysis.table import original_of
 from bench.cpu_usage import OVERLOAD_PRESSURE
 
@@ -96,7 +96,8 @@ RATIOS = "ratios to from-scratch"
 EFFICIENCY_COLUMNS = [
     Column("method", key=True), Column("original", key=True), Column("seeds", key=True),
     Column("test acc %", ".2f", True),
-    Column("Δ vs scratch (points)", "+.2f"), Column("Δ vs finetune (points)", "+.2f"),
+    Column("Δ vs scratch (points)", "+.2f"), Column("paired Δ vs scratch [95% CI]", "+.2f", paired=True),
+    Column("Δ vs finetune (points)", "+.2f"),
     Column("wall-clock s", ".1f", True), Column("compute", ".3g", True),
     Column("unit"), Column("compute basis"), Column("overloaded seeds"),
     Column("train images", ",.0f", True), Column("trainable params", ",.0f", True),
@@ -133,7 +134,9 @@ def efficiency_table(task: str, setups: list[Setup], intensity: float) -> Table:
         co2_per_point = ratio(mean(f.co2_g), gain) if gain is not None and gain > 0 else None
         reach_ratio = ratio(_reach_compute(s, threshold), _reach_compute(base_setup, threshold)) if same_unit else None
         saved = 100.0 * (1.0 - reach_ratio) if reach_ratio is not None else None
-        rows.append([method_name(s), original_of(s.cell), s.status, f.test_acc, gain, vs_finetune, f.wall_s,
+        paired = paired_difference(s.test_acc_by_seed(), base_setup.test_acc_by_seed()) \
+            if base_setup is not None and base_setup is not s else None
+        rows.append([method_name(s), original_of(s.cell), s.status, f.test_acc, gain, paired, vs_finetune, f.wall_s,
                      f.compute_h,
                      f.unit or None, f.basis or None, _overloaded_text(f), f.train_images, f.trainable, f.energy_j,
                      f.energy_sources if s.done else None, f.co2_g,

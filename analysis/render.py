@@ -1,4 +1,5 @@
-"""A report table and its three renderings: Markdown, HTML and CSV (a figure across seeds: mean, sd, n).
+"""A report table and its three renderings: Markdown, HTML and CSV (a figure across seeds: mean, sd, n; a paired
+difference: mean, sd, n and its 95% interval).
 
 The HTML rendering is made to fit a page: columns with nothing in any row are left out, a table with column
 groups (the efficiency table's ratios to scratch) is shown as one table per group, each repeating the key
@@ -14,7 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from analysis.stats import Stat
+from analysis.stats import Paired, Stat
 
 MISSING = "-"
 
@@ -26,6 +27,7 @@ class Column:
     stat: bool = False  # holds Stat values: CSV gives `name`, `name sd`, `name n`
     key: bool = False  # names the row (method, original, seeds): repeated in each group's HTML table
     group: str = ""  # a column group shown as a table of its own in HTML, e.g. "ratios to from-scratch"
+    paired: bool = False  # holds Paired values: CSV gives `name`, `name sd`, `name n`, `name ci low`, `name ci high`
 
 
 @dataclass
@@ -44,6 +46,11 @@ def _number(value: float, fmt: str) -> str:
 def cell_text(value: Any, column: Column) -> str:
     if value is None:
         return MISSING
+    if isinstance(value, Paired):
+        text = _number(value.mean, column.fmt)
+        if value.low is None:
+            return f"{text} (1 pair)"
+        return f"{text} [{_number(value.low, column.fmt)}, {_number(value.high, column.fmt)}] n={value.n}"
     if isinstance(value, Stat):
         text = _number(value.mean, column.fmt)
         return text + (f" ± {_number(value.sd, column.fmt)}" if value.sd is not None else "")
@@ -114,6 +121,7 @@ def to_csv(table: Table) -> str:
     header = []
     for c in table.columns:
         header += [c.name, f"{c.name} sd", f"{c.name} n"] if c.stat else [c.name]
+        header += [f"{c.name} sd", f"{c.name} n", f"{c.name} ci low", f"{c.name} ci high"] if c.paired else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -123,6 +131,9 @@ def to_csv(table: Table) -> str:
             if c.stat:
                 line += [value.mean, "" if value.sd is None else value.sd, value.n] if isinstance(value, Stat) \
                     else ["" if value is None else value, "", 0 if value is None else ""]
+            elif c.paired:
+                line += [value.mean, *("" if v is None else v for v in (value.sd, value.n, value.low, value.high))] \
+                    if isinstance(value, Paired) else ["" if value is None else value, "", 0, "", ""]
             elif isinstance(value, Stat):
                 line.append(value.mean)
             else:

@@ -54,6 +54,10 @@ class Setup:
     def done(self) -> list[CellResult]:
         return [r for r in self.results if r.done]
 
+    def test_acc_by_seed(self) -> dict[int, float]:
+        """The finished seeds' test accuracies, for differences paired by seed."""
+        return {r.cell.seed: r.record.metrics.test_acc for r in self.done}
+
     @property
     def status(self) -> str:
         """`done 2/3, 1 pending`; `missing (pending)` when nothing finished."""
