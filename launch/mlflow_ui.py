@@ -39,7 +39,9 @@ def mlflow_hint(uri: str, experiment: str, experiment_id: Optional[str]) -> str:
 
     uri = redact_uri(uri)
     if uri.startswith("sqlite"):
-        return (f"MLflow: mlflow ui --backend-store-uri {uri}   then open "
+        # the mlflow beside this Python: on PATH only in an activated venv
+        mlflow = Path(sys.executable).parent / "mlflow"
+        return (f"MLflow: {mlflow} ui --backend-store-uri {uri}   then open "
                 f"{runs_url('http://127.0.0.1:5000', experiment_id)} (experiment {experiment!r}; "
                 "or `reprogbench ui GRID`)")
     return f"MLflow: open {runs_url(uri, experiment_id)} (experiment {experiment!r})"

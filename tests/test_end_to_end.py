@@ -90,7 +90,8 @@ def test_tiny_grid_runs_every_cell_and_writes_complete_records(tiny_run):
     # ar learns only the program: one W of the canvas size
     ar = recs[cell_of(tiny_run, "ar").cell_id]
     assert ar.parameters.trainable == 16 * 16 * 1
-    assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+    # the mlflow beside the Python that ran (on PATH only in an activated venv), not a bare `mlflow`
+    assert f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri sqlite:///" in proc.stdout
     assert "http://127.0.0.1:5000/#/experiments/" in proc.stdout and "/runs" in proc.stdout
     for cell in tiny_run["grid"].cells:
         assert cell.cell_id in proc.stdout  # the results table lists every cell
