@@ -69,6 +69,12 @@ class RunSettings:
     parent_run_id: Optional[str] = None  # the launch's MLflow run (`start_launch_run`); cells' runs nest under it
     run_tags: tuple[tuple[str, str], ...] = ()  # added to each cell's MLflow run (e.g. a sweep's tuned re-run)
 
+    def absolute(self) -> RunSettings:
+        """These settings with the folders made absolute: for work that runs elsewhere (a Slurm job, a Ray trial,
+        which Ray starts in a folder of its own), where a relative `results` would name another folder."""
+        return dataclasses.replace(self, results_root=Path(self.results_root).resolve(),
+                                   data_root=Path(self.data_root).resolve() if self.data_root else None)
+
 
 def distributed_rank() -> int:
     """This process's rank under torchrun (0 otherwise): only rank 0 prints and writes."""

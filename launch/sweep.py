@@ -277,6 +277,7 @@ def run_tuned(cell: Cell, best: dict, settings: RunSettings, resources: Mapping[
 def sweep_cells(grid: Grid, cells: list[Cell], settings: RunSettings, options: SweepOptions,
                 log=print) -> list[SweepResult]:
     """Dependencies first (as cells), then one sweep per cell with a search space, one after another."""
+    settings = settings.absolute()  # Ray starts each trial in a folder of its own: a relative --results misleads it
     chosen = check_sweepable(grid, cells)
     previous = {c.cell_id: previous_sweep(c, settings.results_root, options) for c in chosen}  # before anything runs
     finished = {i for i, p in previous.items() if p and p.get("status") == "done"}

@@ -364,3 +364,15 @@ def test_ray_inside_one_slurm_allocation_runs_the_sweep(slurm_cluster, tmp_path)
     assert f"{summary['tuned']['test_acc']:.2f}" in row
     assert json.loads(json.dumps(summary["space"])) == {"lr": {"choice": [1e-6, 0.1]},
                                                         "lam": {"loguniform": [1e-6, 1e-2]}}
+
+
+@pytest.mark.slow
+def test_a_sweep_into_a_relative_results_folder_finds_its_original(tmp_path):
+    # Ray starts each trial in a folder of its own: `--results results` (the default) must still name the folder
+    # the pretrain cell was written to, not one under the trial's
+    write_grid(tmp_path, epochs=1)
+    proc = cli("sweep", "sweepy.yaml", "--filter", "method=ar", "--samples", 1, "--scheduler", "fifo",
+               "--results", "results", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = read_json(sweep_dir(tmp_path / "results", "sweepy", ar_cell(tmp_path / "sweepy.yaml").cell_id) / SUMMARY)
+    assert summary["status"] == "done" and summary["trials"][0]["state"] == "done"

@@ -2,9 +2,7 @@
 (`launch.ray_slurm`); the job receives the sweep as data (`SweepJob`)."""
 from __future__ import annotations
 
-import dataclasses
 import sys
-from pathlib import Path
 
 from launch.launchers import EXIT_FAILED, LaunchJob, launcher
 
@@ -26,9 +24,8 @@ class RaySlurm:
         chosen = check_sweepable(grid, job.cells)
         if settings.tracking_uri:  # once, before the job's trials start: concurrent creation races
             Tracker(settings.tracking_uri, grid.name).ensure_experiment()
-        results_root = Path(settings.results_root).resolve()
-        data_root = Path(settings.data_root).resolve() if settings.data_root else None
-        absolute = dataclasses.replace(settings, results_root=results_root, data_root=data_root)
+        absolute = settings.absolute()
+        results_root = absolute.results_root
         job_id, log = submit_sweep(SweepJob(grid, job.cells, absolute, job.sweep), job.profile,
                                    results_root / grid.name / "sweeps")
         print(f"{grid.name}: sweep of {len(chosen)} cell(s) submitted as job {job_id} (a Ray cluster on "
