@@ -109,11 +109,7 @@ def execute_pack(cells: list[Cell], settings: RunSettings, log_epochs: bool = Fa
     write_under(settings.results_root)
 
     # the CPUs this task was given (Slurm, Ray, affinity), not the node's: recorded as torch_threads
-    threads = settings.threads or allocated_cpus()
-    torch.set_num_threads(threads)
-    # Accelerate resets a multi-process CPU job's threads to the node's physical cores / its local ranks unless
-    # OMP_NUM_THREADS is set: a 1-CPU rank alone on its node ran with 2 threads
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(settings.threads or allocated_cpus())
     directories = [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells]
     deps = {dep: cell_dir(settings.results_root, c.grid, dep) for c in cells for dep in c.depends_on}
     tags = {**dict(settings.run_tags), **({PARENT_RUN: settings.parent_run_id} if settings.parent_run_id else {})}

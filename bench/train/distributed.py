@@ -29,7 +29,11 @@ class Distributed:
         if self.cuda:  # TF32 matmuls/convolutions for whatever still runs in float32
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        threads = torch.get_num_threads()  # the CPUs the launcher found this process was given
         self.accelerator = Accelerator(cpu=not self.cuda, mixed_precision="bf16" if self.cuda else "no")
+        # Accelerate resets a multi-process CPU job's threads to the node's physical cores / its local ranks (unless
+        # OMP_NUM_THREADS is set): a 1-CPU rank alone on its node ran with 2 threads
+        torch.set_num_threads(threads)
 
     @property
     def device(self) -> torch.device:
