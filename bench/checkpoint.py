@@ -88,13 +88,15 @@ def save(directory: Path, state: dict) -> None:
     torch.save(state, buffer)
     data = buffer.getvalue()
     latest, previous = directory / LATEST, directory / PREVIOUS
-    if latest.is_file():
-        if _good(latest):
-            os.replace(latest, previous)
-            if checksum_path(latest).is_file():
-                os.replace(checksum_path(latest), checksum_path(previous))
-            else:
-                checksum_path(previous).unlink(missing_ok=True)
+    if latest.is_file() and _good(latest):
+        # the checksum moves first: killed between the two renames, the latest is left without a checksum (taken if
+        # it loads, and it does: it was just checked) instead of the previous being left beside a checksum that is
+        # not its own (skipped as corrupt: with no latest, the cell restarted from epoch 0)
+        if checksum_path(latest).is_file():
+            os.replace(checksum_path(latest), checksum_path(previous))
+        else:
+            checksum_path(previous).unlink(missing_ok=True)
+        os.replace(latest, previous)
     _write_atomic(latest, data)
     manifest = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "epoch": int(state["epoch"])}
     _write_atomic(checksum_path(latest), json.dumps(manifest).encode())

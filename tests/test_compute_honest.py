@@ -16,16 +16,17 @@ from analysis.results import CellResult, Setup
 from bench.grid import load_grid
 from bench.train import TrainContext, run_cell
 
-# CPU time of a few-second cell varies with cache and scheduler effects, more so on shared cores. With one torch
-# thread the loaded/idle ratio stayed inside 35% in 3 of 3 runs on a busy 2-core VM (the ratios themselves were not
-# recorded); with 2 threads it was 2.27 (OpenMP threads spin while a sibling is descheduled), hence the fixture
+# CPU time of a short cell varies with cache and scheduler effects, more so on shared cores. With one torch thread
+# and 40 epochs (~0.85 s of CPU) the loaded/idle ratio was off by 0.13, 0.06, 0.02 in 3 runs on a 2-core VM; with 3
+# epochs (0.08 s) it was off by 0.57 once in a full-suite run, hence the epochs; with 2 threads it was 2.27 (OpenMP
+# threads spin while a sibling is descheduled), hence the fixture
 TOLERANCE = 0.35
 GRID = """\
 name: compute
 originals: [{backbone: test_tinycnn, methods: [scratch]}]
 tasks: [test_image_folder]
 methods: [{name: scratch}]
-hparams: {epochs: 3, batch_size: 8}
+hparams: {epochs: 40, batch_size: 8}
 seeds: [0]
 """
 

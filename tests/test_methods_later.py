@@ -368,11 +368,17 @@ def test_the_report_sets_each_mapping_beside_first_k_and_each_shared_task_beside
     assert rows[0][7] == pytest.approx(acc["frequency"].test_acc - acc["first_k"].test_acc)
     notes = " ".join(tables["label_maps_vs_first_k"].notes)
     assert "ar on digits: " in notes and "points" in notes
-    joint = {r[3]: r for r in tables["one_program_several_tasks"].rows}
+    table = tables["one_program_several_tasks"]
+    column = {c.name: i for i, c in enumerate(table.columns)}
+    joint = {r[column["task"]]: r for r in table.rows}
     shared = acc["digits_0to4+squares_1to5"].per_task
-    assert joint["digits_0to4"][5].mean == pytest.approx(shared["digits_0to4"].test_acc)
-    assert joint["digits_0to4"][6].mean == pytest.approx(acc["digits_0to4"].test_acc)
-    assert joint["squares_1to5"][6] is None and joint["squares_1to5"][8].startswith("missing")
+    assert joint["digits_0to4"][column["one program for all: test acc %"]].mean == pytest.approx(
+        shared["digits_0to4"].test_acc)
+    assert joint["digits_0to4"][column["one program per task: test acc %"]].mean == pytest.approx(
+        acc["digits_0to4"].test_acc)
+    squares = joint["squares_1to5"]  # its own cell was not run: no figure, no difference, and the row says why
+    assert squares[column["one program per task: test acc %"]] is None and squares[column["paired Δ [95% CI]"]] is None
+    assert squares[column["per-task cells"]].startswith("missing")
 
 
 def test_method_entries_take_tasks_and_their_methods_recipe_and_originals_a_task_split(tmp_path):

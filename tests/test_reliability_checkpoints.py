@@ -4,6 +4,7 @@ uninterrupted run does. Downloaded weights are checked against their published s
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -72,6 +73,33 @@ def test_save_writes_a_checksum_and_keeps_the_previous_checkpoint(tmp_path):
     assert torch.load(tmp_path / LATEST, weights_only=True)["epoch"] == 2  # still a plain torch file
     loaded = checkpoint.load(tmp_path)
     assert loaded.state["epoch"] == 2 and loaded.problems == []
+
+
+class Killed(BaseException):
+    """A SIGKILL at a chosen point of a save: nothing after it runs (BaseException: no handler swallows it)."""
+
+
+@pytest.mark.parametrize("killed_before", range(4))  # a save renames 4 times: 2 rotations, the file, its checksum
+def test_a_save_killed_between_any_two_renames_leaves_a_checkpoint_to_resume_from(tmp_path, monkeypatch,
+                                                                                   killed_before):
+    checkpoint.save(tmp_path, state(1))
+    checkpoint.save(tmp_path, state(2))
+    replace, calls = os.replace, []
+
+    def replace_until_killed(src, dst):
+        calls.append((src, dst))
+        if len(calls) > killed_before:
+            raise Killed
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_until_killed)
+    with pytest.raises(Killed):
+        checkpoint.save(tmp_path, state(3))
+    monkeypatch.setattr(os, "replace", replace)
+    loaded = checkpoint.load(tmp_path)
+    assert loaded.state is not None and loaded.state["epoch"] in (2, 3), loaded.problems  # never back to epoch 0
+    checkpoint.save(tmp_path, state(4))  # and the next save after the restart is whole again
+    assert checkpoint.load(tmp_path).state["epoch"] == 4 and checkpoint.verify(tmp_path / LATEST)["epoch"] == 4
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.__name__)

@@ -163,7 +163,7 @@ def test_ls_and_status_show_running_then_interrupted_after_kill_9_and_a_rerun_fi
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "skipped" not in rerun.stdout  # the dead launch's lock was taken over, not obeyed
     record = read_record(directory)
-    assert record.done and record.resumed_from_epoch >= epoch
+    assert record.done and (record.resumed_from_epoch or 0) >= epoch, rerun.stderr[-3000:]
     assert states_of(path, results, cell.cell_id) == ("done", "done")
     print(f"FIGURE live state: ls said running (epoch {epoch}/{epochs}) then interrupted after kill -9; the rerun "
           f"resumed from epoch {record.resumed_from_epoch} and finished")
