@@ -420,6 +420,21 @@ def test_the_as_ran_grid_and_its_variant_sit_beside_the_same_published_figure(tm
     assert any("differs from thesis_table_5_1: Caltech-101: all 101 classes" in n for n in table.notes)
 
 
+def test_the_shipped_table_5_1_report_shows_the_corrected_grid_beside_it_and_what_differs(tmp_path):
+    from analysis.report import paired_grid
+
+    as_ran, corrected = load_grid("thesis_table_5_1"), load_grid("thesis_table_5_1_corrected")
+    assert paired_grid(as_ran).name == "thesis_table_5_1_corrected" and paired_grid(corrected).name == as_ran.name
+    assert corrected.compare_with == "thesis_table_5_1" and len(corrected.differs) == 3
+    assert [d.split(":")[0] for d in corrected.differs] == ["MobileNet", "Caltech-101", "from-scratch baseline"]
+    results = tmp_path / "results"
+    assert main(["report", "thesis_table_5_1", "--results", str(results)]) == 0
+    md = (results / "thesis_table_5_1" / "report" / "report.md").read_text()
+    assert "thesis_table_5_1 beside thesis_table_5_1_corrected" in md
+    assert all(d in md for d in corrected.differs)
+    assert "rows with a result: thesis_table_5_1 0, thesis_table_5_1_corrected 0" in md
+
+
 @pytest.mark.parametrize("extra, needle", [
     ("compare_with: no_such_grid\ndiffers: [x]\n", "compare_with: unknown shipped grid 'no_such_grid'"),
     ("compare_with: thesis_table_5_1\n", "compare_with: 'thesis_table_5_1' needs `differs:`"),
