@@ -18,7 +18,8 @@ DATASETS = {
     "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "stl10": "STL-10", "gtsrb": "GTSRB",
     "eurosat": "EuroSAT", "dtd": "DTD", "flowers102": "Flowers-102", "food101": "Food-101",
     "oxford_pets": "Oxford Pets", "stanford_cars": "Stanford Cars", "sun397": "SUN397", "ucf101": "UCF-101",
-    "caltech101": "Caltech-101", "caltech256": "Caltech-256", "caltech256_reduced": "Caltech-256 (reduced)",
+    "caltech101": "Caltech-101", "caltech101_thesis": "Caltech-101 (97 classes)", "caltech256": "Caltech-256",
+    "caltech256_reduced": "Caltech-256 (reduced)",
     "imagenet": "ImageNet", "isic": "ISIC 2018", "fmow": "FMoW",
 }
 BACKBONES = {"smallcnn": "small CNN", "test_tinycnn": "tiny CNN"}

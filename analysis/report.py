@@ -32,9 +32,11 @@ from analysis.measures import CARBON_INTENSITY_ENV, DEFAULT_CARBON_INTENSITY
 from analysis.methods import joint_table, label_map_table
 from analysis.render import Table, to_csv, to_html, to_markdown
 from analysis.results import CellResult, Store, group_setups, load_results
-from analysis.thesis import TITLES, compare, thesis_tables
+from analysis.thesis import TITLES, Compared, compare, side_by_side, thesis_tables
 from bench.files import write_text
-from bench.grid import Cell, Grid
+from bench.grid import Cell, Grid, load_grid
+from bench.grid.load import read_grid_yaml
+from bench.grid.shipped import GRIDS_DIR, shipped_names
 from bench.reference import ORIGINAL_MODELS
 
 FORMATS = ("md", "html", "csv", "parquet")  # csv: each table, and cells.csv; parquet: cells.parquet
@@ -154,6 +156,9 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
             section.notes.append(f"the thesis reports no figures for {grid.reference} beyond its original models "
                                  f"(bench/reference/{grid.reference}.md)")
         report.sections.append(section)
+        pair = paired_grid(grid)
+        if pair is not None:
+            report.sections.append(side_by_side_section(grid, compared, pair, results_root, store))
 
     for task, task_setups in by_task(setups).items():
         section = Section(f"New task: {task}")
@@ -181,6 +186,30 @@ def build(grid: Grid, cells: list[Cell], results_root: Path, store: Optional[Sto
         report.sections.append(Section("Original models", [originals]))
     report.sections.append(Section("Definitions", notes=definitions(report)))
     return report
+
+
+def paired_grid(grid: Grid) -> Optional[Grid]:
+    """The grid shown beside this one: the one it names in `compare_with`, or a shipped grid naming this one."""
+    if grid.compare_with is not None:
+        return load_grid(grid.compare_with)
+    for name in shipped_names():  # a few small YAML files: read, not expanded, until one names this grid
+        raw = read_grid_yaml(GRIDS_DIR / f"{name}.yaml")
+        if name != grid.name and isinstance(raw, dict) and raw.get("compare_with") == grid.name:
+            return load_grid(name)
+    return None
+
+
+def side_by_side_section(grid: Grid, compared: list[Compared], pair: Grid, results_root: Path,
+                         store: Optional[Store]) -> Section:
+    """The as-ran grid and its variant beside the published figures (either may be the grid asked for)."""
+    pair_compared = compare(pair, group_setups(load_results(pair, pair.cells, results_root, store)))
+    as_ran, variant = ((pair, grid) if grid.compare_with else (grid, pair))
+    rows, variant_rows = ((pair_compared, compared) if grid.compare_with else (compared, pair_compared))
+    done = {g.name: sum(c.test_acc is not None for c in r) for g, r in ((as_ran, rows), (variant, variant_rows))}
+    section = Section(f"{as_ran.name} beside {variant.name}", [side_by_side(as_ran.name, rows, variant, variant_rows)])
+    section.notes.append("rows with a result: " + ", ".join(f"{n} {k}" for n, k in done.items())
+                         + f" (results read from {results_root}/<grid>/)")
+    return section
 
 
 def definitions(report: Report) -> list[str]:

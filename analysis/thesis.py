@@ -86,3 +86,49 @@ def thesis_tables(grid: Grid, compared: list[Compared]) -> list[Table]:
                  f"Δ = our mean test accuracy − the {them} figure"]
         out.append(Table(TITLES.get(name, name), name, columns, body, notes))
     return out
+
+
+def side_by_side(as_ran: str, compared: list[Compared], variant: Grid, variant_compared: list[Compared]
+                 ) -> Table:
+    """Each published row with the cells of two grids that reproduce it, the recipe as it ran (`as_ran`, the grid
+    `variant.compare_with` names) and the variant: the published figure, then each grid's test accuracy and Δ.
+
+    A row with more than one cell per grid (one backbone with two preprocessings) pairs them in grid order, which
+    both grids share when the variant keeps the originals' order; the `ours` columns say which cell is which.
+    """
+    first, second, left, right = as_ran, variant.name, compared, variant_compared
+
+    def by_row(rows: list[Compared]) -> dict[tuple, list[Compared]]:
+        out: dict[tuple, list[Compared]] = {}
+        for c in rows:
+            if c.row.key[0] != ORIGINAL_MODELS:  # the originals are the grids' own, not Table 5.1's
+                out.setdefault(c.row.key, []).append(c)
+        return out
+
+    a, b = by_row(left), by_row(right)
+    rows = [c.row for c in left if c.row.key[0] != ORIGINAL_MODELS]
+    rows += [c.row for c in right if c.row.key[0] != ORIGINAL_MODELS and c.row.key not in a]
+    seen: set[tuple] = set()
+    body = []
+    for row in rows:
+        if row.key in seen:
+            continue
+        seen.add(row.key)
+        ours_a, ours_b = a.get(row.key, []), b.get(row.key, [])
+        for i in range(max(len(ours_a), len(ours_b))):
+            x = ours_a[i] if i < len(ours_a) else None
+            y = ours_b[i] if i < len(ours_b) else None
+            cells = []
+            for c in (x, y):
+                cells += [(c.ours or c.status) if c else "no cell", c.test_acc if c else None,
+                          difference(mean(c.test_acc), row.test_acc) if c else None]
+            body.append([value for _, value in row.labels] + [row.test_acc] + cells)
+    labels = [label for label, _ in rows[0].labels] if rows else []
+    columns = [Column(label) for label in labels] + [Column("thesis test %", ".2f")]
+    for name in (first, second):
+        columns += [Column(f"{name}: ours"), Column(f"{name} test %", ".2f", True),
+                    Column(f"{name} Δ test", "+.2f")]
+    notes = [f"{variant.name} differs from {variant.compare_with}: " + "; ".join(variant.differs),
+             "Δ = that grid's mean test accuracy − the thesis's figure; a row without a cell in a grid says so"]
+    return Table(f"{first} beside {second}: the thesis's figures, the recipe as it ran and as corrected",
+                 f"{first}_vs_{second}", columns, body, notes)

@@ -13,7 +13,7 @@ from PIL import Image
 from bench.data import DatasetMissing, TaskData, caltech, dataset_available, dataset_info, list_datasets, load_task
 from bench.data.splits import _quota
 
-NAMES = ("caltech101", "caltech256", "caltech256_reduced")
+NAMES = ("caltech101", "caltech101_thesis", "caltech256", "caltech256_reduced")
 SPLIT = {"split_seed": 0, "val_fraction": 0.15, "test_fraction": 0.15, "max_train": None}  # the thesis's 70/15/15
 
 
@@ -81,6 +81,7 @@ def test_registered_with_their_info():
     got = {n: dataset_info(n) for n in NAMES}
     assert {n: (i.name, i.num_classes, i.channels, i.size) for n, i in got.items()} == {
         "caltech101": ("caltech101", 101, 3, 224),
+        "caltech101_thesis": ("caltech101_thesis", 97, 3, 224),
         "caltech256": ("caltech256", 257, 3, 224),
         "caltech256_reduced": ("caltech256_reduced", 257, 3, 224),
     }
@@ -94,7 +95,7 @@ def test_missing_root_says_where_and_how(name, tmp_path):
     assert not dataset_available(name, empty)
     with pytest.raises(DatasetMissing) as caught:
         load_task(name, data_root=empty, **SPLIT)
-    msg, files = str(caught.value), "caltech101" if name == "caltech101" else "caltech256"
+    msg, files = str(caught.value), "caltech101" if name.startswith("caltech101") else "caltech256"
     assert f"reprogbench prepare {files}" in msg and name in msg and "download=True" not in msg
     assert caught.value.looked_in == [str(empty / files / f"{files[7:]}_ObjectCategories")]
     assert not empty.exists()  # torchvision's classes create their folder: they must not have been called
@@ -128,6 +129,34 @@ def test_caltech101(trees):
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # greyscale replicated to RGB
     assert not torch.equal(images[0][0], images[0][1])
     _check_split(t, 4)
+
+
+def test_caltech101_thesis_drops_the_five_largest_categories(tmp_path):
+    # The thesis's list (FinalCode/Imagenet_Caltech101_transfer_learning.ipynb in
+    # ekloberdanz/Thesis_Adversarial_Reprogramming): 101 categories + BACKGROUND_Google minus these five = 97.
+    assert set(caltech.THESIS_EXCLUDED) | {"BACKGROUND_Google"} == {
+        "BACKGROUND_Google", "Motorbikes", "airplanes", "Faces_easy", "Faces"}
+    written = write_caltech101(tmp_path)  # Faces, Faces_easy, accordion, car_side + BACKGROUND_Google
+    for k, name in enumerate(("Motorbikes", "airplanes")):
+        for n in (1, 2):
+            write_jpeg(written.images_dir / name / f"image_{n:04d}.jpg", seed=500 + 10 * k + n)
+    folders = sorted(p.name for p in written.images_dir.iterdir())
+    kept = [c for c in folders if c not in {"BACKGROUND_Google", "Motorbikes", "airplanes", "Faces_easy", "Faces"}]
+    assert kept == ["accordion", "car_side"]
+    full = load_task("caltech101", data_root=tmp_path, **SPLIT)
+    thesis = load_task("caltech101_thesis", data_root=tmp_path, **SPLIT)
+    full_index, full_labels, full_images = _whole(full)
+    index, labels, images = _whole(thesis)
+    # The full list: Faces(3) Faces_easy(5) Motorbikes(2) accordion(4) airplanes(2) car_side(6).
+    assert torch.bincount(full_labels).tolist() == [3, 5, 2, 4, 2, 6]
+    # Kept: accordion -> 0, car_side -> 1; source_index still counts in the 101-class list.
+    assert index.tolist() == list(range(10, 14)) + list(range(16, 22))
+    assert labels.tolist() == [0] * 4 + [1] * 6
+    assert torch.equal(images, full_images[index])
+    assert thesis.info.num_classes == 97
+    assert (tmp_path / "caltech101" / "decoded_without4_224.pt").is_file()  # its own cache beside the full one
+    assert (tmp_path / "caltech101" / "decoded_224.pt").is_file()
+    _check_split(thesis, 2)
 
 
 def test_caltech256_and_the_reduction(trees):
@@ -226,7 +255,7 @@ def test_prepare_uses_torchvision_download(tmp_path, monkeypatch):
     import torchvision.datasets.caltech as tv_caltech
 
     staged, urls = tmp_path / "staged", []
-    write_caltech101(staged, counts=(3, 3))
+    write_caltech101(staged, counts=(3, 3, 3))  # Faces, Faces_easy (both not in caltech101_thesis), accordion
     write_caltech256(staged, counts=(3, 4), quirks=False)
 
     def fake_download(url, download_root, filename=None, md5=None, **kwargs):
@@ -250,4 +279,4 @@ def test_prepare_uses_torchvision_download(tmp_path, monkeypatch):
     assert caltech.CALTECH256.prepare(root) == root / "caltech256" / "256_ObjectCategories" and len(urls) == 2
     sizes = {n: sum(map(len, (t.train, t.val, t.test)))
              for n in NAMES for t in [load_task(n, data_root=root, **SPLIT)]}
-    assert sizes == {"caltech101": 6, "caltech256": 7, "caltech256_reduced": 7}
+    assert sizes == {"caltech101": 9, "caltech101_thesis": 3, "caltech256": 7, "caltech256_reduced": 7}

@@ -191,24 +191,35 @@ def thesis_figures() -> dict:
     return {r["backbone"]: r for r in csv.DictReader(line for line in lines if not line.startswith("#"))}
 
 
-def test_the_table_5_1_grid_runs_all_eight_keras_models_as_published_and_correctly(capsys):
+@pytest.mark.parametrize("name, caltech101, scratch, mobilenet_features", [
+    ("thesis_table_5_1", "caltech101_thesis", "thesis_cnn", "logits"),  # as the thesis's code ran it
+    ("thesis_table_5_1_corrected", "caltech101", "smallcnn_rgb", None),  # today's choices
+])
+def test_the_table_5_1_grids_run_all_eight_keras_models_as_published_and_correctly(
+        capsys, name, caltech101, scratch, mobilenet_features):
     from bench.models.thesis_nets import THESIS_BACKBONES
     from launch.cli import main
 
-    grid = load_grid("thesis_table_5_1")
+    grid = load_grid(name)
     thesis = thesis_figures()
     assert not grid.not_run and not grid.skipped and len(grid.cells) == 8 * 2 * 2 + 2
     probes = [c for c in grid.cells if c.method == "linear_probe"]
     kinds = {(c.backbone, c.task, c.spec["backbone"].get("preprocessing")) for c in probes}
     assert kinds == {(f"keras:{keras}", task, p) for keras in THESIS_BACKBONES for p in (None, "thesis")
-                     for task in ("caltech101", "caltech256_reduced")}
+                     for task in (caltech101, "caltech256_reduced")}
     for c in probes:  # both kinds of cell carry the thesis's figure of their backbone
-        column = "caltech101" if c.task == "caltech101" else "caltech256r"
+        column = "caltech256r" if c.task == "caltech256_reduced" else "caltech101"
         assert reference_figure(grid.reference, c)["test_acc"] == float(thesis[c.backbone[6:]][f"{column}_test"])
-    assert main(["ls", "thesis_table_5_1"]) == 0
+        # only Keras MobileNet's layers[-2] is its logits; every other model's is the pooled features
+        want = mobilenet_features if c.backbone == "keras:MobileNet" else None
+        assert c.spec["method"].get("features") == want, c.backbone
+    scratch_cells = [c for c in grid.cells if c.method == "scratch"]
+    assert {c.backbone for c in scratch_cells} == {scratch}
+    assert {c.spec["backbone"].get("input_size") for c in scratch_cells} == {224 if scratch == "thesis_cnn" else 64}
+    assert main(["ls", name]) == 0
     out = capsys.readouterr().out
-    assert "thesis_table_5_1: 34 cells" in out and "not run" not in out
-    nasnet = [line for line in out.splitlines() if "keras:NASNetMobile" in line and "caltech101 " in line]
+    assert f"{name}: 34 cells" in out and "not run" not in out
+    nasnet = [line for line in out.splitlines() if "keras:NASNetMobile" in line and f"{caltech101} " in line]
     assert len(nasnet) == 2 and all(line.rstrip().endswith("82.73") for line in nasnet)
     assert sum("imagenet[preprocessing=thesis]/keras:NASNetMobile" in line for line in nasnet) == 1
 
@@ -228,7 +239,8 @@ def test_preprocessing_is_in_the_cell_id_only_when_given(tmp_path):
 
 
 @pytest.mark.parametrize("name, cells", [("demo", None), ("thesis_table_3_1", 14), ("thesis_experiment_2", 26),
-                                         ("thesis_table_5_1", 34), ("thesis_table_5_1_pytorch", 14)])
+                                         ("thesis_table_5_1", 34), ("thesis_table_5_1_corrected", 34),
+                                         ("thesis_table_5_1_pytorch", 14)])
 def test_every_shipped_grid_loads_and_expands(name, cells):
     from bench.grid import GRIDS_DIR
 
@@ -248,7 +260,8 @@ def test_no_shipped_grid_is_left_untested():
 
     # methods: tests/test_methods_later.py (its ImageNet cells are skipped where the weights are absent);
     # vp_resnet18, vp_clip: tests/test_vp_grids.py
-    tested = {"demo", "thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "thesis_table_5_1_pytorch",
+    tested = {"demo", "thesis_table_3_1", "thesis_experiment_2", "thesis_table_5_1", "thesis_table_5_1_corrected",
+              "thesis_table_5_1_pytorch",
               "methods", "vp_resnet18", "vp_clip"}
     assert {p.stem for p in GRIDS_DIR.glob("*.yaml")} == tested
 
@@ -314,7 +327,9 @@ def test_every_published_row_is_listed_in_the_thesis_order_and_each_cell_finds_i
     assert len(table) == 2 * 9  # nine Keras backbones (from_scratch included) on two datasets
     assert [r.name for r in table[:9]] == ["ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "NASNetMobile",
                                           "MobileNetV2", "VGG16", "VGG19", "from_scratch"]
-    assert {r.panel for r in table} == {"caltech101", "caltech256_reduced"}
+    # the panels name our dataset that is the thesis's own column: its Caltech-101 is the 97-class subset
+    assert {r.panel for r in table} == {"caltech101_thesis", "caltech256_reduced"}
+    assert {r.key[3] for r in table} == {"caltech101", "caltech256r"}  # keyed by the thesis's column
     grid = load_grid("thesis_table_5_1_pytorch")
     keys = {row_key(grid.reference, c) for c in grid.cells}
     assert len(keys) == len(grid.cells) and keys <= {r.key for r in table}  # one row per cell, all published

@@ -40,6 +40,8 @@ BAD_GRIDS = {  # id -> (grid, substrings the one-line message must contain: the 
     "val_fraction": ({**BASE, "split": {"val_fraction": 1.5}}, ["split.val_fraction", "less than 1", "1.5"]),
     "enum": ({**BASE, "methods": [{"name": "ar", "mask": "center"}]},
              ["methods[0].mask", "'centre' or 'ones'", "'center'"]),
+    "probe_features": ({**BASE, "methods": [{"name": "linear_probe", "features": "pooled"}]},
+                       ["methods[0].features", "'penultimate' or 'logits'", "'pooled'"]),
     "malformed_zip": ({**BASE, "methods": [{"name": "ar", "hparams": {"lr, epochs": [[0.1]]}}]},
                       ["methods[0].hparams.lr, epochs", "zipped", "[lr, epochs]"]),
     "empty_method_list": ({**BASE, "methods": [{"name": "ar", "lam": []}]}, ["methods[0].lam", "empty list"]),

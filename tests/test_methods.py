@@ -261,6 +261,26 @@ def test_linear_probe_reads_the_backbones_features():
         torch.testing.assert_close(model(x), expected)
 
 
+def test_linear_probe_on_logits_trains_on_the_backbones_class_scores():
+    # features: logits -- the thesis's Keras MobileNet head sat on layers[-2], the 1000 pre-softmax logits
+    backbone = original().eval()  # smallcnn: 128 pooled features, 10 original classes
+    default = build("linear_probe", backbone, info=task(num_classes=2, channels=3, size=32))
+    model = build("linear_probe", backbone, info=task(num_classes=2, channels=3, size=32), features="logits")
+    assert default.learned.in_features == backbone.feature_dim == 128
+    assert model.learned.in_features == backbone.num_classes == 10
+    x = images(2, 3, 32)
+    with torch.no_grad():
+        logits = backbone(fit(x, 1, 28))
+        torch.testing.assert_close(model.frozen(model.encode(x)), logits)
+        torch.testing.assert_close(model(x), model.learned(logits))
+    assert [p for p in model.parameters() if p.requires_grad] == list(model.learned.parameters())
+    # the default is left out of the spec, so cells made before the option keep their cell_id
+    params = METHODS.get("linear_probe").Params
+    assert params().model_dump() == {} and params(features="logits").model_dump() == {"features": "logits"}
+    with pytest.raises(ValueError, match="penultimate' or 'logits"):
+        params(features="pooled")
+
+
 # --------------------------------------------------------------------------- scratch
 
 

@@ -358,3 +358,91 @@ def test_figures_across_seeds_are_mean_sample_sd_and_count():
     assert (stat.mean, stat.n) == (pytest.approx(7 / 3), 3)
     assert stat.sd == pytest.approx(statistics.stdev([1.0, 2.0, 4.0]))
     assert summarize([5.0]).sd is None and summarize([None]) is None
+
+
+# --------------------------------------------------------------------------- a grid beside its variant
+
+AS_RAN = """
+name: t51_as_ran
+reference: thesis_table_5_1
+originals:
+  - {backbone: test_tinycnn, methods: [scratch]}
+tasks: [caltech101_thesis, caltech256_reduced]
+methods: [{name: scratch}]
+"""
+VARIANT = """
+name: t51_variant
+reference: thesis_table_5_1
+compare_with: thesis_table_5_1
+differs: ["Caltech-101: all 101 classes (the thesis dropped five)"]
+originals:
+  - {backbone: test_tinycnn, methods: [scratch]}
+tasks: [caltech101]
+methods: [{name: scratch}]
+"""
+
+
+def _done(grid, test_acc: dict) -> list:
+    """Each cell of the grid as done with the given test accuracy for its task: records, no training (built
+    unvalidated: a real done record also needs timing, throughput, parameters and environment, unread here)."""
+    from analysis.results import CellResult, group_setups
+    from bench.record import Metrics
+
+    return group_setups([CellResult(c, "done", CellRecord.model_construct(
+        cell_id=c.cell_id, grid=grid.name, status="done", metrics=Metrics(test_acc=test_acc[c.task], train_acc=90.0)),
+        "record") for c in grid.cells if c.task in test_acc])
+
+
+def test_the_as_ran_grid_and_its_variant_sit_beside_the_same_published_figure(tmp_path):
+    from analysis.thesis import compare, side_by_side
+
+    (tmp_path / "a.yaml").write_text(AS_RAN)
+    (tmp_path / "v.yaml").write_text(VARIANT)
+    as_ran, variant = load_grid(tmp_path / "a.yaml"), load_grid(tmp_path / "v.yaml")
+    assert variant.compare_with == "thesis_table_5_1" and variant.differs[0].startswith("Caltech-101: all 101")
+    # 40.0 on the thesis's 97 classes, 50.0 on all 101: both against Table 5.1's Caltech-101 figure, 38.95
+    a = compare(as_ran, _done(as_ran, {"caltech101_thesis": 40.0, "caltech256_reduced": 5.0}))
+    v = compare(variant, _done(variant, {"caltech101": 50.0}))
+    table = side_by_side(as_ran.name, a, variant, v)
+    names = [c.name for c in table.columns]
+    scratch = {(r[names.index("backbone")], r[names.index("new task")]): r for r in table.rows
+               if r[names.index("backbone")] == "from_scratch"}
+    c101 = scratch[("from_scratch", "caltech101_thesis")]
+    assert c101[names.index("thesis test %")] == 38.95
+    assert c101[names.index("t51_as_ran test %")].mean == 40.0
+    assert c101[names.index("t51_as_ran Δ test")] == pytest.approx(40.0 - 38.95)
+    assert c101[names.index("t51_variant test %")].mean == 50.0
+    assert c101[names.index("t51_variant Δ test")] == pytest.approx(50.0 - 38.95)
+    c256 = scratch[("from_scratch", "caltech256_reduced")]  # the variant has no Caltech-256 cell: said so
+    assert c256[names.index("t51_as_ran Δ test")] == pytest.approx(5.0 - 3.63)
+    assert c256[names.index("t51_variant: ours")] == "missing: no cell of this grid"
+    assert c256[names.index("t51_variant test %")] is None
+    assert any("differs from thesis_table_5_1: Caltech-101: all 101 classes" in n for n in table.notes)
+
+
+def test_the_shipped_table_5_1_report_shows_the_corrected_grid_beside_it_and_what_differs(tmp_path):
+    from analysis.report import paired_grid
+
+    as_ran, corrected = load_grid("thesis_table_5_1"), load_grid("thesis_table_5_1_corrected")
+    assert paired_grid(as_ran).name == "thesis_table_5_1_corrected" and paired_grid(corrected).name == as_ran.name
+    assert corrected.compare_with == "thesis_table_5_1" and len(corrected.differs) == 3
+    assert [d.split(":")[0] for d in corrected.differs] == ["MobileNet", "Caltech-101", "from-scratch baseline"]
+    results = tmp_path / "results"
+    assert main(["report", "thesis_table_5_1", "--results", str(results)]) == 0
+    md = (results / "thesis_table_5_1" / "report" / "report.md").read_text()
+    assert "thesis_table_5_1 beside thesis_table_5_1_corrected" in md
+    assert all(d in md for d in corrected.differs)
+    assert "rows with a result: thesis_table_5_1 0, thesis_table_5_1_corrected 0" in md
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("compare_with: no_such_grid\ndiffers: [x]\n", "compare_with: unknown shipped grid 'no_such_grid'"),
+    ("compare_with: thesis_table_5_1\n", "compare_with: 'thesis_table_5_1' needs `differs:`"),
+    ("differs: [x]\n", "differs: says what differs from another grid; name that grid in `compare_with`"),
+])
+def test_a_variant_names_a_shipped_grid_and_says_what_differs(tmp_path, capsys, extra, needle):
+    path = tmp_path / "v.yaml"
+    path.write_text(AS_RAN + extra)
+    assert main(["ls", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
-"""Caltech-101 and Caltech-256 (and the thesis's 20-per-class Caltech-256), read by torchvision's own classes.
+"""Caltech-101 and Caltech-256 (and the thesis's 97-class Caltech-101 and 20-per-class Caltech-256), read by
+torchvision's own classes.
 
 The images are JPEGs of varying size, some greyscale. They are decoded once, converted to RGB and resized to
 SIZE x SIZE (the whole image, aspect ratio not kept: PIL `Image.resize` with the bilinear filter, which
@@ -11,7 +12,8 @@ Checking the key costs one directory listing and one stat per image, no JPEG dec
 
 Sample order, labels and `source_index` follow torchvision: classes in sorted folder order (Caltech-101 without
 BACKGROUND_Google), files in sorted name order within a class; `source_index` is the position in that list of
-the whole dataset (for the reduced Caltech-256, the position in the full Caltech-256 list).
+the whole dataset (for the reduced Caltech-256, the position in the full Caltech-256 list; for the 97-class
+Caltech-101, the position in the 101-class list, while its labels are renumbered 0..96 over the classes kept).
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class CaltechSource:
     source: str  # DatasetInfo.source
     prepare_name: str  # the dataset whose `prepare` fetches these files
     per_class: int | None = None  # keep only the first n files (sorted by name) of each class
+    exclude: tuple[str, ...] = ()  # class folders left out (labels renumbered over the classes kept)
 
     @property
     def info(self) -> DatasetInfo:
@@ -71,6 +74,7 @@ class CaltechSource:
 
     def cache_path(self, root: Path) -> Path:
         subset = "" if self.per_class is None else f"first{self.per_class}_"
+        subset += f"without{len(self.exclude)}_" if self.exclude else ""
         return root / self.folder / f"decoded_{subset}{SIZE}.pt"
 
     def available(self, root: Path) -> bool:
@@ -91,9 +95,13 @@ class CaltechSource:
         positions, files, labels, sizes = [], [], [], []
         folders: dict[int, dict[str, os.DirEntry]] = {}
         counts = Counter(ds.y)
+        kept = [c for c in ds.categories if c not in self.exclude]
+        renumber = {i: kept.index(c) for i, c in enumerate(ds.categories) if c in kept}
         for i, (label, number) in enumerate(zip(ds.y, ds.index, strict=True)):
             if self.per_class is not None and number > self.per_class:
                 continue  # numbered names sort in number order: this keeps the first n sorted names
+            if label not in renumber:
+                continue
             folder = Path(ds.root) / self.images_dir / ds.categories[label]
             if label not in folders:
                 folders[label] = {e.name: e for e in os.scandir(folder)}
@@ -107,12 +115,13 @@ class CaltechSource:
                 )
             positions.append(i)
             files.append(f"{ds.categories[label]}/{name}")
-            labels.append(label)
+            labels.append(renumber[label])
             sizes.append(entry.stat().st_size)
-        return _Listing(positions, files, labels, list(ds.categories), sizes)
+        return _Listing(positions, files, labels, kept, sizes)
 
     def _key(self, listing: _Listing) -> str:
-        h = hashlib.sha256(f"format={CACHE_FORMAT} size={SIZE} per_class={self.per_class}\n".encode())
+        excluded = f" exclude={','.join(self.exclude)}" if self.exclude else ""  # old keys stay valid
+        h = hashlib.sha256(f"format={CACHE_FORMAT} size={SIZE} per_class={self.per_class}{excluded}\n".encode())
         for path, size in zip(listing.files, listing.sizes, strict=True):
             h.update(f"{path}\t{size}\n".encode())
         return h.hexdigest()
@@ -122,11 +131,12 @@ class CaltechSource:
         if not self.available(root):
             raise self._missing(root)
         ds = self.reader(str(root), download=False)  # lists the folders only; reads no image
-        if len(ds.categories) > self.num_classes:
-            raise ValueError(f"{self.name}: {len(ds.categories)} class folders in {self._dir(root)}, "
+        found = len([c for c in ds.categories if c not in self.exclude])
+        if found > self.num_classes:
+            raise ValueError(f"{self.name}: {found} class folders in {self._dir(root)}, "
                              f"expected {self.num_classes}")
-        if len(ds.categories) < self.num_classes:
-            print(f"reprogbench: warning: {self.name}: only {len(ds.categories)} of {self.num_classes} class "
+        if found < self.num_classes:
+            print(f"reprogbench: warning: {self.name}: only {found} of {self.num_classes} class "
                   f"folders in {self._dir(root)} (incomplete download?)", file=sys.stderr)
         listing = self._listing(ds)
         key, path = self._key(listing), self.cache_path(root)
@@ -212,6 +222,17 @@ CALTECH256_REDUCED = CaltechSource(
     f"RGB resized to {SIZE}x{SIZE} bilinear",
     prepare_name="caltech256", per_class=REDUCED_PER_CLASS,
 )
-SOURCES = (CALTECH101, CALTECH256, CALTECH256_REDUCED)
+# The thesis's Caltech-101 (Kloberdanz 2020, Table 5.1): "we will exclude 5 of the categories which have the most
+# images" -- `exclude = ['BACKGROUND_Google', 'Motorbikes', 'airplanes', 'Faces_easy', 'Faces']` in
+# ekloberdanz/Thesis_Adversarial_Reprogramming FinalCode/Imagenet_Caltech101_transfer_learning.ipynb, which then
+# loads "6209 images from 97 categories". torchvision already drops BACKGROUND_Google; the other four go here.
+THESIS_EXCLUDED = ("Motorbikes", "airplanes", "Faces_easy", "Faces")
+CALTECH101_THESIS = CaltechSource(
+    "caltech101_thesis", tvd.Caltech101, "caltech101", "101_ObjectCategories", 97,
+    f"torchvision Caltech101 without BACKGROUND_Google and the thesis's four largest classes "
+    f"({', '.join(THESIS_EXCLUDED)}): 97 classes, 6,209 images, RGB resized to {SIZE}x{SIZE} bilinear",
+    prepare_name="caltech101", exclude=THESIS_EXCLUDED,
+)
+SOURCES = (CALTECH101, CALTECH101_THESIS, CALTECH256, CALTECH256_REDUCED)
 for _source in SOURCES:  # decoded once to 224x224 RGB
     register_dataset(_source.info, available=_source.available, prepare=_source.prepare)(_source.load)

@@ -122,6 +122,8 @@ class Grid:
     notes: list[str] = field(default_factory=list)  # e.g. a fallback that was taken
     reference: Optional[str] = None  # the published table the cells are compared with (bench/reference)
     not_run: dict[str, str] = field(default_factory=dict)  # reference rows not run -> why
+    compare_with: Optional[str] = None  # the shipped grid this one is a variant of (the report pairs them)
+    differs: list[str] = field(default_factory=list)  # what this variant does differently, one line each
     # cells of `optional` originals whose inputs are not on this machine (also in `skipped`); `prepare` fetches them
     unprepared: list[Cell] = field(default_factory=list)
     # cells that only `optional` originals ask for: they run where their inputs are prepared (bench.grid.availability)

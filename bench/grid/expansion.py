@@ -158,7 +158,8 @@ class _Listing:
             cells = [replace(c, reference=grid.reference) for c in cells]
             skipped = [replace(c, reference=grid.reference) for c in skipped]
         return Grid(name=grid.name, path=path, cells=cells, skipped=skipped, reference=grid.reference,
-                    not_run=dict(grid.not_run), optional_ids=frozenset(self.cells.keys() - self.required),
+                    not_run=dict(grid.not_run), compare_with=grid.compare_with, differs=list(grid.differs),
+                    optional_ids=frozenset(self.cells.keys() - self.required),
                     expansion_order=dict(self.order))
 
 

@@ -80,3 +80,7 @@ class GridFile(_Strict):
     # rows of that table this grid cannot run, with why (e.g. a backbone with no PyTorch equivalent): shown by
     # `reprogbench ls` so an absent row is a stated choice, never a silent gap
     not_run: dict[str, str] = {}
+    # a variant of another shipped grid (e.g. thesis_table_5_1_corrected of thesis_table_5_1): the report shows the
+    # two side by side, row by row of the published table, with `differs` (one line per difference) under them
+    compare_with: Optional[str] = None
+    differs: list[str] = []

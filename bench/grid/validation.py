@@ -49,3 +49,11 @@ def _check_references(grid: GridFile) -> None:
         from bench.reference import list_references
 
         check_known("reference table", grid.reference, list_references(), "reference")
+    if grid.differs and grid.compare_with is None:
+        raise GridError("differs: says what differs from another grid; name that grid in `compare_with`")
+    if grid.compare_with is not None:
+        from bench.grid.shipped import shipped_names
+
+        check_known("shipped grid", grid.compare_with, shipped_names(), "compare_with")
+        if not grid.differs:  # a variant that does not say how it differs is the silent gap reports must not have
+            raise GridError(f"compare_with: {grid.compare_with!r} needs `differs:`, one line per difference")
