@@ -72,12 +72,14 @@ def test_later_work_rows_key_to_the_cells_with_the_papers_layout_and_carry_its_r
             matched.setdefault(row.name, []).append(c)
     ilm = matched["ILM-VP (CVPR 2023) resnet18 -> cifar10"]
     # ILM-VP keeps CIFAR at 32 px on the 224 px canvas: our canvas at its native size, not pad's 164 px input
-    assert [(c.backbone, method_value(c, "program"), method_value(c, "input_size"), method_value(c, "label_map"))
-            for c in ilm] == [("resnet18", "canvas", None, "iterative")]
+    assert [(c.backbone, method_value(c, "program"), method_value(c, "input_size"), method_value(c, "label_map"),
+             c.spec["hparams"].get("lr_milestones")) for c in ilm] == [
+        ("resnet18", "canvas", None, "iterative", None),  # the suite's recipe
+        ("resnet18", "canvas", None, "iterative", "100/144")]  # ILM-VP's
     assert all(method_value(c, "program") == "canvas" for name, cells in matched.items() if "ILM-VP" in name
                for c in cells)
     row = reference_row("later_work", ilm[0])
     assert dict(row.recipe) == {"epochs": "200", "optimizer": "adam", "lr": "0.01",
-                                "schedule": "multistep 100 144 x0.1", "weight_decay": "0", "lam": "0"}
+                                "schedule": "multistep 100/144 x0.1", "weight_decay": "0", "lam": "0"}
     autovp = next(r for r in reference_rows("later_work") if r.name == "AutoVP (ICLR 2024) resnet18 -> cifar10")
     assert dict(autovp.recipe)["optimizer"] == "not stated" and autovp.key[6:9] == ("", "88", "learned")

@@ -21,6 +21,7 @@ from bench.train.members import Member
 from bench.train.options import TrainContext, TrainOptions
 from bench.train.results import done_record, now
 from bench.train.resume import save_epoch
+from bench.train.schedule import set_epoch_lr
 from bench.train.setup import PackRun, announce, check_packable, load_splits, set_up
 
 
@@ -65,6 +66,7 @@ def run_pack(cells: list[Cell], directories: list[Path], context: TrainContext =
 def run_epoch(run: PackRun, epoch: int, events: Observers) -> None:
     dist, train, members = run.dist, run.splits["train"], run.members
     run.timer.skip()
+    set_epoch_lr(members, epoch)
     for m in members:  # e.g. FLM / ILM fit their label mapping here (charged to training)
         m.model.start_epoch(epoch, lambda m=m: source_counts(
             m.model, train, m.model.network().num_classes, run.task.info.num_classes, dist))
