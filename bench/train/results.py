@@ -35,7 +35,7 @@ def done_record(run: PackRun, m: Member, test: Evaluated, train: Evaluated, star
     if test.part_acc:  # a joint task: each part's accuracy (val at the selected epoch)
         metrics["per_task"] = {part: {"test_acc": acc, "val_acc": best_row.get(f"val_acc.{part}")}
                                for part, acc in zip(parts, test.part_acc, strict=False)}
-    if m.counts_queries:  # every image sent through the black box: training, mapping, validation, test
+    if m.counts_queries:  # every image through the black box: training, mapping, validation, train once, test
         metrics["queries"] = clock.queries
     return CellRecord(
         cell_id=cell.cell_id, grid=cell.grid, name=cell.name, status="done",
