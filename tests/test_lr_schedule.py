@@ -3,6 +3,7 @@ MultiStepLR's, worked out from the epoch alone (so a resumed cell gets it too), 
 spec, and so the cell_id, it had before the option existed."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench.grid.schema import HParams
@@ -39,3 +40,29 @@ def test_no_milestones_is_a_constant_lr_and_leaves_the_spec_as_it_was():
     assert "lr_milestones" not in hp and "lr_gamma" not in hp  # the cell_ids of every existing cell stand
     assert {lr_at(hp, e) for e in range(10)} == {0.05}
     assert HParams(lr_milestones="5", lr_gamma=0.1).model_dump()["lr_milestones"] == "5"
+
+
+def test_the_trainer_trains_each_epoch_at_the_scheduled_lr(tmp_path):
+    from fixtures_stream import register, write_image_folder
+
+    from bench.grid import load_grid
+    from bench.train import TrainContext, run_cell
+    from bench.train.setup import set_up
+
+    register()
+    write_image_folder(tmp_path / "data", per_class=8)
+    (tmp_path / "g.yaml").write_text(
+        "name: lrsched\noriginals: [{backbone: test_tinycnn, methods: [scratch]}]\ntasks: [test_image_folder]\n"
+        "methods: [{name: scratch}]\nhparams: {epochs: 3, batch_size: 8, lr: 0.01, lr_milestones: '1/2', "
+        "lr_gamma: 0.5}\nseeds: [0]\n")
+    [cell] = load_grid(tmp_path / "g.yaml").cells
+    context = TrainContext(data_root=tmp_path / "data")
+    record = run_cell(cell, tmp_path / "cell", context)
+    assert record.done and len(record.history) == 3
+    # the last epoch's checkpoint holds the optimizer as it trained epoch 3: lr x0.5 twice
+    run = set_up([cell], [tmp_path / "cell"], context)
+    try:
+        [member] = run.members
+        assert member.optimizer.param_groups[0]["lr"] == pytest.approx(0.0025)
+    finally:
+        run.meter.close()
