@@ -8,7 +8,7 @@ from typing import Optional
 from analysis.render import Column, Table
 from analysis.results import Setup
 from analysis.stats import Stat, difference, mean, summarize
-from bench.grid import Grid
+from bench.grid import Cell, Grid
 from bench.reference import ORIGINAL_MODELS, ReferenceRow, method_value, reference_rows, row_key
 
 TITLES = {
@@ -62,12 +62,17 @@ class Compared:
     status: str
     train_acc: Optional[Stat] = None
     test_acc: Optional[Stat] = None
+    waiting: Optional[Cell] = None  # no setup yet: the cell, not prepared here, that will reproduce the row
+
+    @property
+    def cell(self) -> Optional[Cell]:
+        return self.setup.cell if self.setup is not None else self.waiting
 
     @property
     def ours(self) -> str:
-        if self.setup is None:
+        cell = self.cell
+        if cell is None:
             return ""
-        cell = self.setup.cell
         preprocessing = cell.spec["backbone"].get("preprocessing")  # e.g. the thesis's, beside the backbone's own
         return f"{cell.method_label} {cell.backbone}" + (f"[preprocessing={preprocessing}]" if preprocessing else "")
 
@@ -87,8 +92,11 @@ def compare(grid: Grid, setups: list[Setup]) -> list[Compared]:
         found = matched.get(row.key, [])
         if not found:
             why = grid.not_run.get(row.name)
-            waiting = next((c for c in grid.unprepared if row_key(grid.reference, c) == row.key), None)
-            status = (f"not run: {why}" if why else waiting.skip_reason if waiting is not None
+            waiting = [c for c in grid.unprepared if row_key(grid.reference, c) == row.key]
+            if row.recipe and waiting and not why:  # each cell that will run it, with how its recipe differs
+                out += [Compared(row, None, c.skip_reason, waiting=c) for c in waiting]
+                continue
+            status = (f"not run: {why}" if why else waiting[0].skip_reason if waiting
                       else "missing: no cell of this grid")
             out.append(Compared(row, None, status))
         for s in found:
@@ -115,8 +123,9 @@ def thesis_tables(grid: Grid, compared: list[Compared]) -> list[Table]:
         body = [[value for _, value in c.row.labels] + [
             c.ours or None, c.status, c.row.train_acc, c.train_acc, c.row.test_acc, c.test_acc,
             difference(mean(c.test_acc), c.row.test_acc),
-            " ".join(r.cell.cell_id for r in c.setup.results) if c.setup else None] + (
-            [recipe_differences(c.row, c.setup.cell) if c.setup else None] if with_recipe else []) for c in rows]
+            " ".join(r.cell.cell_id for r in c.setup.results) if c.setup
+            else c.waiting.cell_id if c.waiting else None] + (
+            [recipe_differences(c.row, c.cell) if c.cell else None] if with_recipe else []) for c in rows]
         done = sum(c.test_acc is not None for c in rows)
         notes = [f"{done} of {len(rows)} row(s) with a result; ours: mean ± sd over the seeds that finished; "
                  f"Δ = our mean test accuracy − the {them} figure"]
