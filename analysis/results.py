@@ -128,7 +128,7 @@ class Store:
             "cell_id": cell.cell_id, "grid": cell.grid, "name": cell.name, "status": "done", "spec": cell.spec,
             "metrics": {"test_acc": metrics.get("test_acc"), "test_loss": metrics.get("test_loss"),
                         "val_acc": metrics.get("best_val_acc"), "best_epoch": best,
-                        "train_acc": history[best - 1].train_acc if best else None},
+                        **train_figures(run.data.metrics, history[best - 1].train_acc if best else None)},
             "history": history,
             "timing": {k: metrics.get(k) for k in (*PHASES, "total_s")},
             "throughput": {"train_images": _int(metrics.get("train_images"))},
@@ -154,6 +154,19 @@ class Store:
             for m in points:
                 steps.setdefault(m.step, {"epoch": m.step})[key] = m.value
         return [HistoryRow.model_validate(steps[s]) for s in sorted(steps) if 1 <= s <= epochs]
+
+
+def train_figures(logged: dict, running: Optional[float]) -> dict:
+    """A rebuilt record's train accuracy: the selected weights' (final/train_acc) beside the selected epoch's running
+    mean; a store written before the trainer logged the former keeps the running mean as train_acc, as its
+    result.json did. Read by the prefixed name only: a store from before the prefixes holds the epochs' bare
+    `train_acc`, which is the running mean."""
+    from bench.track_names import final_name
+
+    selected = logged.get(final_name("train_acc"))
+    if selected is None:
+        return {"train_acc": running}
+    return {"train_acc": selected, "train_acc_running": running}
 
 
 def final_figures(metrics: dict) -> dict:

@@ -8,8 +8,8 @@ from typing import Optional
 from analysis.render import Column, Table
 from analysis.results import Setup
 from analysis.stats import Stat, difference, mean, summarize
-from bench.grid import Grid
-from bench.reference import ORIGINAL_MODELS, ReferenceRow, reference_rows, row_key
+from bench.grid import Cell, Grid
+from bench.reference import ORIGINAL_MODELS, ReferenceRow, method_value, reference_rows, row_key
 
 TITLES = {
     "thesis_table_3_1": "Thesis Table 3.1: adversarial reprogramming (Elsayed et al.), ours beside the thesis",
@@ -18,6 +18,39 @@ TITLES = {
     ORIGINAL_MODELS: "Thesis Table 3.1 footnotes 3-6: the original models, ours beside the thesis",
     "later_work": "Later work (ILM-VP, AutoVP; ImageNet ResNet-18 -> CIFAR): ours beside the published figures",
 }
+
+
+NOT_STATED = "not stated"
+SAME_RECIPE = "as published"
+
+
+def cell_recipe(cell) -> dict[str, str]:
+    """The cell's training recipe in the terms of later_work.csv's recipe columns."""
+    hp = cell.spec["hparams"]
+    marks = hp.get("lr_milestones", "")
+    schedule = f"multistep {marks} x{hp.get('lr_gamma', 0.1):g}" if marks else "constant"
+    lam = method_value(cell, "lam")
+    return {"epochs": str(hp["epochs"]), "optimizer": hp["optimizer"], "lr": f"{hp['lr']:g}", "schedule": schedule,
+            "weight_decay": f"{hp['weight_decay']:g}", "lam": f"{lam or 0:g}"}
+
+
+def _same(ours: str, theirs: str) -> bool:
+    try:  # numbers by value: the CSV's "0.01" is the spec's 1.0e-2
+        return float(ours) == float(theirs)
+    except ValueError:
+        return ours == theirs
+
+
+def recipe_differences(row: ReferenceRow, cell) -> Optional[str]:
+    """Where the cell's recipe differs from the paper's ("epochs 10 vs 200; ..."), `as published` where it does
+    not, None where the table states no recipe; what the paper does not state is listed apart, not as a match."""
+    if not row.recipe:
+        return None
+    ours = cell_recipe(cell)
+    differs = [f"{k} {ours[k]} vs {v}" for k, v in row.recipe if v != NOT_STATED and not _same(ours[k], v)]
+    unknown = [k for k, v in row.recipe if v == NOT_STATED]
+    text = "; ".join(differs) if differs else SAME_RECIPE
+    return text + (f" ({', '.join(unknown)} {NOT_STATED})" if unknown else "")
 
 
 @dataclass
@@ -29,12 +62,17 @@ class Compared:
     status: str
     train_acc: Optional[Stat] = None
     test_acc: Optional[Stat] = None
+    waiting: Optional[Cell] = None  # no setup yet: the cell, not prepared here, that will reproduce the row
+
+    @property
+    def cell(self) -> Optional[Cell]:
+        return self.setup.cell if self.setup is not None else self.waiting
 
     @property
     def ours(self) -> str:
-        if self.setup is None:
+        cell = self.cell
+        if cell is None:
             return ""
-        cell = self.setup.cell
         preprocessing = cell.spec["backbone"].get("preprocessing")  # e.g. the thesis's, beside the backbone's own
         return f"{cell.method_label} {cell.backbone}" + (f"[preprocessing={preprocessing}]" if preprocessing else "")
 
@@ -54,8 +92,11 @@ def compare(grid: Grid, setups: list[Setup]) -> list[Compared]:
         found = matched.get(row.key, [])
         if not found:
             why = grid.not_run.get(row.name)
-            waiting = next((c for c in grid.unprepared if row_key(grid.reference, c) == row.key), None)
-            status = (f"not run: {why}" if why else waiting.skip_reason if waiting is not None
+            waiting = [c for c in grid.unprepared if row_key(grid.reference, c) == row.key]
+            if row.recipe and waiting and not why:  # each cell that will run it, with how its recipe differs
+                out += [Compared(row, None, c.skip_reason, waiting=c) for c in waiting]
+                continue
+            status = (f"not run: {why}" if why else waiting[0].skip_reason if waiting
                       else "missing: no cell of this grid")
             out.append(Compared(row, None, status))
         for s in found:
@@ -73,17 +114,25 @@ def thesis_tables(grid: Grid, compared: list[Compared]) -> list[Table]:
     for name, rows in tables.items():
         labels = [label for label, _ in rows[0].row.labels]
         them = "thesis" if name.startswith("thesis") or name == ORIGINAL_MODELS else "published"
+        with_recipe = any(c.row.recipe for c in rows)  # later work states its recipe: say where ours differs
         columns = [Column(label) for label in labels] + [
             Column("ours"), Column("status"), Column(f"{them} train %", ".2f"), Column("ours train %", ".2f", True),
             Column(f"{them} test %", ".2f"), Column("ours test %", ".2f", True),
-            Column(f"Δ test (ours − {them})", "+.2f"), Column("cells")]
+            Column(f"Δ test (ours − {them})", "+.2f"), Column("cells")] + (
+            [Column("recipe (ours vs paper)")] if with_recipe else [])
         body = [[value for _, value in c.row.labels] + [
             c.ours or None, c.status, c.row.train_acc, c.train_acc, c.row.test_acc, c.test_acc,
             difference(mean(c.test_acc), c.row.test_acc),
-            " ".join(r.cell.cell_id for r in c.setup.results) if c.setup else None] for c in rows]
+            " ".join(r.cell.cell_id for r in c.setup.results) if c.setup
+            else c.waiting.cell_id if c.waiting else None] + (
+            [recipe_differences(c.row, c.cell) if c.cell else None] if with_recipe else []) for c in rows]
         done = sum(c.test_acc is not None for c in rows)
         notes = [f"{done} of {len(rows)} row(s) with a result; ours: mean ± sd over the seeds that finished; "
                  f"Δ = our mean test accuracy − the {them} figure"]
+        if with_recipe:
+            notes.append(f"recipe: where our cell's epochs, optimizer, lr, schedule, weight decay or λ differ from "
+                         f"the paper's (bench/reference/{name}.csv); '{SAME_RECIPE}' where none does; a row whose "
+                         "recipe differs is not like for like")
         out.append(Table(TITLES.get(name, name), name, columns, body, notes))
     return out
 

@@ -73,12 +73,16 @@ class PartMetrics(_Part):
 
 
 class Metrics(_Part):
-    """The selected weights' figures: test read once, validation (what selected them), train at that epoch."""
+    """The selected weights' figures: test read once, validation (what selected them), and train: those weights
+    evaluated once on the train split (eval mode), as the thesis reports train accuracy."""
 
     test_acc: Optional[float] = None  # None: the test split was not read (a sweep's trial)
     test_loss: Optional[float] = None
     val_acc: Optional[float] = None
+    # records written before train_acc_running existed hold the running mean here (their train_acc_running: None)
     train_acc: Optional[float] = None
+    # the running mean over the selected epoch's batches while the weights still moved (history's train_acc)
+    train_acc_running: Optional[float] = None
     best_epoch: Optional[int] = None
     per_task: dict[str, PartMetrics] = {}  # a joint task: each part's accuracy
     queries: Optional[int] = None  # a gradient-free method: images sent through the black box
@@ -233,6 +237,8 @@ class CellRecord(_Part):
                    "energy_j": self.energy.joules if self.energy else None}
         if self.compute:  # the CPU time and load the report's compute basis and overload flag come from
             metrics.update({k: v for k, v in self.compute.model_dump().items() if v is not None})
+        if self.metrics.train_acc_running is not None:  # the selected weights on the train split (older records'
+            metrics["train_acc"] = self.metrics.train_acc  # train_acc is the running mean: history has it)
         if self.metrics.queries is not None:  # a gradient-free method's black-box queries
             metrics["queries"] = self.metrics.queries
         for part, figures in self.metrics.per_task.items():  # a joint task's accuracy per part

@@ -185,6 +185,10 @@ def test_a_short_name_is_its_library_name_under_another_name(caches, no_network)
         assert weights_file(short).source() == weights_file(full).source()
         assert weights_file(short).name == short  # messages name what the grid says
     assert torch_hub_path("resnet18") == torch_hub_path(RESNET18)
+    # ILM-VP's and AutoVP's ResNet-50 is torchvision's second set of weights, not the first nor the V2 architecture
+    assert alias_of("resnet50_imagenet1k_v2") == "torchvision:resnet50.IMAGENET1K_V2" != alias_of("resnet50")
+    assert (weights_file("resnet50_imagenet1k_v2").source()
+            == torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url != weights_file("resnet50").source())
 
     put_in_torch_hub(torch_hub_path(RESNET18), torchvision.models.resnet18(weights=None).state_dict())
     torch.manual_seed(0)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from bench.grid import load_grid, resolve_grid_path
-from bench.reference import REFERENCE_DIR, REFERENCE_TABLES, list_references, reference_figure, reference_rows, row_key
+from bench.reference import (
+    REFERENCE_DIR,
+    REFERENCE_TABLES,
+    list_references,
+    method_value,
+    reference_figure,
+    reference_row,
+    reference_rows,
+    row_key,
+)
 
 NAMES = list_references()
 SHIPPED_GRIDS = sorted(p.stem for p in resolve_grid_path("demo").parent.glob("*.yaml"))
@@ -51,3 +60,26 @@ def test_the_cells_of_the_grids_that_name_it_find_their_rows(name, caches):
         assert found or not REFERENCE_TABLES.get(name).file, f"no cell of {grid.name} finds a row of {name}"
         for c in found:
             assert reference_figure(name, c)["test_acc"] is not None
+
+
+def test_later_work_rows_key_to_the_cells_with_the_papers_layout_and_carry_its_recipe(caches):
+
+    grid = load_grid("methods")
+    matched = {}
+    for c in [*grid.cells, *grid.unprepared]:
+        row = reference_row("later_work", c)
+        if row:
+            matched.setdefault(row.name, []).append(c)
+    ilm = matched["ILM-VP (CVPR 2023) resnet18 -> cifar10"]
+    # ILM-VP keeps CIFAR at 32 px on the 224 px canvas: our canvas at its native size, not pad's 164 px input
+    assert [(c.backbone, method_value(c, "program"), method_value(c, "input_size"), method_value(c, "label_map"),
+             c.spec["hparams"].get("lr_milestones")) for c in ilm] == [
+        ("resnet18", "canvas", None, "iterative", None),  # the suite's recipe
+        ("resnet18", "canvas", None, "iterative", "100/144")]  # ILM-VP's
+    assert all(method_value(c, "program") == "canvas" for name, cells in matched.items() if "ILM-VP" in name
+               for c in cells)
+    row = reference_row("later_work", ilm[0])
+    assert dict(row.recipe) == {"epochs": "200", "optimizer": "adam", "lr": "0.01",
+                                "schedule": "multistep 100/144 x0.1", "weight_decay": "0", "lam": "0"}
+    autovp = next(r for r in reference_rows("later_work") if r.name == "AutoVP (ICLR 2024) resnet18 -> cifar10")
+    assert dict(autovp.recipe)["optimizer"] == "not stated" and autovp.key[6:9] == ("", "88", "learned")

@@ -20,6 +20,8 @@ BAD_GRIDS = {  # id -> (grid, substrings the one-line message must contain: the 
                     ["hparams.lrr", "unknown key", "optimizer", "lr", "batch_size", "epochs"]),
     "method_key": ({**BASE, "methods": [{"name": "ar", "maks": "centre"}]},
                    ["methods[0].maks", "unknown key", "mask", "combine", "label_map", "lam", "input_size"]),
+    "lr_milestones": ({**BASE, "hparams": {"epochs": 3, "lr_milestones": "2/1"}},
+                      ["lr_milestones", "'2/1'", "increasing epochs between 1 and epochs - 1 (2)", "100/144"]),
     "method_hparams_key": ({**BASE, "methods": [{"name": "ar", "hparams": {"epoch": 3}}]},
                            ["methods[0].hparams.epoch", "unknown key", "epochs"]),
     "backbone": ({**BASE, "originals": [{"backbone": "resnet", "trained_on": "digits"}]},

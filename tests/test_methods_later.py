@@ -242,8 +242,8 @@ def test_blackbox_never_differentiates_the_backbone_and_counts_its_queries(grid,
     record = run_cell(c, tmp_path / "bb", TrainContext(dependency_dirs=grid["deps"]))
     sizes, q, epochs = record.split["sizes"], c.spec["method"]["q"], c.spec["hparams"]["epochs"]
     # per epoch q + 1 queries of every train image and one of every val image; the mapping fitted once on train;
-    # the test split once
-    expected = epochs * ((q + 1) * sizes["train"] + sizes["val"]) + sizes["train"] + sizes["test"]
+    # the selected weights once on train (the record's train accuracy); the test split once
+    expected = epochs * ((q + 1) * sizes["train"] + sizes["val"]) + 2 * sizes["train"] + sizes["test"]
     assert record.metrics.queries == expected
     program = torch.load(tmp_path / "bb" / CHECKPOINT, weights_only=True)["best"]["learned"]["program.W"]
     assert program.abs().sum() > 0  # the estimate moved the program
@@ -416,6 +416,7 @@ def test_the_methods_grid_runs_every_method_and_waits_for_imagenet_inputs(caches
     assert {(p, m) for p in ("pad", "full") for m in ("first_k", "frequency", "iterative", "learned")} <= labels
     assert any("+" in c.task for c in grid.cells)
     # without weights on this machine every ImageNet cell waits, saying what is missing
-    assert grid.unprepared and all(c.backbone in ("resnet18", "resnet50") for c in grid.unprepared)
+    assert grid.unprepared and all(c.backbone in ("resnet18", "resnet50_imagenet1k_v2") for c in grid.unprepared)
+    assert any(c.backbone == "resnet50_imagenet1k_v2" for c in grid.unprepared)  # ILM-VP's ResNet-50 weights
     assert all(c.skip_reason.startswith("not prepared: imagenet weights") for c in grid.unprepared)
     assert any(c.reference == "later_work" and c.task == "cifar10" for c in grid.unprepared)

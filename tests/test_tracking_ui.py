@@ -135,6 +135,9 @@ def test_a_cell_run_groups_its_metrics_and_carries_its_record_curve_description_
         assert run.data.metrics["compute/usable_cpus"] == record.compute.usable_cpus
         rebuilt = Store(f"sqlite:///{results / 'mlflow.db'}").record_of(run, cell)  # what report reads without files
         assert rebuilt.compute == record.compute
+        # the selected weights' train accuracy and the running mean, each under its own name
+        assert rebuilt.metrics.train_acc == pytest.approx(record.metrics.train_acc)
+        assert rebuilt.metrics.train_acc_running == pytest.approx(record.metrics.train_acc_running)
         assert run.data.metrics["time/total_s"] == pytest.approx(record.timing.total_s)
         assert run.data.metrics["energy/total_j"] == pytest.approx(record.energy.joules)
         history = client.get_metric_history(run.info.run_id, "epoch/val_acc")
@@ -193,6 +196,8 @@ def test_a_store_written_before_the_prefixes_is_read_by_report_and_counts_as_com
     assert rebuilt.metrics.test_acc == 0.91 and rebuilt.metrics.val_acc == 0.93 and rebuilt.metrics.best_epoch == 2
     assert rebuilt.timing.total_s == 2.5 and rebuilt.energy.joules == 12.0
     assert [row.val_acc for row in rebuilt.history] == [0.7, 0.93]
+    # before final/train_acc: the train figure is the selected epoch's running mean, as its result.json said
+    assert rebuilt.metrics.train_acc == 0.95 and rebuilt.metrics.train_acc_running is None
     assert missing_metrics(Tracker(uri, "old", strict=True), run.info.run_id, record) == []
     # a run lacking points is told so, each under today's name
     partial = client.create_run(run.info.experiment_id).info.run_id

@@ -1,7 +1,7 @@
 """What a grid file may say: the pydantic models of its parts, strict (unknown keys and wrong types are errors)."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import ConfigDict, Field, StrictInt, model_validator
 
@@ -24,6 +24,29 @@ class HParams(_Strict):
     epochs: StrictInt = Field(default=10, ge=1)
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)  # sgd only
+    # MultiStepLR: the lr is multiplied by lr_gamma once each of these numbers of epochs is done ("/"-separated:
+    # ILM-VP's "100/144" of 200, gamma 0.1; bench.train.schedule). A string, not a list: a list sweeps
+    lr_milestones: str = Field(default="", pattern=r"^(\d+(/\d+)*)?$")
+    lr_gamma: float = Field(default=0.1, gt=0, le=1)
+
+    # added after cell_ids were first published: in a cell's spec (and so its cell_id) only when set, so that
+    # every cell with a constant lr keeps the id its results are stored under
+    LATER: ClassVar[dict[str, Any]] = {"lr_milestones": "", "lr_gamma": 0.1}
+
+    @model_validator(mode="after")
+    def _milestones_within_epochs(self):
+        marks = self.milestones()
+        if marks != sorted(set(marks)) or (marks and not (0 < marks[0] and marks[-1] < self.epochs)):
+            raise ValueError(f"lr_milestones {self.lr_milestones!r}: give increasing epochs between 1 and "
+                             f"epochs - 1 ({self.epochs - 1}), \"/\"-separated, e.g. \"100/144\"")
+        return self
+
+    def milestones(self) -> list[int]:
+        return [int(m) for m in self.lr_milestones.split("/") if m]
+
+    def model_dump(self, **kwargs) -> dict[str, Any]:
+        dumped = super().model_dump(**kwargs)
+        return {k: v for k, v in dumped.items() if k not in self.LATER or v != self.LATER[k]}
 
 
 class SplitSpec(_Strict):

@@ -11,6 +11,9 @@ from bench.models.registry import register_backbone_alias
 SHORT_NAMES = {
     "resnet18": "torchvision:resnet18.IMAGENET1K_V1",
     "resnet50": "torchvision:resnet50.IMAGENET1K_V1",
+    # torchvision's second ResNet-50 weights (80.9 top-1, a longer recipe), which ILM-VP and AutoVP reprogram; not
+    # `resnet50v2`, the pre-activation ResNet-V2 architecture of the thesis's Keras models
+    "resnet50_imagenet1k_v2": "torchvision:resnet50.IMAGENET1K_V2",
     "mobilenet_v2": "torchvision:mobilenet_v2.IMAGENET1K_V1",
     "vgg16": "torchvision:vgg16.IMAGENET1K_V1",
     "vgg19": "torchvision:vgg19.IMAGENET1K_V1",

@@ -39,6 +39,9 @@ class ReferenceRow:
     train_acc: Optional[float]  # None: the work reports none
     test_acc: float
     labels: tuple = ()  # (column, value) pairs that identify the row in a rebuilt table
+    # (hparam, value) pairs of the recipe the paper trained with (later_work.csv's epochs, optimizer, lr, ...):
+    # the report marks a cell whose recipe differs; () where the table states none
+    recipe: tuple = ()
 
     def figure(self) -> dict:
         return {"train_acc": self.train_acc, "test_acc": self.test_acc, "source": self.table}
@@ -124,12 +127,17 @@ def thesis_name(backbone: str) -> Optional[str]:
                 None)
 
 
-def reference_figure(reference: Optional[str], cell) -> Optional[dict]:
-    """The published figure for this cell: {train_acc, test_acc, source}, or None where the table reports none."""
+def reference_row(reference: Optional[str], cell) -> Optional[ReferenceRow]:
+    """The published row this cell is compared with, or None where the table reports none."""
     key = row_key(reference, cell)
     if key is None:
         return None
-    row = next((r for r in reference_rows(reference) if r.key == key), None)
+    return next((r for r in reference_rows(reference) if r.key == key), None)
+
+
+def reference_figure(reference: Optional[str], cell) -> Optional[dict]:
+    """The published figure for this cell: {train_acc, test_acc, source}, or None where the table reports none."""
+    row = reference_row(reference, cell)
     return row.figure() if row else None
 
 

@@ -82,18 +82,22 @@ class ThesisTable51(ReferenceTable):
 
 @register_reference_table
 class LaterWork(ReferenceTable):
-    """Later work's figures (ILM-VP, AutoVP), matched by our cells of the same method, program and label mapping
-    on the same original model and task."""
+    """Later work's figures (ILM-VP, AutoVP), matched by our cells of the same method, input layout (program,
+    input size, pad width) and label mapping on the same original model and task; each row carries the paper's
+    recipe (epochs, optimiser, lr, schedule, weight decay, λ) so that the report can say where ours differs."""
 
     name = "later_work"
     file = "later_work.csv"
-    compared = ("method", "weights", "backbone", "task", "program", "label_map")  # columns a cell must match
+    # columns a cell must match; input_size / pad_width empty: the method's default (canvas: the native size)
+    compared = ("method", "weights", "backbone", "task", "program", "input_size", "pad_width", "label_map")
+    recipe = ("epochs", "optimizer", "lr", "schedule", "weight_decay", "lam")  # read where the CSV has them
 
     def rows(self) -> list[ReferenceRow]:
         return [ReferenceRow(f"{r['work']}", (self.name, *(r[c] for c in self.compared)),
                              f"{r['work']} {r['backbone']} -> {r['task']}", r["task"], None, float(r["test_acc"]),
                              (("work", r["work"]), ("backbone", r["backbone"]), ("new task", r["task"]),
-                              ("program", r["program"]), ("label map", r["label_map"])))
+                              ("program", r["program"]), ("label map", r["label_map"])),
+                             tuple((c, r[c]) for c in self.recipe if r.get(c)))
                 for r in read_table(self.name)]
 
     def cell_key(self, cell) -> Optional[tuple]:
@@ -101,9 +105,10 @@ class LaterWork(ReferenceTable):
         if weights is None:  # later work reprograms published weights only
             return None
         values = {"method": cell.method, "weights": weights, "backbone": cell.backbone, "task": cell.task,
-                  "program": method_value(cell, "program"), "label_map": method_value(cell, "label_map")}
+                  "program": method_value(cell, "program"), "label_map": method_value(cell, "label_map"),
+                  "input_size": method_value(cell, "input_size"), "pad_width": method_value(cell, "pad_width")}
         # a method without a program or a mapping (linear_probe, finetune) matches the CSV's empty column
-        return (self.name, *("" if values[c] is None else values[c] for c in self.compared))
+        return (self.name, *("" if values[c] is None else str(values[c]) for c in self.compared))
 
 
 @register_reference_table
@@ -113,3 +118,4 @@ class VisualPrompting(LaterWork):
 
     name = "visual_prompting"
     file = "visual_prompting.csv"
+    compared = ("method", "weights", "backbone", "task", "program", "label_map")  # its CSV gives no sizes

@@ -21,6 +21,7 @@ from bench.train.members import Member
 from bench.train.options import TrainContext, TrainOptions
 from bench.train.results import done_record, now
 from bench.train.resume import save_epoch
+from bench.train.schedule import set_epoch_lr
 from bench.train.setup import PackRun, announce, check_packable, load_splits, set_up
 
 
@@ -45,7 +46,7 @@ def run_pack(cells: list[Cell], directories: list[Path], context: TrainContext =
             if signum:
                 raise stop.Interrupted(signum, epoch)
             run_epoch(run, epoch, events)
-        tested = select_and_test(run, context.options)
+        evaluated = select_and_test(run, context.options)
     except BaseException as exc:
         # SystemExit: stopped on purpose (Ray Tune's scheduler ends a weak trial this way); who stopped it closes
         # the run. KeyboardInterrupt: asked twice.
@@ -56,8 +57,8 @@ def run_pack(cells: list[Cell], directories: list[Path], context: TrainContext =
     finally:
         run.meter.close()
     compute = usage.finish(run.dist.summed_over_ranks(), share=len(run.members))
-    records = [write_done(run, m, test, started_at, compute, events)
-               for m, test in zip(run.members, tested, strict=True)]
+    records = [write_done(run, m, test, train, started_at, compute, events)
+               for m, (test, train) in zip(run.members, evaluated, strict=True)]
     run.dist.wait()
     return records
 
@@ -65,6 +66,7 @@ def run_pack(cells: list[Cell], directories: list[Path], context: TrainContext =
 def run_epoch(run: PackRun, epoch: int, events: Observers) -> None:
     dist, train, members = run.dist, run.splits["train"], run.members
     run.timer.skip()
+    set_epoch_lr(members, epoch)
     for m in members:  # e.g. FLM / ILM fit their label mapping here (charged to training)
         m.model.start_epoch(epoch, lambda m=m: source_counts(
             m.model, train, m.model.network().num_classes, run.task.info.num_classes, dist))
@@ -89,11 +91,15 @@ def run_epoch(run: PackRun, epoch: int, events: Observers) -> None:
     run.timer.skip()
 
 
-def select_and_test(run: PackRun, options: TrainOptions) -> list[Evaluated]:
-    """Each member's best weights (on validation) back in place; the one and only read of the test split."""
+def select_and_test(run: PackRun, options: TrainOptions) -> list[tuple[Evaluated, Evaluated]]:
+    """Each member's best weights (on validation) back in place, evaluated once on the train split (the train
+    accuracy the thesis reports: the selected weights, not the running mean while they moved); then the one and
+    only read of the test split. -> (test, train) per member."""
     for m in run.members:
         m.learned.load_state_dict(m.best["learned"])
     run.timer.skip()
+    trained = evaluate(run.pack, run.models, run.splits["train"], run.dist)
+    run.timer.charge("eval_s")
     if options.evaluate_test:
         tested = evaluate(run.pack, run.models, run.splits["test"], run.dist)
         run.timer.charge("eval_s")
@@ -101,14 +107,14 @@ def select_and_test(run: PackRun, options: TrainOptions) -> list[Evaluated]:
         tested = [Evaluated(None, None, [None] * len(run.task.info.parts))] * len(run.members)
     for m in run.members:
         m.add_queries()
-    return tested
+    return list(zip(tested, trained, strict=True))
 
 
-def write_done(run: PackRun, m: Member, test: Evaluated, started_at: str, compute: dict,
+def write_done(run: PackRun, m: Member, test: Evaluated, train: Evaluated, started_at: str, compute: dict,
                events: Observers) -> CellRecord:
     """The member's done record; on the main process written (after the observers annotated it), and a pretrain
     cell's weights saved as the original model other cells load."""
-    record = done_record(run, m, test, started_at, compute)
+    record = done_record(run, m, test, train, started_at, compute)
     if not run.dist.main:
         return record
     if METHODS.get(m.cell.method).makes_original:

@@ -23,18 +23,19 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def done_record(run: PackRun, m: Member, test: Evaluated, started_at: str, compute: dict) -> CellRecord:
-    """Member `m`'s record once its test split was read (`test`); `compute`: the pack's CPU figures
-    (`bench.cpu_usage.CpuUsage.finish`, already this member's share)."""
+def done_record(run: PackRun, m: Member, test: Evaluated, train: Evaluated, started_at: str,
+                compute: dict) -> CellRecord:
+    """Member `m`'s record once its test split was read (`test`) and its selected weights evaluated on the train
+    split (`train`); `compute`: the pack's CPU figures (`bench.cpu_usage.CpuUsage.finish`, this member's share)."""
     cell, clock, dist, parts = m.cell, m.clock, run.dist, run.task.info.parts
     pack = [x.cell.cell_id for x in run.members]
     best_row = m.history[m.best["epoch"] - 1]
     metrics = {"test_acc": test.acc, "test_loss": test.loss, "val_acc": m.best["val_acc"],
-               "train_acc": best_row["train_acc"], "best_epoch": m.best["epoch"]}
+               "train_acc": train.acc, "train_acc_running": best_row["train_acc"], "best_epoch": m.best["epoch"]}
     if test.part_acc:  # a joint task: each part's accuracy (val at the selected epoch)
         metrics["per_task"] = {part: {"test_acc": acc, "val_acc": best_row.get(f"val_acc.{part}")}
                                for part, acc in zip(parts, test.part_acc, strict=False)}
-    if m.counts_queries:  # every image sent through the black box: training, mapping, validation, test
+    if m.counts_queries:  # every image through the black box: training, mapping, validation, train once, test
         metrics["queries"] = clock.queries
     return CellRecord(
         cell_id=cell.cell_id, grid=cell.grid, name=cell.name, status="done",
