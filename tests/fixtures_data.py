@@ -125,6 +125,7 @@ def write_cifar100(root: Path, n: int = 300, n_test: int = 100, seed: int = 0) -
 # --------------------------------------------------------------------------- Caltech: folders of JPEGs
 
 CALTECH101_NAMES = ("Faces", "Faces_easy", "accordion", "car_side")  # sorted; "Faces" a prefix of another
+THESIS_DROPPED_101 = ("Faces", "Faces_easy", "Motorbikes", "airplanes")  # + BACKGROUND_Google, never a class
 CALTECH256_NAMES = ("ak47", "american-flag", "backpack", "baseball-bat")
 
 
@@ -166,7 +167,10 @@ def write_caltech101(root: Path, counts: tuple[int, ...] = (3, 5, 4, 6), backgro
                      ) -> WrittenFolders:
     """`root/caltech101/101_ObjectCategories/<class>/image_0001.jpg...`, plus BACKGROUND_Google (not a class)."""
     images_dir = Path(root) / "caltech101" / "101_ObjectCategories"
-    classes = list(CALTECH101_NAMES[: len(counts)]) if len(counts) <= 4 else [f"c{i:03d}" for i in range(len(counts))]
+    if len(counts) <= 4:
+        classes = list(CALTECH101_NAMES[: len(counts)])
+    else:  # the four real folders caltech101_thesis drops come first (sorted, as torchvision lists them), then c000...
+        classes = list(THESIS_DROPPED_101) + [f"c{i:03d}" for i in range(len(counts) - len(THESIS_DROPPED_101))]
     files, labels = [], []
     for label, (name, count) in enumerate(zip(classes, counts, strict=True)):
         names = [f"image_{n:04d}.jpg" for n in range(1, count + 1)]

@@ -54,6 +54,7 @@ POOL_AND_TEST = {
     "squares_1to5": (2400, 600),
     # 3 JPEGs per class: 1 test, 1 val, 1 train each
     "caltech101": (202, 101), "caltech256": (514, 257), "caltech256_reduced": (514, 257),
+    "caltech101_thesis": (194, 97),  # the fixture's 101 classes less Faces, Faces_easy, Motorbikes, airplanes
     # tests/fixtures_vp.py: every class in every official split; EuroSAT 5 per class, no official split
     "svhn": (60, 20), "stl10": (30, 20), "food101": (202, 101), "flowers102": (204, 102), "dtd": (94, 47),
     "gtsrb": (86, 43), "oxford_pets": (74, 37), "eurosat": (40, 10),
