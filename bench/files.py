@@ -94,6 +94,18 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def remove_leftover_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files `atomic_write` leaves in `directory` when its writer is killed (-9, out of
+    memory) before the rename; -> those removed. Only for a folder no live process writes: a cell's folder once
+    its lock is held, or after the worker that trained it is gone."""
+    removed = []
+    for leftover in Path(directory).glob(".*.tmp"):
+        if leftover.is_file() and not leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True).encode()))
 

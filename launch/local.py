@@ -20,7 +20,7 @@ from typing import Optional
 from tqdm import tqdm
 
 from bench import stop
-from bench.files import ERROR, cell_dir, write_text, write_under
+from bench.files import ERROR, cell_dir, remove_leftover_temporaries, write_text, write_under
 from bench.grid import Cell, Grid
 from bench.record import CellRecord, cell_status, failed_record, write_record
 from bench.track import PARENT_RUN
@@ -90,6 +90,8 @@ def execute_claimed(cells: list[Cell], settings: RunSettings, log_epochs: bool =
     locks, skipped = claim(cells, [cell_dir(settings.results_root, c.grid, c.cell_id) for c in cells])
     try:
         mine = [c for c in cells if c.cell_id in locks]
+        for cell in mine:  # its lock is ours: a temporary file in its folder is a killed writer's
+            remove_leftover_temporaries(cell_dir(settings.results_root, cell.grid, cell.cell_id))
         return [Outcome(c, "skipped", message=why) for c, why in skipped] + (
             execute_pack(mine, settings, log_epochs, locks) if mine else [])
     finally:

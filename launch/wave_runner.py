@@ -10,6 +10,7 @@ from multiprocessing import get_context
 from typing import Optional
 
 from bench import stop
+from bench.files import cell_dir, remove_leftover_temporaries
 from bench.grid import Cell
 from launch.local import (
     Outcome,
@@ -69,6 +70,11 @@ class WaveRunner:
             # left running, they can fail on closed pipes at interpreter exit (a traceback after all)
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+            # every worker is gone now: a lost cell's half-written checkpoint (killed mid-save) is deleted, its
+            # last complete one stays for the rerun
+            for outcome in self.summary.lost:
+                cell = outcome.cell
+                remove_leftover_temporaries(cell_dir(self.settings.results_root, cell.grid, cell.cell_id))
 
     def outcomes(self, packs: list[list[Cell]]):
         if self.workers <= 1:

@@ -164,3 +164,20 @@ def test_kill_9_of_a_worker_loses_at_most_the_epoch_in_progress(grid, tmp_path):
     print(f"FIGURE kill -9: exit {proc.returncode}, lost {len(lost)} cell(s), checkpoints before the kill "
           f"{sorted(before.values())}, after it {sorted(at_kill.values())}, resumed from "
           f"{sorted(read_record(cell_dir(results, 'intr', c)).resumed_from_epoch for c in at_kill)}")
+
+
+def test_a_killed_writers_temporary_file_is_deleted_when_its_cell_runs_again(grid, tmp_path):
+    # what kill -9 in the middle of a checkpoint save leaves: atomic_write's temporary file, never renamed
+    path, cells = grid
+    cell = cells[0]
+    results = tmp_path / "results"
+    directory = cell_dir(results, "intr", cell.cell_id)
+    directory.mkdir(parents=True)
+    leftover = directory / f".{checkpoint.LATEST}.k1lled.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    elsewhere = cell_dir(results, "intr", cells[1].cell_id) / leftover.name  # a cell this run does not claim
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_bytes(b"not ours")
+    run = cli("run", path, "--results", results, "--no-tracking", "--filter", f"seed={cell.seed}", env=ENV)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not leftover.exists() and elsewhere.exists()
