@@ -55,8 +55,19 @@ RAY_AUTH_TOKEN=$("$py" -c "import secrets; print(secrets.token_hex(32))")
 export RAY_AUTH_TOKEN
 export REPROGBENCH_RAY_NODES=${#nodes[@]}  # the driver waits for every node before sizing its concurrency
 
+# Each node's `ray start --block` runs under a wrapper that notes its pid on that node: at the end of the job
+# stop_ray (below) sends it SIGTERM there, which `ray start --block` answers by stopping its node's Ray processes
+# and exiting; the wrapper then exits 0. Signalling srun instead makes srun kill the whole step ("forcing job
+# termination ... task 0: Killed"), so Ray never shuts down cleanly.
+export REPROGBENCH_RAY_STOP_DIR=${RAY_TMPDIR:-/tmp}/reprogbench-ray-stop-$SLURM_JOB_ID
+# shellcheck disable=SC2016  # expanded by the bash on each node
+ray_step='mkdir -p "$REPROGBENCH_RAY_STOP_DIR"; at=$REPROGBENCH_RAY_STOP_DIR/$SLURMD_NODENAME
+"$@" & echo $! > "$at.pid"; wait $!; rc=$?
+if [[ -e $at.stopping ]]; then rm -f "$at.pid" "$at.stopping"; rmdir "${at%/*}" 2>/dev/null; exit 0; fi; exit $rc'
+on_node() { srun --overlap --nodes=1 --ntasks=1 -w "$1" "${@:2}"; }
+
 echo "reprogbench: Ray head on $head ($RAY_ADDRESS), ${#nodes[@]} node(s), $cpus CPU(s) and $gpus GPU(s) each"
-srun --overlap --nodes=1 --ntasks=1 -w "$head" "${ray[@]}" start --head --node-ip-address="$head_ip" --port="$port" \
+on_node "$head" bash -c "$ray_step" ray-step "${ray[@]}" start --head --node-ip-address="$head_ip" --port="$port" \
     --include-dashboard=false "${head_ports[@]}" --temp-dir="${RAY_TMPDIR:-/tmp}/ray-$SLURM_JOB_ID" "${common[@]}" &
 head_pid=$!
 # the head is up once its port answers (`ray status` would retry for minutes against a head that died)
@@ -68,8 +79,28 @@ until timeout 2 bash -c ": </dev/tcp/$head_ip/$port" 2>/dev/null; do
     sleep 1
 done
 for node in "${nodes[@]:1}"; do
-    srun --overlap --nodes=1 --ntasks=1 -w "$node" "${ray[@]}" start --address="$RAY_ADDRESS" "${common[@]}" &
+    on_node "$node" bash -c "$ray_step" ray-step "${ray[@]}" start --address="$RAY_ADDRESS" "${common[@]}" &
 done
 
-# the sweep's exit status is the job's; the Ray processes are stopped gracefully (SIGTERM through srun) after it
-trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT
+# At exit, worker nodes first, then the head: SIGTERM to each node's `ray start --block` (found by the pid its
+# wrapper noted), then up to RAY_STOP_TIMEOUT seconds (default 60) for every Ray step to end on its own; a step
+# still running after that is ended through srun, as a job end would. The sweep's exit status stays the job's.
+stop_ray() {
+    local node
+    for node in "${nodes[@]:1}" "$head"; do
+        # shellcheck disable=SC2016  # expanded on the node
+        on_node "$node" bash -c 'at=$REPROGBENCH_RAY_STOP_DIR/$SLURMD_NODENAME; touch "$at.stopping"
+            [[ -s $at.pid ]] && kill -TERM "$(cat "$at.pid")" 2>/dev/null; true' || true
+    done
+    local deadline=$((SECONDS + ${RAY_STOP_TIMEOUT:-60}))
+    while [[ -n $(jobs -pr) ]] && ((SECONDS < deadline)); do sleep 1; done
+    if [[ -n $(jobs -pr) ]]; then
+        echo "reprogbench: Ray did not stop within ${RAY_STOP_TIMEOUT:-60}s; ending its steps" >&2
+        kill $(jobs -pr) 2>/dev/null || true
+    else
+        echo "reprogbench: Ray stopped on ${#nodes[@]} node(s)"
+    fi
+    wait || true  # a step ended by the kill above exits non-zero; the job's status is the sweep's
+    rm -rf "$REPROGBENCH_RAY_STOP_DIR"
+}
+trap stop_ray EXIT

@@ -357,6 +357,9 @@ def test_ray_inside_one_slurm_allocation_runs_the_sweep(slurm_cluster, tmp_path)
     log = Path(proc.stdout.split("log: ")[1].split()[0])
     text = log.read_text()
     assert "reprogbench: Ray head on" in text and "1 node(s)" in text
+    # Ray was stopped by its own SIGTERM before the job ended, not killed with the step by srun
+    assert "reprogbench: Ray stopped on 1 node(s)" in text, text[-3000:]
+    assert "Killed" not in text and "forcing job termination" not in text, text[-3000:]
     assert "sweep 1/1" in text and text.count("  trial ") == 3
     summary = read_json(sweep_dir(results, "sweepy", ar_cell(grid_path).cell_id) / SUMMARY)
     assert summary["status"] == "done" and summary["tuned"]["test_acc"] is not None
@@ -364,6 +367,26 @@ def test_ray_inside_one_slurm_allocation_runs_the_sweep(slurm_cluster, tmp_path)
     assert f"{summary['tuned']['test_acc']:.2f}" in row
     assert json.loads(json.dumps(summary["space"])) == {"lr": {"choice": [1e-6, 0.1]},
                                                         "lam": {"loguniform": [1e-6, 1e-2]}}
+
+
+@pytest.mark.slow
+def test_the_ray_sweep_batch_script_runs_the_sweep_and_stops_ray_before_its_job_ends(slurm_cluster, tmp_path):
+    # slurm/ray-sweep.sbatch is what a user submits by hand: the same cluster script, under `set -u`
+    grid_path = write_grid(tmp_path, epochs=2)
+    results = tmp_path / "results"
+    env = {**os.environ, "REPROGBENCH_PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    submit = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "--nodes=1", "--cpus-per-task=2", "--mem=2G", "--time=10",
+         f"--output={tmp_path}/sweep-%j.out", str(REPO / "slurm" / "ray-sweep.sbatch"), str(grid_path),
+         "--filter", "method=ar", "--samples", "2", "--scheduler", "fifo", "--results", str(results)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    (log,) = tmp_path.glob("sweep-*.out")
+    text = log.read_text()
+    assert submit.returncode == 0, submit.stderr + text[-3000:]
+    assert "sweep 1/1" in text and text.count("  trial ") == 2, text[-3000:]
+    assert "reprogbench: Ray stopped on 1 node(s)" in text and "Killed" not in text, text[-3000:]
+    summary = read_json(sweep_dir(results, "sweepy", ar_cell(grid_path).cell_id) / SUMMARY)
+    assert summary["status"] == "done"
 
 
 @pytest.mark.slow

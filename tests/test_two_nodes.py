@@ -105,6 +105,7 @@ def test_a_ray_sweep_runs_its_trials_on_both_nodes(two_nodes, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     log = Path(proc.stdout.split("log: ")[1].split()[0]).read_text()
     assert f"Ray head on node1 ({NODE_ADDRESS['node1']}:" in log and "2 node(s)" in log, log[-3000:]
+    assert "reprogbench: Ray stopped on 2 node(s)" in log and "Killed" not in log, log[-3000:]  # a drain, not a kill
     cell = next(c for c in load_grid(grid_path).cells if c.method == "ar")
     summary = read_json(sweep_dir(results, "two_node_sweep", cell.cell_id) / SUMMARY)
     assert summary["status"] == "done" and len(summary["trials"]) == 4
