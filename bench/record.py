@@ -139,7 +139,7 @@ class Parameters(_Part):
 class Memory(_Part):
     model_config = ConfigDict(extra="allow")
     process_peak_rss_mb: Optional[float] = None  # the process's high-water mark: an upper bound when cells share one
-    gpu_peak_allocated_mb: Optional[float] = None
+    gpu_peak_allocated_mb: Optional[float] = None  # torch's peak from the pack's set-up to its record: the pack's own
 
 
 class Environment(_Part):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from bench.data.types import ImageRows, ImageSet
 from bench.grid import load_grid
 from bench.train import TrainContext, TrainOptions, run_cell
 from bench.train.placement import SAFETY, choose_data_path, host_memory_free, images_bytes
-from bench.train.stream import StreamedSplit
+from bench.train.stream import StreamedSplit, _Prefetcher
 
 SIZE = 8  # decode size of the fast tests
 
@@ -164,6 +165,44 @@ def test_a_reading_error_reaches_the_loop(folder):
     streamed = StreamedSplit(_task(folder).train, torch.device("cpu"))
     with pytest.raises(IndexError):
         list(streamed.batches([[torch.tensor([0])], [torch.tensor([10_000])]]))
+
+
+def _consume_in_a_thread(streamed: StreamedSplit) -> BaseException | None:
+    """What iterating the split raised, read from a thread so that a loop waiting for ever fails the test."""
+    outcome: list[BaseException | None] = []
+
+    def consume():
+        try:
+            list(streamed.batches([[torch.tensor([0])], [torch.tensor([1])]]))
+            outcome.append(None)
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the loop is still waiting for the prefetch thread"
+    return outcome[0]
+
+
+def test_an_error_setting_up_the_prefetch_thread_reaches_the_loop(folder, monkeypatch):
+    """On an H200 `torch.cuda.set_device` raised in the thread's set-up (Accelerate's bare `cuda` has no index),
+    outside the part whose errors the loop is handed: the thread died and the cell waited for ever."""
+    streamed = StreamedSplit(_task(folder).train, torch.device("cpu"))
+
+    def refuse(device):
+        raise ValueError(f"no device {device}")
+
+    monkeypatch.setattr(torch.cuda, "set_device", refuse)
+    streamed.cuda = True  # the GPU set-up path; its first CUDA call is the refused one
+    error = _consume_in_a_thread(streamed)
+    assert isinstance(error, ValueError) and str(error) == "no device cpu"
+
+
+def test_a_prefetch_thread_gone_without_a_word_is_an_error_not_a_wait(folder, monkeypatch):
+    monkeypatch.setattr(_Prefetcher, "_run", lambda self: None)
+    error = _consume_in_a_thread(StreamedSplit(_task(folder).train, torch.device("cpu")))
+    assert isinstance(error, RuntimeError) and "prefetch thread ended" in str(error)
 
 
 GRID = """

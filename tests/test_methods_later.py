@@ -276,16 +276,21 @@ def _estimate_through_the_trainers_step(model, x, y, autocast):
     return model.program.W.grad.clone()
 
 
-def test_blackbox_estimate_is_fp32_under_bf16_autocast():
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: CUDA's bf16 autocast, the trainer's")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=GPU)])
+def test_blackbox_estimate_is_fp32_under_bf16_autocast(device):
     """Issue 18.1: under the trainer's bf16 autocast f(W + βu) rounded to f(W) (β = 0.01 moves a pixel by ~1e-3,
     bf16's spacing is ~4e-3), so the estimate was rounding noise: its cosine with the fp32 estimate on the same
-    directions was 0.38 before the queries ran in fp32 (1.0 after). CPU autocast has bf16, so this runs anywhere."""
+    directions was 0.38 before the queries ran in fp32 (1.0 after). CPU autocast has bf16, so this runs anywhere;
+    the cuda case is the trainer's own precision on a GPU (run on a lent GPU machine: BENCHMARKS.md)."""
     torch.manual_seed(0)
     backbone = create_backbone("test_tinycnn")
     bb = METHODS.get("blackbox")
-    model = bb.build(backbone, dataset_info("digits"), bb.Params(input_size=8, q=300), 0)  # the default β
-    x, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 10
-    bf16 = _estimate_through_the_trainers_step(model, x, y, lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    model = bb.build(backbone, dataset_info("digits"), bb.Params(input_size=8, q=300), 0).to(device)  # default β
+    x, y = torch.rand(16, 1, 8, 8).to(device), (torch.arange(16) % 10).to(device)
+    bf16 = _estimate_through_the_trainers_step(model, x, y, lambda: torch.autocast(device, dtype=torch.bfloat16))
     fp32 = _estimate_through_the_trainers_step(model, x, y, contextlib.nullcontext)
     cosine = torch.nn.functional.cosine_similarity
     assert cosine(bf16.flatten(), fp32.flatten(), dim=0) > 0.99

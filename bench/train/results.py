@@ -68,7 +68,7 @@ def peak_memory(dist: Distributed) -> dict:
     # ru_maxrss is the process's high-water mark (KiB on Linux): an upper bound when cells share a process
     memory = {"process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if dist.device.type == "cuda":
-        memory["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        memory["gpu_peak_allocated_mb"] = torch.cuda.max_memory_allocated(dist.device) / 2**20  # since set_up
     return memory
 
 

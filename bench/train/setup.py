@@ -64,6 +64,8 @@ def check_packable(cells: list[Cell]) -> None:
 def set_up(cells: list[Cell], directories: list[Path], context: TrainContext) -> PackRun:
     """Everything before the first epoch but the data's fast paths; each member resumed from its checkpoint."""
     dist = Distributed()
+    if dist.cuda:  # the record's GPU peak is this pack's, not the highest of every cell this process ran before
+        torch.cuda.reset_peak_memory_stats(dist.device)
     split, hp = cells[0].spec["split"], cells[0].spec["hparams"]
     task = load_task(cells[0].task, data_root=context.data_root, split_seed=split["seed"],
                      val_fraction=split["val_fraction"], test_fraction=split["test_fraction"],

@@ -25,7 +25,7 @@ class StreamedSplit:
     features = False
 
     def __init__(self, images: ImageSet, device: torch.device):
-        self.images, self.device = images, torch.device(device)
+        self.images, self.device = images, _with_index(torch.device(device))
         self.host_labels = images.labels
         self.labels = images.labels.to(self.device)
         self.cuda = self.device.type == "cuda"
@@ -86,9 +86,9 @@ class _Prefetcher:
         self.thread.start()
 
     def _run(self) -> None:
-        if self.split.cuda:  # this thread's current device is the split's (a DDP rank's own GPU), not cuda:0
-            torch.cuda.set_device(self.split.device)
-        try:
+        try:  # everything, set-up too: an error the loop is not handed would leave it waiting for ever
+            if self.split.cuda:  # this thread's current device is the split's (a DDP rank's own GPU), not cuda:0
+                torch.cuda.set_device(self.split.device)
             stream = torch.cuda.Stream(self.split.device) if self.split.cuda else None
             buffers: list[torch.Tensor] = []  # pinned, one per batch of a step; reused once its copy is done
             for idxs in self.steps:
@@ -117,16 +117,33 @@ class _Prefetcher:
 
     def __iter__(self):
         while True:
-            item = self.ready.get()
+            item = self._next()
             if item is self._DONE:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
 
+    def _next(self):
+        """The next item, or an error if the thread is gone without one (never a wait for ever)."""
+        while True:
+            try:
+                return self.ready.get(timeout=1.0)
+            except queue.Empty:
+                if not self.thread.is_alive() and self.ready.empty():
+                    return RuntimeError("the prefetch thread ended without handing over its batches")
+
     def close(self) -> None:
         self.stop.set()
         self.thread.join()
+
+
+def _with_index(device: torch.device) -> torch.device:
+    """`cuda` as the GPU it means now (`torch.cuda.set_device` in the prefetch thread needs an index): Accelerate's
+    single-process device is a bare `cuda`."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def _grow(buffers: list[torch.Tensor], images: ImageSet, sizes: list[int]) -> None:
