@@ -308,9 +308,18 @@ def status_table(states: list[CellState]) -> str:
 ACTIVE = ("pending", "running", "requeued")
 
 
+def finishing_jobs(states: list[CellState]) -> set[str]:
+    """The jobs of these cells still in the queue. A job writes its cell's record before the cell's last MLflow
+    calls (its artifacts, the run FINISHED, the record marked synced) and before the job exits: until it has left
+    the queue, MLflow, `sync` and a rerun would see the cell half-ended."""
+    jobs = {s.job_id for s in states if s.job_id}
+    return jobs & queue_states().keys() if jobs else set()
+
+
 def wait(grid: Grid, cells: list[Cell], results_root: Path, poll_s: float = 5.0,
          timeout_s: Optional[float] = None) -> list[CellState]:
-    """Block until no cell is pending, running or requeued, with a progress bar of finished cells."""
+    """Block until no cell is pending, running or requeued and their jobs have left the queue, with a progress
+    bar of finished cells."""
     from tqdm import tqdm
 
     start = time.monotonic()
@@ -321,11 +330,14 @@ def wait(grid: Grid, cells: list[Cell], results_root: Path, poll_s: float = 5.0,
             finished = sum(s.kind in ("done", "failed") for s in states)
             bar.update(finished - bar.n)
             running = sum(s.kind in ("running", "requeued") for s in states)
-            if bar.postfix != f"{running} running":  # redraw on change only: logs of non-tty runs stay short
-                bar.set_postfix_str(f"{running} running")
-            if not any(s.kind in ACTIVE for s in states):
+            active = any(s.kind in ACTIVE for s in states)
+            finishing = set() if active else finishing_jobs(states)
+            postfix = f"{len(finishing)} job(s) finishing" if finishing else f"{running} running"
+            if bar.postfix != postfix:  # redraw on change only: logs of non-tty runs stay short
+                bar.set_postfix_str(postfix)
+            if not active and not finishing:
                 return states
             if timeout_s is not None and time.monotonic() - start > timeout_s:
-                raise TimeoutError(f"cells still queued or running after {timeout_s:.0f}s")
+                raise TimeoutError(f"cells or their jobs still queued or running after {timeout_s:.0f}s")
             time.sleep(poll_s)
             states = cell_states(grid, cells, results_root)

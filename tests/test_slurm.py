@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cli_helper import cli
 
-from bench.files import MLFLOW_RUN, cell_dir, read_json
+from bench.files import MLFLOW_RUN, cell_dir, read_json, write_json
 from bench.grid import load_grid
 from bench.record import read_record
 from bench.track import PARENT_RUN, RUN_KIND
@@ -155,6 +155,29 @@ tasks: [digits]
 methods: [{name: scratch}]
 hparams: {epochs: 2, batch_size: 64}
 """
+
+
+def test_wait_returns_only_once_a_finished_cells_job_has_left_the_queue(slurm_cluster, tmp_path):
+    """A job writes its cell's record before the cell's last MLflow calls (the run FINISHED, its artifacts) and
+    before it exits; `--wait` returned on the record, and a caller reading MLflow then saw the run RUNNING (CI)."""
+    grid = load_grid(write(tmp_path, "slurm_finishing", SLOW.replace("slurm_resume", "slurm_finishing")
+                           .replace("epochs: 8", "epochs: 1")))
+    (cell,) = grid.cells
+    results = tmp_path / "results"
+    assert execute_cell(cell, RunSettings(results, None, None)).status == "done"
+    # the cell's job, still in the queue after its record is written (here: a job that outlives the record)
+    job_id = subprocess.run(["sbatch", "--parsable", "--partition=local", "--time=5", f"--output={tmp_path}/job.out",
+                             "--wrap", "sleep 6"], capture_output=True, text=True, check=True).stdout.strip()
+    directory = cell_dir(results, grid.name, cell.cell_id)
+    write_json(directory / SLURM_RECORD, {"job_id": job_id, "stdout": str(tmp_path / "job.out"), "starts": ["now"]})
+    deadline = time.monotonic() + 60
+    while job_id not in queue_states():
+        assert time.monotonic() < deadline, "the job never reached the queue"
+        time.sleep(0.2)
+
+    states = wait(grid, grid.cells, results, poll_s=0.5, timeout_s=120)
+    assert [s.state for s in states] == ["done"]
+    assert job_id not in queue_states()  # returned after the job, not on its record
 
 
 def test_a_two_task_cell_runs_ddp_across_two_slurm_tasks(slurm_cluster, tmp_path):

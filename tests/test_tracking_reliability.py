@@ -209,24 +209,26 @@ def test_64_cells_from_a_local_pool_and_a_slurm_array_into_postgres_backed_mlflo
 
     sampler = threading.Thread(target=sample_connections, daemon=True)
     sampler.start()
-    for name, launcher in (("pg_pool", ["--workers", "4", "--pack", "1"]),
-                           ("pg_slurm", ["--launcher", "slurm", "--profile", "local", "--wait"])):
-        grid_path = write_grid(tmp_path, name, probe_grid(64))
-        grid = load_grid(grid_path)
-        assert len(grid.cells) == 64
-        start = time.perf_counter()
-        proc = cli("run", grid_path, "--results", results, "--tracking-uri", server.url, *launcher)
-        figures[name] = {"wall_s": round(time.perf_counter() - start, 1)}
-        no_traceback(proc)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "tracking offline" not in proc.stderr, proc.stderr[-3000:]
-        runs = server.runs(grid.name)
-        assert_each_cell_once_and_complete(server.url, runs, grid, results)
-        assert len([e for e in _experiments(server.url) if e["name"] == name]) == 1  # created once, before fan-out
-        assert all(read_record(cell_dir(results, name, c.cell_id)).tracking.synced for c in grid.cells)
-        figures[name].update(expected=64, found=len(cell_runs(runs)), lost=0, duplicated=0)
-    done.set()
-    sampler.join()
+    try:  # a failure stops the sampler too: it must not query the cluster the fixture stops
+        for name, launcher in (("pg_pool", ["--workers", "4", "--pack", "1"]),
+                               ("pg_slurm", ["--launcher", "slurm", "--profile", "local", "--wait"])):
+            grid_path = write_grid(tmp_path, name, probe_grid(64))
+            grid = load_grid(grid_path)
+            assert len(grid.cells) == 64
+            start = time.perf_counter()
+            proc = cli("run", grid_path, "--results", results, "--tracking-uri", server.url, *launcher)
+            figures[name] = {"wall_s": round(time.perf_counter() - start, 1)}
+            no_traceback(proc)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert "tracking offline" not in proc.stderr, proc.stderr[-3000:]
+            runs = server.runs(grid.name)
+            assert_each_cell_once_and_complete(server.url, runs, grid, results)
+            assert len([e for e in _experiments(server.url) if e["name"] == name]) == 1  # created once, before fan-out
+            assert all(read_record(cell_dir(results, name, c.cell_id)).tracking.synced for c in grid.cells)
+            figures[name].update(expected=64, found=len(cell_runs(runs)), lost=0, duplicated=0)
+    finally:
+        done.set()
+        sampler.join()
     # two server workers, each a pool of at most 4 + 4 connections (+ the sampler's own psql)
     assert 0 < peak[0] <= 2 * 8 + 1, peak
     figures["peak_db_connections"] = peak[0]

@@ -25,8 +25,8 @@ def add(sub) -> None:
     add_launcher(p, "run", "local: run here (default); slurm: submit job arrays with submitit and return")
     add_slurm(p, profile="a profile YAML (partition, account, qos, time, gpus_per_node, ...), or the name of one "
               "in slurm/profiles/", time="time limit per job: minutes or Slurm's D-HH:MM:SS (default 60)",
-              nodes="nodes per cell (default 1)", wait="block until every cell is done or failed, with a progress "
-              "bar, then print the status table", per_cell=True)
+              nodes="nodes per cell (default 1)", wait="block until every cell is done or failed and its job has "
+              "left the queue (its MLflow run ended), with a progress bar, then print the status table", per_cell=True)
     p.add_argument("--dry-run", action="store_true",
                    help="print the cells run would start, in waves and packs, and the epochs left to train; start "
                         "and write nothing (missing inputs are still reported, exit 2)")

@@ -12,7 +12,8 @@ HELP = ("per cell: done, failed, pending, running or requeued, with its Slurm jo
 def add(sub) -> None:
     p = grid_command(sub, "status", HELP)
     add_filter(p)
-    p.add_argument("--wait", action="store_true", help="block until no cell is queued or running")
+    p.add_argument("--wait", action="store_true",
+                   help="block until no cell is queued or running and their jobs have left the queue")
     p.set_defaults(func=main)
 
 
